@@ -1,0 +1,3 @@
+from gdchaos.cli import main
+
+raise SystemExit(main())

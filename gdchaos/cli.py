@@ -1,0 +1,47 @@
+"""The ``gdchaos`` command line.
+
+Each sub-command lives in its own module, which exposes ``register(subparsers)``; that function adds
+its parser and sets ``handler`` (a callable taking the parsed namespace and returning an exit code).
+Modules import their heavy dependencies inside the handler so that ``gdchaos --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from gdchaos import __version__
+from gdchaos.errors import GdchaosError
+
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="gdchaos",
+        description="Measure chaos (network Lyapunov exponents) in full-batch gradient-descent training.",
+    )
+    parser.add_argument("--version", action="version", version=f"gdchaos {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``gdchaos`` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args) or 0)
+    except GdchaosError as exc:
+        print(f"gdchaos: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gdchaos: interrupted", file=sys.stderr)
+        return 130
