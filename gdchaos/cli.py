@@ -14,6 +14,8 @@ from gdchaos import __version__
 from gdchaos.errors import GdchaosError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "gdchaos.cubic_cli",
+    "gdchaos.data.cli",
 )
 
 

@@ -1,0 +1,158 @@
+"""``gdchaos cubic``: bifurcation data and Lyapunov exponents of the cubic gradient map (Appendix A).
+
+Heavy imports (numpy, numba, h5py, rich) happen inside the handler so that ``gdchaos --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gdchaos.errors import GdchaosError
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+DEFAULT_ETAS = "0.01:2.0:2000"
+FORMAT_KIND = "gdchaos-cubic"
+FORMAT_VERSION = 1
+_ETAS_HINT = "use START:STOP:N (N >= 1 evenly spaced values) or a comma list such as 0.5,1.1,2"
+_SUMMARY_ROWS = 11
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``cubic`` sub-command."""
+    p = subparsers.add_parser(
+        "cubic",
+        help="bifurcation diagram and Lyapunov exponent of the 1-D cubic gradient map (paper Figs. 6-7)",
+        description=(
+            "Iterate f(w) = w[1 - eta (w^2 - 1)] (gradient descent on V(w) = (w^2 - 1)^2 / 4) from "
+            "w0 ~ N(0, w0_std^2) for each eta, drop a transient, keep the next ITERATES states "
+            "(bifurcation diagram) and average ln|f'(w_k)| = ln|1 + eta - 3 eta w_k^2| over ORBIT "
+            "states (Lyapunov exponent). Orbits leaving |w| <= 1e6 are reported as escaped."
+        ),
+    )
+    p.add_argument("--etas", default=DEFAULT_ETAS, metavar="START:STOP:N|E1,E2,...",
+                   help=f"learning rates, all > 0 (default {DEFAULT_ETAS})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial conditions (default 0)")
+    p.add_argument("--w0-std", type=float, default=0.1, help="standard deviation of w0 (default 0.1)")
+    p.add_argument("--transient", type=int, default=1000, help="steps dropped before recording (default 1000)")
+    p.add_argument("--iterates", type=int, default=200, help="states kept for the bifurcation diagram (default 200)")
+    p.add_argument("--orbit", type=int, default=10_000,
+                   help="states averaged for the Lyapunov exponent, after the transient (default 10000)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {eta, lyapunov (null when escaped), escaped}")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE.h5", help="write all results to an HDF5 file")
+    p.set_defaults(handler=run)
+
+
+def parse_etas(text: str) -> NDArray[np.float64]:
+    """``START:STOP:N`` (numpy.linspace) or ``E1,E2,...``; every eta finite and > 0."""
+    import numpy as np
+
+    parts = text.split(":")
+    if len(parts) == 3:
+        start, stop = (_parse_float(s) for s in parts[:2])
+        try:
+            n = int(parts[2])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise GdchaosError(f"--etas: N must be an integer >= 1, got {parts[2].strip()!r}; {_ETAS_HINT}")
+        etas = np.linspace(start, stop, n)
+    elif len(parts) == 1:
+        etas = np.array([_parse_float(s) for s in text.split(",")])
+    else:
+        raise GdchaosError(f"--etas: cannot parse {text!r}; {_ETAS_HINT}")
+    if not np.all(etas > 0):
+        raise GdchaosError(f"--etas: every eta must be > 0, got {text!r}; {_ETAS_HINT}")
+    return etas
+
+
+def _parse_float(text: str) -> float:
+    """A finite float, or a GdchaosError naming --etas."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise GdchaosError(f"--etas: {text.strip()!r} is not a finite number; {_ETAS_HINT}")
+    return value
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Range checks that argparse's types cannot express."""
+    for name, low in (("seed", 0), ("transient", 0), ("iterates", 1), ("orbit", 1)):
+        if getattr(args, name) < low:
+            raise GdchaosError(f"--{name}: must be an integer >= {low}, got {getattr(args, name)}")
+    if not (math.isfinite(args.w0_std) and args.w0_std >= 0):
+        raise GdchaosError(f"--w0-std: must be a finite number >= 0, got {args.w0_std}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``gdchaos cubic``."""
+    _check_options(args)
+    etas = parse_etas(args.etas)
+    from gdchaos.cubic import orbits
+
+    params = {"seed": args.seed, "w0_std": args.w0_std, "transient": args.transient,
+              "iterates": args.iterates, "orbit": args.orbit}
+    lyap, escaped, bif = orbits(etas, **params)
+    if args.output is not None:
+        _write_h5(args.output, etas, lyap, escaped, bif, params)
+    if args.json:
+        records = [{"eta": float(e), "lyapunov": None if x else float(l), "escaped": bool(x)}
+                   for e, l, x in zip(etas, lyap, escaped)]
+        print(json.dumps(records, allow_nan=False))
+    else:
+        _print_summary(etas, lyap, escaped, args.output)
+    return 0
+
+
+def _write_h5(path: Path, etas: NDArray, lyap: NDArray, escaped: NDArray, bif: NDArray, params: dict) -> None:
+    """Write the results (format ``gdchaos-cubic`` v1) through a temporary file, then rename."""
+    import h5py
+
+    from gdchaos import __version__
+    from gdchaos.cubic import ESCAPE_BOUND, LOG_FLOOR
+
+    if not path.parent.is_dir():
+        raise GdchaosError(f"-o: directory {str(path.parent)!r} does not exist")
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with h5py.File(tmp, "w") as h5:
+            h5.create_dataset("eta", data=etas)
+            h5.create_dataset("lyapunov", data=lyap)
+            h5.create_dataset("escaped", data=escaped)
+            h5.create_dataset("bifurcation", data=bif)
+            h5.attrs.update(kind=FORMAT_KIND, format_version=FORMAT_VERSION, gdchaos_version=__version__,
+                            escape_bound=ESCAPE_BOUND, log_floor=LOG_FLOOR, **params)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise GdchaosError(f"-o: cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def _print_summary(etas: NDArray, lyap: NDArray, escaped: NDArray, output: Path | None) -> None:
+    """A Rich table of evenly spaced etas and one summary line."""
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    chaotic = ~escaped & (lyap > 0)
+    rows = np.unique(np.linspace(0, etas.size - 1, min(etas.size, _SUMMARY_ROWS)).round().astype(int))
+    table = Table("eta", "lambda", "regime")
+    for i in rows:
+        regime = "escaped" if escaped[i] else "chaotic" if chaotic[i] else "regular"
+        table.add_row(f"{etas[i]:.4g}", "-" if escaped[i] else f"{lyap[i]:+.4f}", regime)
+    onset = f"onset of chaos at eta = {etas[chaotic].min():.4g}" if chaotic.any() else "no chaotic eta"
+    console = Console()
+    console.print(table)
+    console.print(f"{etas.size} etas in [{etas.min():.4g}, {etas.max():.4g}]: {chaotic.sum()} chaotic "
+                  f"(lambda > 0), {escaped.sum()} escaped; {onset}", highlight=False, soft_wrap=True)
+    if output is not None:
+        console.print(f"wrote {output}", highlight=False)

@@ -1,0 +1,79 @@
+"""Full-batch gradient descent (Eq. 1) for a batch of networks, with per-epoch observables.
+
+theta_r(t+1) = theta_r(t) - eta_r * grad L(theta_r(t)) for every network r of the batch, each with
+its own learning rate eta_r. :func:`train` yields one :class:`EpochRecord` per epoch t = 0..T, the
+observables of theta(t) *before* the update of epoch t, so record 0 describes the initial
+condition and record T the network after T updates.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from gdchaos import backend
+from gdchaos.model import DEFAULT_MEMORY_BUDGET, MLP
+
+
+@dataclass
+class EpochRecord:
+    """Observables of all networks at epoch t (parameters theta(t))."""
+
+    epoch: int
+    loss: np.ndarray  # (R,) training loss
+    train_accuracy: np.ndarray  # (R,)
+    test_accuracy: np.ndarray | None  # (len(test_networks),) when test data were given
+    distances: np.ndarray | None  # (len(pairs),) L1 distances, when pairs were given
+    theta: np.ndarray | None  # (R, P) copy of the parameters, when asked
+
+
+def gradient_step(model: MLP, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray,
+                  y: np.ndarray, *, memory_budget: int = DEFAULT_MEMORY_BUDGET):
+    """One full-batch GD step in place (Eq. 1); returns the evaluation at the old parameters."""
+    evaluation = model.evaluate(theta, x, y, memory_budget=memory_budget)
+    backend.gradient_step_(theta, evaluation.grad, _eta_vector(eta, theta.shape[0]))
+    return evaluation
+
+
+def train(model: MLP, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray, y: np.ndarray,
+          epochs: int, *, x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
+          test_networks: np.ndarray | None = None, pairs: np.ndarray | None = None,
+          keep_params: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+          ) -> Iterator[EpochRecord]:
+    """Train ``theta`` (R, P) in place for ``epochs`` GD steps, yielding records for t = 0..epochs.
+
+    ``eta`` is a scalar or one learning rate per network. ``pairs`` (n, 2) of network indices
+    selects the L1 distances d = sum_k |theta_a - theta_b| to record; ``test_networks`` the
+    networks whose test accuracy is recorded (all by default, when test data are given).
+    Non-finite values (divergence at large eta) propagate as NaN/inf and never raise.
+    """
+    eta = _eta_vector(eta, theta.shape[0])
+    if pairs is not None:
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if x_test is not None and test_networks is None:
+        test_networks = np.arange(theta.shape[0])
+    with np.errstate(all="ignore"):
+        for epoch in range(epochs + 1):
+            last = epoch == epochs
+            evaluation = model.evaluate(theta, x, y, grad=not last, memory_budget=memory_budget)
+            test = None
+            if x_test is not None:
+                test = model.accuracy(theta[test_networks], x_test, y_test,
+                                      memory_budget=memory_budget)
+            yield EpochRecord(
+                epoch=epoch,
+                loss=evaluation.loss,
+                train_accuracy=evaluation.accuracy,
+                test_accuracy=test,
+                distances=None if pairs is None else backend.l1_distances(theta, pairs),
+                theta=theta.copy() if keep_params else None,
+            )
+            if not last:
+                backend.gradient_step_(theta, evaluation.grad, eta)
+
+
+def _eta_vector(eta: np.ndarray | float, n_networks: int) -> np.ndarray:
+    """Broadcast a scalar or per-network learning rate to a float64 vector of length R."""
+    vector = np.broadcast_to(np.asarray(eta, dtype=np.float64), (n_networks,))
+    return np.ascontiguousarray(vector)
