@@ -1,7 +1,6 @@
-"""Hot kernels of the engine: matrix products, element-wise activations and reductions.
+"""CPU kernels of fully connected layers: matrix products, element-wise activations, reductions.
 
-Model code calls these functions and never Numba directly, so that another backend (CuPy) can
-replace this module. Every kernel works on a leading *network axis* of size R (reference,
+Every kernel works on a leading *network axis* of size R (reference,
 replicas, initial conditions, learning rates), so one call serves all networks.
 
 Layouts used here:

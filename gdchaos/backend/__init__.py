@@ -1,0 +1,27 @@
+"""The engine's hot kernels (NumPy + Numba on the CPU).
+
+Model code calls the functions re-exported here and never Numba directly, so that another
+backend (CuPy) can replace this package. Each sub-module holds the kernels of one family of
+layers; every kernel works on a leading network axis of size R.
+"""
+from gdchaos.backend.dense import (
+    ACTIVATIONS,
+    activation_backward,
+    activation_code,
+    batched_matmul,
+    bias_activation_,
+    bias_activation_split,
+    count_correct,
+    gradient_step_,
+    input_matmul,
+    input_matmul_transposed,
+    l1_distances,
+    num_threads,
+    softmax_cross_entropy,
+)
+
+__all__ = [
+    "ACTIVATIONS", "activation_backward", "activation_code", "batched_matmul", "bias_activation_",
+    "bias_activation_split", "count_correct", "gradient_step_", "input_matmul",
+    "input_matmul_transposed", "l1_distances", "num_threads", "softmax_cross_entropy",
+]
