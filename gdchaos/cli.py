@@ -15,13 +15,21 @@ from gdchaos.errors import GdchaosError
 
 COMMAND_MODULES: tuple[str, ...] = (
     "gdchaos.cubic_cli",
+    "gdchaos.run_cli",
     "gdchaos.data.cli",
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with errors for people: one line on stderr, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with every registered sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="gdchaos",
         description="Measure chaos (network Lyapunov exponents) in full-batch gradient-descent training.",
     )

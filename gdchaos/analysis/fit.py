@@ -1,0 +1,252 @@
+"""Local network Lyapunov exponent of one eps-ball (paper Eq. 3), with the fit window found automatically.
+
+Pipeline for one initial condition (docs/analysis.md has the reasoning and the parameters):
+
+1. D(t) = M^-1 sum_j d_j(t) and y(t) = ln D(t), over the finite, positive prefix of the record.
+2. Smoothed slope s(t) = (y(t+h) - y(t-h)) / 2h (one-sided at the ends of the record).
+3. Saturation cut: the first epoch t >= max(min_start, t_on) with s < sat_frac * max(s) for sat_hold
+   epochs, t_on being the first epoch with s above that threshold (a slow start is not a saturation).
+4. Window [a, b], min_start <= b <= cut: a piecewise-linear least-squares model of y on [0, cut + sat_hold]
+   (optional transient, exponential phase [a, b], saturated phase), segment count penalised as in BIC.
+   Every (a, b) is scored at once from cumulative sums.
+5. Estimates: ``slope`` of the line on [a, b]; ``eq3`` = Eq. 3, (1/tau) ln(D(tau) / D(0)), at the
+   saturation time tau where the exponential line meets the saturated line (in [b, b+1]), ln D(tau)
+   read off the exponential line and D(0) as measured.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, overload
+
+import numpy as np
+
+from gdchaos.analysis.params import FitParams
+from gdchaos.errors import GdchaosError
+
+_RESOLUTION = 1e-6  # ln D residuals below this are treated as exact (keeps ln(SSE) finite)
+
+
+@dataclass(frozen=True)
+class LocalFit:
+    """Fit of one eps-ball. Epochs are inclusive; -1 and NaN mean "not available".
+
+    ``lyapunov`` is ``eq3`` or ``slope`` (``method`` says which); ``slope`` and ``r2`` belong to the
+    line fitted to ln D over the exponential-phase window ``[start, end]``; ``tau`` is the saturation
+    time used by Eq. 3; ``saturation`` is the slope-criterion cut that bounds the window search (-1:
+    none within the record); ``n_valid`` is the number of leading epochs used (finite, D > 0);
+    ``diverged_at`` the first epoch with a non-finite distance (-1: none).
+    """
+
+    lyapunov: float
+    slope: float
+    eq3: float
+    r2: float
+    start: int
+    end: int
+    tau: float
+    saturation: int
+    diverged: bool
+    method: str
+    n_valid: int
+    diverged_at: int
+
+
+@dataclass(frozen=True)
+class FitDebug:
+    """Intermediate arrays of one fit: ln D, smoothed slope, threshold, and every candidate window.
+
+    ``windows`` holds flat arrays (start, end, slope, intercept, r2, score, steepest, tau) over the
+    candidates, ``chosen`` indexes the window kept; ``stop`` is the last epoch of the segmented model.
+    """
+
+    log_d: np.ndarray
+    slope_smooth: np.ndarray
+    threshold: float
+    saturation: int
+    stop: int
+    windows: dict[str, np.ndarray]
+    chosen: int
+
+    def report(self, top: int = 10) -> str:
+        """Printable: ln D and smoothed slope for epochs 0..stop, the cut, and the ``top`` windows by score."""
+        w = self.windows
+        lines = [f"epochs used: {self.log_d.size}; slope threshold {self.threshold:.4g}; "
+                 f"saturation cut {self.saturation}; model on epochs 0..{self.stop}", "  t       ln D     slope"]
+        lines += [f"{t:3d} {self.log_d[t]:10.4f} {self.slope_smooth[t]:9.4f}" for t in range(self.stop + 1)]
+        lines.append(f"{w['score'].size} candidate windows, lowest (best) scores first (* = chosen; "
+                     "~ = not the steepest segment, not eligible):")
+        best = np.argsort(w["score"], kind="stable")[:top].tolist()
+        for k in best + ([] if self.chosen in best else [self.chosen]):
+            mark = "*" if k == self.chosen else (" " if w["steepest"][k] else "~")
+            lines.append(f"{mark} [{w['start'][k]:4d}, {w['end'][k]:4d}] "
+                         f"score {w['score'][k]:10.3f}  R^2 {w['r2'][k]:.5f}  slope {w['slope'][k]:.5f}")
+        return "\n".join(lines)
+
+
+def _no_fit(params: FitParams, debug: bool, *, diverged: bool, n_valid: int,
+            diverged_at: int) -> LocalFit | tuple[LocalFit, None]:
+    nan = float("nan")
+    fit = LocalFit(lyapunov=nan, slope=nan, eq3=nan, r2=nan, start=-1, end=-1, tau=nan, saturation=-1,
+                   diverged=diverged, method=params.estimator, n_valid=n_valid, diverged_at=diverged_at)
+    return (fit, None) if debug else fit
+
+
+def _as_float_array(values: object) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise GdchaosError(f"distances must be a numeric array ({exc})") from None
+
+
+def smoothed_slope(y: np.ndarray, halfwidth: int) -> np.ndarray:
+    """s(t) = (y(min(t+h, n-1)) - y(max(t-h, 0))) / (min(t+h, n-1) - max(t-h, 0)), for y of length n >= 2."""
+    t = np.arange(y.size)
+    hi = np.minimum(t + halfwidth, y.size - 1)
+    lo = np.maximum(t - halfwidth, 0)
+    return (y[hi] - y[lo]) / (hi - lo)
+
+
+def saturation_epoch(slope: np.ndarray, params: FitParams) -> tuple[int, float]:
+    """First epoch t >= max(min_start, t_on) with slope < sat_frac * max(slope) on [t, t + sat_hold).
+
+    t_on is the first epoch where the slope exceeds the threshold. Returns (epoch, threshold); the epoch
+    is -1 when the curve never grows (max slope <= 0) or never saturates within the record.
+    """
+    peak = float(slope.max())
+    threshold = params.sat_frac * peak
+    if peak <= 0.0:
+        return -1, threshold
+    n = slope.size
+    above = slope >= threshold
+    t_on = int(np.argmax(above))
+    highs = np.concatenate(([0], np.cumsum(above)))
+    t = np.arange(n)
+    quiet = highs[np.minimum(t + params.sat_hold, n)] == highs[t]
+    quiet[: max(params.min_start, t_on)] = False
+    return (int(np.argmax(quiet)) if quiet.any() else -1), threshold
+
+
+def _cumulative(y: np.ndarray) -> list[np.ndarray]:
+    """Cumulative sums of 1, t, y, t^2, t y, y^2 with a leading 0: the sum over [a, b] is c[b+1] - c[a]."""
+    t = np.arange(y.size, dtype=np.float64)
+    return [np.concatenate(([0.0], np.cumsum(v))) for v in (np.ones_like(t), t, y, t * t, t * y, y * y)]
+
+
+def _lines(cums: list[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Least-squares line y = c + s t on each segment [lo, hi] (empty when hi < lo).
+
+    Returns (slope s, intercept c, SSE, R^2) with S_tt, S_ty, S_yy the centred sums:
+    s = S_ty / S_tt, SSE = S_yy - S_ty^2 / S_tt, R^2 = S_ty^2 / (S_tt S_yy). Segments of fewer than
+    two points get s = 0 and SSE = 0; a constant y gets R^2 = 0.
+    """
+    n, st, sy, stt, sty, syy = (c[np.maximum(hi + 1, lo)] - c[lo] for c in cums)
+    zeros = np.zeros(n.shape)
+    mean_t = np.divide(st, n, out=zeros.copy(), where=n > 0)
+    mean_y = np.divide(sy, n, out=zeros.copy(), where=n > 0)
+    ctt = np.maximum(stt - st * mean_t, 0.0)
+    cty = sty - st * mean_y
+    cyy = np.maximum(syy - sy * mean_y, 0.0)
+    slope = np.divide(cty, ctt, out=zeros.copy(), where=ctt > 0)
+    sse = np.maximum(cyy - slope * cty, 0.0)
+    den = ctt * cyy
+    r2 = np.minimum(np.divide(cty * cty, den, out=zeros.copy(), where=den > 0), 1.0)
+    return slope, mean_y - slope * mean_t, sse, r2
+
+
+def window_grid(y: np.ndarray, first_end: int, last_end: int, stop: int,
+                params: FitParams) -> dict[str, np.ndarray]:
+    """Score every exponential-phase window [a, b] (first_end <= b <= last_end, b - a + 1 >= min_len).
+
+    Model of ln D on [0, stop]: an optional transient line on [0, a-1], the exponential line on [a, b],
+    an optional saturated line on [b+1, stop]. Score (BIC): N ln(SSE / N) + segment_penalty ln N per
+    optional segment present, N = stop + 1, SSE the total squared residual (floored at N * 1e-12).
+    Returns flat arrays start, end, slope, intercept, r2 (of the window line) and score.
+    """
+    cums = _cumulative(y[: stop + 1])
+    a, b = np.meshgrid(np.arange(last_end + 1), np.arange(first_end, last_end + 1), indexing="ij")
+    keep = b - a + 1 >= params.min_len
+    a, b = a[keep], b[keep]
+    slope, intercept, sse, r2 = _lines(cums, a, b)
+    before, _, sse_before, _ = _lines(cums, np.zeros_like(a), a - 1)
+    after, after_intercept, sse_after, _ = _lines(cums, b + 1, np.full_like(b, stop))
+    n = stop + 1.0
+    optional = (a > 0).astype(np.float64) + (b < stop)
+    total = sse + sse_before + sse_after + n * _RESOLUTION**2
+    score = n * np.log(total / n) + params.segment_penalty * np.log(n) * optional
+    has_after = stop - b > 1
+    steepest = (slope >= np.where(a > 1, before, -np.inf)) & (slope >= np.where(has_after, after, -np.inf))
+    # tau: where the exponential line meets the saturated line, kept within [b, b + 1]
+    crossing = has_after & (slope > after)
+    meet = np.divide(after_intercept - intercept, slope - after, out=b.astype(np.float64), where=crossing)
+    tau = np.clip(meet, b, b + 1.0)
+    return {"start": a, "end": b, "slope": slope, "intercept": intercept, "r2": r2, "score": score,
+            "steepest": steepest, "tau": tau}
+
+
+@overload
+def fit_local_exponent(d: np.ndarray, params: FitParams | None = ..., *, debug: Literal[False] = ...) -> LocalFit: ...
+@overload
+def fit_local_exponent(d: np.ndarray, params: FitParams | None = ..., *,
+                       debug: Literal[True]) -> tuple[LocalFit, FitDebug | None]: ...
+
+
+def fit_local_exponent(d: np.ndarray, params: FitParams | None = None, *,
+                       debug: bool = False) -> LocalFit | tuple[LocalFit, FitDebug | None]:
+    """Local exponent of one eps-ball, Eq. 3: Lambda = (1/tau) ln(D(tau) / D(0)), D = M^-1 sum_j d_j.
+
+    ``d`` is either the replica distances d_j(t), shape (M, T+1), or their mean D(t), shape (T+1,).
+    A ball with any non-finite distance is ``diverged`` and gets no estimate; D is used up to its
+    first zero (replicas merged with the reference). With ``debug=True`` returns ``(fit, FitDebug)``
+    (the debug part is None when there was nothing to fit).
+    """
+    params = params or FitParams()
+    ball = _as_float_array(d)
+    if ball.ndim == 1:
+        ball = ball[None, :]
+    if ball.ndim != 2 or ball.shape[0] < 1 or ball.shape[1] < 2:
+        raise GdchaosError(f"distances must have shape (T+1,) or (M, T+1) with T >= 1 (got {np.shape(d)})")
+    if (ball < 0).any():
+        raise GdchaosError("distances must be >= 0 (they are L1 distances); got a negative value")
+    bad = ~np.isfinite(ball).all(axis=0)
+    if bad.any():
+        first = int(np.argmax(bad))
+        return _no_fit(params, debug, diverged=True, n_valid=first, diverged_at=first)
+    d_mean = ball.mean(axis=0)
+    zero = d_mean <= 0.0
+    n_valid = int(np.argmax(zero)) if zero.any() else d_mean.size
+    if n_valid < params.min_len:
+        return _no_fit(params, debug, diverged=False, n_valid=n_valid, diverged_at=-1)
+    y = np.log(d_mean[:n_valid])
+    slope_s = smoothed_slope(y, params.slope_halfwidth)
+    saturation, threshold = saturation_epoch(slope_s, params)
+    last_end = max(saturation if saturation >= 0 else n_valid - 1, params.min_len - 1)
+    first_end = min(max(params.min_start, params.min_len - 1), last_end)
+    stop = min(last_end + params.sat_hold, n_valid - 1) if saturation >= 0 else n_valid - 1
+    win = window_grid(y, first_end, last_end, stop, params)
+    # the exponential phase is the steepest segment; lowest score; exact ties: longer, then later window
+    k = int(np.lexsort((win["end"], win["end"] - win["start"], -win["score"], win["steepest"]))[-1])
+    start, end = int(win["start"][k]), int(win["end"][k])
+    slope = float(win["slope"][k])
+    tau = float(win["tau"][k])
+    eq3 = float((win["intercept"][k] + slope * tau - y[0]) / tau)
+    fit = LocalFit(lyapunov=eq3 if params.estimator == "eq3" else slope, slope=slope, eq3=eq3,
+                   r2=float(win["r2"][k]), start=start, end=end, tau=tau, saturation=saturation, diverged=False,
+                   method=params.estimator, n_valid=n_valid, diverged_at=-1)
+    if not debug:
+        return fit
+    return fit, FitDebug(log_d=y, slope_smooth=slope_s, threshold=threshold, saturation=saturation,
+                         stop=stop, windows=win, chosen=k)
+
+
+def fit_ball(distances: np.ndarray, params: FitParams | None = None) -> list[LocalFit]:
+    """Fit every initial condition of one learning rate: ``distances`` has shape (q, M, T+1)."""
+    arr = _as_float_array(distances)
+    if arr.ndim != 3:
+        raise GdchaosError(f"distances must have shape (q, M, T+1) (got {arr.shape})")
+    params = params or FitParams()
+    return [fit_local_exponent(ball, params) for ball in arr]
+
+
+def fit_table(fits: list[LocalFit]) -> dict[str, np.ndarray]:
+    """The fits as columns, one array per LocalFit field (for storage and vectorised statistics)."""
+    return {name: np.array([getattr(f, name) for f in fits]) for name in LocalFit.__dataclass_fields__}

@@ -1,0 +1,283 @@
+"""The sweep configuration: one schema, loaded from TOML and overridden by command-line flags.
+
+Every field is validated here; an invalid value raises :class:`~gdchaos.errors.GdchaosError`
+with a one-line message naming the field and the allowed values.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gdchaos.errors import GdchaosError
+
+ACTIVATIONS = ("tanh", "sigmoid", "relu")
+DTYPES = ("float64", "float32")
+MODEL_KINDS = ("mlp", "cnn")
+# smallest eps (relative to init_std) a dtype resolves: a perturbation below ~100 ulp of the
+# weights would leave most of them unchanged (PROTOCOL section 1)
+EPS_RESOLUTION_ULPS = 100
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network: an MLP (``hidden`` widths) or a CNN (``layers`` specs), activation, init, L2."""
+
+    kind: str = "mlp"
+    hidden: tuple[int, ...] = (64,)
+    activation: str = "tanh"
+    init_std: float = 1.0
+    l2: float = 0.0
+    layers: tuple[dict, ...] = ()
+
+    def validate(self) -> None:
+        """Raise GdchaosError naming the first invalid field."""
+        _choice("model.kind", self.kind, MODEL_KINDS)
+        if self.kind == "mlp":
+            if not self.hidden or any(not _is_int(h) or h < 1 for h in self.hidden):
+                raise GdchaosError(
+                    f"model.hidden: one or more layer widths, integers >= 1 (e.g. 64 or 32,32); got {list(self.hidden)}")
+        _choice("model.activation", self.activation, ACTIVATIONS)
+        _positive("model.init_std", self.init_std)
+        if not _is_number(self.l2) or not math.isfinite(self.l2) or self.l2 < 0:
+            raise GdchaosError(f"model.l2: a number >= 0; got {self.l2!r}")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Everything that defines a sweep; stored as JSON in the results file."""
+
+    dataset: str = "iris"
+    data_dir: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    etas: tuple[float, ...] = ()
+    ics: int = 50
+    replicas: int = 5
+    eps: float = 1e-8
+    perturb_biases: bool = False
+    epochs: int = 201
+    target: float = 0.9
+    tau_epochs: int = 1000
+    seed: int = 0
+    dtype: str = "float64"
+    output: str = ""
+    memory_budget_mb: int = 1024
+    ics_per_unit: int = 0
+    etas_per_unit: int = 0
+    analysis: dict = field(default_factory=dict)
+
+    def validate(self) -> SweepConfig:
+        """Check every field; return self so calls can be chained."""
+        from gdchaos import data
+
+        _choice("dataset", self.dataset, data.names())
+        self.model.validate()
+        if not self.etas:
+            raise GdchaosError("etas: give at least one learning rate (a list, START:STOP:N or log:START:STOP:N)")
+        for eta in self.etas:
+            _positive("etas", eta)
+        _int_at_least("ics", self.ics, 1)
+        _int_at_least("replicas", self.replicas, 1)
+        _positive("eps", self.eps)
+        resolution = EPS_RESOLUTION_ULPS * float(np.finfo(self.dtype if self.dtype in DTYPES else "float64").eps)
+        _choice("dtype", self.dtype, DTYPES)
+        if self.eps < resolution * self.model.init_std:
+            raise GdchaosError(
+                f"eps: {self.eps:g} is too small for {self.dtype} weights of scale {self.model.init_std:g}; "
+                f"allowed: eps >= {resolution * self.model.init_std:.1e} (use float64 or a larger eps)")
+        _int_at_least("epochs", self.epochs, 2)
+        if not _is_number(self.target) or not 0 < self.target <= 1:
+            raise GdchaosError(f"target: a test accuracy in (0, 1]; got {self.target!r}")
+        _int_at_least("tau_epochs", self.tau_epochs, self.epochs)
+        _int_at_least("seed", self.seed, 0)
+        _int_at_least("memory_budget_mb", self.memory_budget_mb, 16)
+        _int_at_least("ics_per_unit", self.ics_per_unit, 0)
+        _int_at_least("etas_per_unit", self.etas_per_unit, 0)
+        self.fit_params()
+        return self
+
+    def fit_params(self):
+        """The analysis parameters (``[analysis]`` table) as a validated FitParams."""
+        from gdchaos.analysis import FitParams
+
+        try:
+            return FitParams.from_mapping(self.analysis)
+        except GdchaosError as exc:
+            raise GdchaosError(f"analysis.{exc}") from None
+
+    # ------------------------------------------------------------ conversion
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (lists, no tuples) in field order."""
+        result = asdict(self)
+        result["model"]["hidden"] = list(self.model.hidden)
+        result["model"]["layers"] = [dict(layer) for layer in self.model.layers]
+        result["etas"] = list(self.etas)
+        return result
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys) stored in results files."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def identity(self) -> str:
+        """JSON of the fields that define the results (not where they go or how they are analysed)."""
+        values = self.to_dict()
+        for key in ("output", "data_dir", "analysis"):
+            values.pop(key)
+        return json.dumps(values, sort_keys=True)
+
+    def to_toml(self) -> str:
+        """A complete TOML document that :func:`load_toml` reads back to the same config."""
+        values = self.to_dict()
+        model, analysis = values.pop("model"), values.pop("analysis")
+        lines = [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
+        lines += ["", "[model]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in model.items()
+                  if not (key == "layers" and not value)]
+        lines += ["", "[analysis]"]
+        from gdchaos.analysis import FitParams
+
+        defaults = FitParams().to_dict()
+        defaults.update(analysis)
+        lines += [f"{key} = {_toml_value(value)}" for key, value in defaults.items()]
+        return "\n".join(lines) + "\n"
+
+
+def from_dict(values: dict[str, Any], base: SweepConfig | None = None) -> SweepConfig:
+    """Apply a (possibly partial) nested dict of values onto ``base`` (defaults when None)."""
+    base = base or SweepConfig()
+    known = {f.name for f in fields(SweepConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise GdchaosError(f"unknown config field {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    values = dict(values)
+    model_values = values.pop("model", None)
+    model = base.model
+    if model_values is not None:
+        model_known = {f.name for f in fields(ModelConfig)}
+        bad = sorted(set(model_values) - model_known)
+        if bad:
+            raise GdchaosError(f"unknown config field 'model.{bad[0]}'; known: {', '.join(sorted(model_known))}")
+        model_values = dict(model_values)
+        if "hidden" in model_values:
+            model_values["hidden"] = parse_hidden(model_values["hidden"])
+        if "layers" in model_values:
+            model_values["layers"] = tuple(dict(layer) for layer in model_values["layers"])
+        model = replace(model, **model_values)
+    if "etas" in values:
+        values["etas"] = parse_etas(values["etas"])
+    if "analysis" in values:
+        values["analysis"] = {**base.analysis, **dict(values["analysis"])}
+    return replace(base, model=model, **values)
+
+
+def load_toml(path: str | Path, base: SweepConfig | None = None) -> SweepConfig:
+    """Read a TOML config file onto ``base``; unreadable or invalid TOML is a one-line error."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise GdchaosError(f"config: cannot read {path}: {exc.strerror}") from None
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise GdchaosError(f"config: {path} is not valid TOML: {exc}") from None
+    return from_dict(values, base)
+
+
+def parse_etas(value: Any) -> tuple[float, ...]:
+    """Learning rates from a list, ``"a,b,c"``, ``"START:STOP:N"`` (linear) or ``"log:START:STOP:N"``."""
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif _is_number(value):
+        items = [value]
+    elif isinstance(value, str):
+        text = value.strip()
+        parts = text.split(":")
+        if len(parts) in (3, 4):
+            spacing = "lin"
+            if len(parts) == 4:
+                spacing = parts.pop(0).strip().lower()
+                if spacing != "log":
+                    raise GdchaosError(f"etas: unknown spacing {spacing!r}; use START:STOP:N or log:START:STOP:N")
+            try:
+                start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+            except ValueError:
+                raise GdchaosError(f"etas: cannot read {text!r}; use START:STOP:N or log:START:STOP:N") from None
+            if count < 1:
+                raise GdchaosError(f"etas: N must be >= 1 in {text!r}")
+            if spacing == "log":
+                if start <= 0 or stop <= 0:
+                    raise GdchaosError(f"etas: log spacing needs START > 0 and STOP > 0, got {text!r}")
+                items = list(np.geomspace(start, stop, count))
+            else:
+                items = list(np.linspace(start, stop, count))
+        else:
+            items = [item for item in text.split(",") if item.strip()]
+    else:
+        raise GdchaosError(f"etas: expected a list or a string, got {value!r}")
+    try:
+        etas = tuple(float(item) for item in items)
+    except (TypeError, ValueError):
+        raise GdchaosError(f"etas: every learning rate must be a number, got {value!r}") from None
+    for eta in etas:
+        _positive("etas", eta)
+    return etas
+
+
+def parse_hidden(value: Any) -> tuple[int, ...]:
+    """Hidden widths from ``64``, ``"32,32"`` or a list."""
+    if isinstance(value, str):
+        items = [item for item in value.split(",") if item.strip()]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    try:
+        widths = tuple(int(item) for item in items)
+    except (TypeError, ValueError):
+        raise GdchaosError(f"model.hidden: integers >= 1 such as 64 or 32,32; got {value!r}") from None
+    if not widths or min(widths) < 1:
+        raise GdchaosError(f"model.hidden: integers >= 1 such as 64 or 32,32; got {value!r}")
+    return widths
+
+
+# --------------------------------------------------------------------- helpers
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _choice(name: str, value: Any, allowed) -> None:
+    if value not in allowed:
+        raise GdchaosError(f"{name}: unknown {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if not _is_number(value) or not math.isfinite(value) or value <= 0:
+        raise GdchaosError(f"{name}: must be a finite number > 0; got {value!r}")
+
+
+def _int_at_least(name: str, value: Any, low: int) -> None:
+    if not _is_int(value) or value < low:
+        raise GdchaosError(f"{name}: must be an integer >= {low}; got {value!r}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml_value(item)}" for key, item in value.items()) + " }"
+    return str(value)

@@ -1,0 +1,147 @@
+"""``gdchaos run``, ``gdchaos presets`` and ``gdchaos config show``."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    """Add the run, presets and config sub-commands."""
+    run = subparsers.add_parser("run", help="run (or resume) a learning-rate sweep into an HDF5 file",
+                                description="Run an eps-ball sweep over learning rates. Rerunning the same "
+                                            "command continues the file.")
+    run.add_argument("--headless", action="store_true", help="no TUI: progress on the terminal (the only mode here)")
+    run.add_argument("--preset", help="start from a preset (see `gdchaos presets`); default iris-tanh")
+    run.add_argument("--config", help="start from a TOML file (see `gdchaos config show PRESET`)")
+    run.add_argument("--dataset")
+    run.add_argument("--data-dir")
+    run.add_argument("--hidden", help="hidden widths, e.g. 64 or 32,32")
+    run.add_argument("--activation", help="tanh, sigmoid or relu")
+    run.add_argument("--l2", type=_number("--l2"))
+    run.add_argument("--init-std", type=_number("--init-std"))
+    run.add_argument("--etas", help="LIST (1,2.5,5) | START:STOP:N | log:START:STOP:N")
+    run.add_argument("--ics", type=_integer("--ics"), help="number of initial conditions q")
+    run.add_argument("--replicas", type=_integer("--replicas"), help="replicas M per initial condition")
+    run.add_argument("--eps", type=_number("--eps"))
+    run.add_argument("--perturb-biases", action="store_true", default=None)
+    run.add_argument("--epochs", type=_integer("--epochs"), help="T: distances recorded for t = 0..T")
+    run.add_argument("--target", type=_number("--target"), help="test accuracy that defines tau")
+    run.add_argument("--tau-epochs", type=_integer("--tau-epochs"), help="epoch budget for tau (= --epochs: none past T)")
+    run.add_argument("--seed", type=_integer("--seed"))
+    run.add_argument("--dtype")
+    run.add_argument("--memory-budget-mb", type=_integer("--memory-budget-mb"))
+    run.add_argument("-o", "--output", help="results file (default: PRESET.h5 or a name from the config)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing file made with another config")
+    run.add_argument("--quiet", action="store_true", help="print only the file name and the summary")
+    run.set_defaults(handler=_run)
+
+    presets = subparsers.add_parser("presets", help="list the paper's presets with size and estimated time")
+    presets.set_defaults(handler=_presets)
+
+    config = subparsers.add_parser("config", help="configuration files")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
+    show = config_sub.add_parser("show", help="print a complete TOML config to start from")
+    show.add_argument("preset", nargs="?", default="iris-tanh")
+    show.set_defaults(handler=_config_show)
+    config.set_defaults(handler=lambda args: config.print_help() or 0)
+
+
+def _number(flag: str):
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} expects a number, got {text!r}") from None
+    return parse
+
+
+def _integer(flag: str):
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} expects an integer, got {text!r}") from None
+    return parse
+
+
+def config_from_args(args):
+    """Preset or TOML file, then command-line flags on top."""
+    from gdchaos import presets
+    from gdchaos.config import from_dict, load_toml
+
+    base = presets.get(args.preset or "iris-tanh")
+    if args.config:
+        base = load_toml(args.config, base)
+    flags = {key: getattr(args, key) for key in (
+        "dataset", "data_dir", "etas", "ics", "replicas", "eps", "perturb_biases", "epochs", "target",
+        "tau_epochs", "seed", "dtype", "memory_budget_mb", "output") if getattr(args, key) is not None}
+    model = {key: getattr(args, key) for key in ("hidden", "activation", "l2", "init_std")
+             if getattr(args, key) is not None}
+    if model:
+        flags["model"] = model
+    if args.dataset and not args.preset and not args.config and not args.output:
+        flags["output"] = ""  # the iris-tanh default name would be misleading
+    config = from_dict(flags, base)
+    if "epochs" in flags and "tau_epochs" not in flags and config.tau_epochs < config.epochs:
+        config = from_dict({"tau_epochs": config.epochs}, config)
+    return config.validate()
+
+
+def _run(args) -> int:
+    from gdchaos import runner
+    from gdchaos.progress import LogReporter, RichReporter
+    from gdchaos.table import print_summary
+
+    config = config_from_args(args)
+    if args.quiet:
+        reporter = None
+    elif sys.stdout.isatty():
+        reporter = RichReporter()
+    else:
+        reporter = LogReporter()
+    path = config.output or runner.default_output(config)
+    try:
+        outcome = runner.run(config, overwrite=args.overwrite, reporter=reporter)
+    except KeyboardInterrupt:
+        print(f"gdchaos: stopped; {path} is consistent: rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(outcome.path)
+    print_summary(outcome.path)
+    return 0
+
+
+def _presets(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from gdchaos import presets
+    from gdchaos.estimate import estimate_seconds, network_size
+
+    table = Table(title="gdchaos presets (estimated time on this machine)")
+    for column in ("preset", "figure / network", "params", "networks", "est. time"):
+        table.add_column(column)
+    for name in presets.names():
+        config = presets.get(name)
+        params = network_size(config)
+        networks = len(config.etas) * config.ics * (config.replicas + 1)
+        table.add_row(name, presets.describe(name), f"{params:,}", f"{networks:,}",
+                      _duration(estimate_seconds(config)))
+    Console().print(table)
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _config_show(args) -> int:
+    from gdchaos import presets
+
+    sys.stdout.write(presets.get(args.preset).to_toml())
+    return 0

@@ -1,0 +1,118 @@
+"""Run a whole sweep into its results file: resume, partial writes, clean stops, analysis."""
+from __future__ import annotations
+
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from gdchaos import data as datasets
+from gdchaos.config import SweepConfig
+from gdchaos.results import Unit, Writer
+from gdchaos.sweep import UnitProgress, build_model, initial_conditions, plan_units, run_unit
+
+PARTIAL_WRITE_SECONDS = 2.0  # how often a unit in flight shows its progress in the file
+
+
+class Reporter(Protocol):
+    """What the runner tells a front end (Rich progress, log lines, nothing)."""
+
+    def start(self, path: Path, units: list[Unit], pending: list[Unit], config: SweepConfig) -> None: ...
+    def progress(self, unit: Unit, event: UnitProgress) -> None: ...
+    def unit_done(self, unit: Unit) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """What a finished (or stopped) run leaves behind."""
+
+    path: Path
+    complete: bool
+    units_run: int
+
+
+def default_output(config: SweepConfig) -> str:
+    """File name used when the config names none: dataset-activation-hidden-seed.h5."""
+    hidden = "-".join(str(h) for h in config.model.hidden)
+    return f"{config.dataset}-{config.model.activation}-{hidden}-seed{config.seed}.h5"
+
+
+def prepare(config: SweepConfig):
+    """Validate the config, load and check the data, build the model and plan the units."""
+    config.validate()
+    x, y, x_test, y_test = datasets.load(config.dataset, config.data_dir)
+    n_classes = int(max(y.max(), y_test.max())) + 1
+    model = build_model(config, x.shape[1], n_classes)
+    model.check_data(x, y)
+    model.check_data(x_test, y_test)
+    units = plan_units(config, model, x.shape[0])
+    return model, (x, y, x_test, y_test), units
+
+
+def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | None = None) -> Outcome:
+    """Run (or continue) the sweep of ``config``; Ctrl-C or SIGTERM stops it with a consistent file."""
+    model, data, units = prepare(config)
+    path = Path(config.output or default_output(config))
+    fingerprint = datasets.fingerprint(*data)
+    layout = [{"name": t.name, "shape": list(t.shape), "offset": t.offset} for t in model.layout()]
+    units_run = 0
+    with _sigterm_as_interrupt(), Writer.create_or_resume(
+            path, config, units, n_params=model.n_params, layout=layout, fingerprint=fingerprint,
+            overwrite=overwrite) as writer:
+        pending = writer.pending(units)
+        if reporter:
+            reporter.start(path, units, pending, config)
+        try:
+            for unit in pending:
+                _run_one(model, config, unit, data, writer, reporter)
+                units_run += 1
+            analyse_into(writer, config)
+        finally:
+            if reporter:
+                reporter.close()
+    return Outcome(path, True, units_run)
+
+
+def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
+    balls = initial_conditions(model, config, unit.ic_start, unit.ic_stop)
+    writer.write_initial_params(unit.ic_start, balls[:, 0])
+    last_write = time.monotonic()
+    for event in run_unit(model, config, unit, data, balls):
+        done = event.phase == "done"
+        now = time.monotonic()
+        if done or now - last_write >= PARTIAL_WRITE_SECONDS:
+            epochs_done = event.epoch + 1 if event.phase == "ball" else config.epochs + 1
+            writer.write_unit(unit, event.arrays, epochs_done, done=done)
+            last_write = now
+        if reporter:
+            reporter.progress(unit, event)
+    if reporter:
+        reporter.unit_done(unit)
+
+
+def analyse_into(writer: Writer, config: SweepConfig) -> None:
+    """Fit every complete learning rate and store the per-eta summary and per-IC fits."""
+    from gdchaos.report import analyse_file
+
+    summary, fits = analyse_file(writer.file, config.fit_params())
+    writer.write_analysis(summary, fits)
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SLURM and the TUI stop runs with SIGTERM: treat it like Ctrl-C (clean stop, resumable)."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,47 @@
+"""The per-eta summary as a Rich table (end of a run, `gdchaos analyze`)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
+
+
+def summary_table(rows: list[dict], title: str) -> Table:
+    """Rows with eta, lambda_mean/std, rho, tau_mean/std/median, n_reached, n_ic, n_diverged."""
+    table = Table(title=title)
+    for column in ("eta", "lambda_nMLE", "± std", "rho %", "<tau>", "± std", "median", "reached", "diverged"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(_fmt(row["eta"], 4), _fmt(row["lambda_mean"]), _fmt(row["lambda_std"], 2),
+                      _fmt(row["rho"], 3), _fmt(row["tau_mean"], 4), _fmt(row["tau_std"], 3),
+                      _fmt(row["tau_median"], 4),
+                      f"{row['n_reached']}/{row['n_ic']}" if row["n_ic"] else "-",
+                      "-" if row.get("n_diverged") is None else str(row["n_diverged"]))
+    return table
+
+
+def rows_from_file(path: str | Path) -> list[dict]:
+    """Stored summary rows of a results file (learning rates not analysed yet have NaN)."""
+    from gdchaos import results
+
+    with results.open(path) as handle:
+        summary = handle.summary()
+    rows = []
+    for e, eta in enumerate(summary["eta"]):
+        row = {name: float(values[e]) for name, values in summary.items()}
+        for name in ("n_reached", "n_ic", "n_diverged"):
+            row[name] = None if math.isnan(row[name]) else int(row[name])
+        row["eta"] = float(eta)
+        rows.append(row)
+    return rows
+
+
+def print_summary(path: str | Path, console: Console | None = None) -> None:
+    """Print the stored summary table of a results file."""
+    (console or Console()).print(summary_table(rows_from_file(path), title=str(path)))
