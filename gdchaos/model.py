@@ -26,6 +26,9 @@ from gdchaos.errors import GdchaosError
 
 DTYPES = ("float64", "float32")
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations per evaluation before samples are split
+# networks whose activations on all samples take at most this many bytes run through the
+# whole-network kernel (backend.small_mlp): everything stays in one core's cache
+SMALL_NETWORK_BYTES = 1 << 17
 
 
 class Tensor(NamedTuple):
@@ -168,6 +171,10 @@ class MLP:
         n_samples = x.shape[0]
         n_nets = theta.shape[0]
         x = x.astype(self.dtype, copy=False)
+        if self._is_small(n_samples):
+            loss, correct, gradient = backend.small_mlp(theta, x, y, self.sizes, self.activation,
+                                                        1.0 / n_samples, grad)
+            return self._with_l2(theta, loss / n_samples, correct / n_samples, gradient)
         params = self.unflatten(theta)
         weights, biases = params[0::2], params[1::2]
         first = _first_layer_matrix(weights[0])
@@ -182,19 +189,30 @@ class MLP:
                 weights, biases, first, x[start:stop], y[start:stop], 1.0 / n_samples, grads)
             loss += chunk_loss
             correct += chunk_correct
-        loss /= n_samples
+        return self._with_l2(theta, loss / n_samples, correct / n_samples, gradient)
+
+    def _is_small(self, n_samples: int) -> bool:
+        """Whether one network's activations fit in cache: use the whole-network kernel."""
+        return n_samples * sum(self.sizes[1:]) * np.dtype(self.dtype).itemsize <= SMALL_NETWORK_BYTES
+
+    def _with_l2(self, theta, loss, accuracy, gradient) -> Evaluation:
+        """Add (l2/2) sum ||W||^2 to the loss and l2 W to the weight gradients."""
         if self.l2 > 0:
-            loss += 0.5 * self.l2 * sum(np.sum(w * w, axis=tuple(range(1, w.ndim))) for w in weights)
-            if grad:
-                for w, g in zip(weights, grads[0::2]):
+            weights = self.unflatten(theta)[0::2]
+            loss = loss + 0.5 * self.l2 * sum(np.sum(w * w, axis=tuple(range(1, w.ndim))) for w in weights)
+            if gradient is not None:
+                for w, g in zip(weights, self.unflatten(gradient)[0::2]):
                     g += self.l2 * w
-        return Evaluation(loss, correct / n_samples, gradient)
+        return Evaluation(loss, accuracy, gradient)
 
     def accuracy(self, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *,
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> np.ndarray:
         """Fraction of samples of (x, y) that each network classifies correctly, (R,)."""
         n_nets = theta.shape[0]
         x = x.astype(self.dtype, copy=False)
+        if self._is_small(x.shape[0]):
+            _, correct, _ = backend.small_mlp(theta, x, y, self.sizes, self.activation, 1.0, False)
+            return correct / max(1, x.shape[0])
         params = self.unflatten(theta)
         weights, biases = params[0::2], params[1::2]
         first = _first_layer_matrix(weights[0])

@@ -4,11 +4,23 @@ import warnings
 import numpy as np
 import pytest
 
+import gdchaos.model
 from gdchaos.errors import GdchaosError
 from gdchaos.model import MLP
 from gdchaos.train import gradient_step, train
 
 ARCHITECTURES = [(5, 7, 3), (5, 7, 6, 3), (5, 6, 4, 5, 3)]  # depths 1 to 3
+
+
+@pytest.fixture(autouse=True, params=["whole-network", "layered"])
+def kernel_path(request, monkeypatch):
+    """Run every test through both evaluation paths: the whole-network kernel for small
+    networks (backend.small_mlp) and the layer-by-layer path for large ones."""
+    if request.param == "layered":
+        monkeypatch.setattr(gdchaos.model, "SMALL_NETWORK_BYTES", 0)
+    else:
+        monkeypatch.setattr(gdchaos.model, "SMALL_NETWORK_BYTES", 1 << 40)
+    return request.param
 
 
 def _problem(sizes, n=13, seed=0):

@@ -4,6 +4,12 @@ Model code calls the functions re-exported here and never Numba directly, so tha
 backend (CuPy) can replace this package. Each sub-module holds the kernels of one family of
 layers; every kernel works on a leading network axis of size R.
 """
+from gdchaos.backend.curvature import (
+    activation_backward_rop,
+    activation_rop_,
+    activation_rop_split,
+    softmax_rop_,
+)
 from gdchaos.backend.dense import (
     ACTIVATIONS,
     activation_backward,
@@ -19,9 +25,15 @@ from gdchaos.backend.dense import (
     num_threads,
     softmax_cross_entropy,
 )
+from gdchaos.backend.conv import col2im, im2col, maxpool, maxpool_backward
+
+from gdchaos.backend.small import small_mlp
 
 __all__ = [
+    "small_mlp",
+    "activation_backward_rop", "activation_rop_", "activation_rop_split", "softmax_rop_",
     "ACTIVATIONS", "activation_backward", "activation_code", "batched_matmul", "bias_activation_",
     "bias_activation_split", "count_correct", "gradient_step_", "input_matmul",
     "input_matmul_transposed", "l1_distances", "num_threads", "softmax_cross_entropy",
+    "col2im", "im2col", "maxpool", "maxpool_backward",
 ]
