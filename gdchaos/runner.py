@@ -79,7 +79,7 @@ def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | No
 def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
     balls = initial_conditions(model, config, unit.ic_start, unit.ic_stop)
     writer.write_initial_params(unit.ic_start, balls[:, 0])
-    last_write = time.monotonic()
+    last_write = -PARTIAL_WRITE_SECONDS  # write at once: readers see which unit is in flight
     for event in run_unit(model, config, unit, data, balls):
         done = event.phase == "done"
         now = time.monotonic()

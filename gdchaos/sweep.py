@@ -97,7 +97,7 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
     ne, ni = unit.eta_stop - unit.eta_start, unit.ic_stop - unit.ic_start
     m, epochs = config.replicas, config.epochs
     ball = m + 1
-    theta = np.ascontiguousarray(np.broadcast_to(balls, (ne, ni, ball, model.n_params)).reshape(-1, model.n_params))
+    theta = np.broadcast_to(balls, (ne, ni, ball, model.n_params)).reshape(-1, model.n_params).copy()
     etas = np.asarray(config.etas[unit.eta_start:unit.eta_stop], dtype=np.float64)
     eta = np.repeat(etas, ni * ball)
     refs = np.arange(0, theta.shape[0], ball)

@@ -1,0 +1,198 @@
+"""Sweeps end to end: results file, resume after SIGKILL, live readers, determinism, divergence."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import h5py
+import numpy as np
+import pytest
+
+from gdchaos import presets, results, runner
+from gdchaos.config import from_dict
+from gdchaos.model import MLP
+from gdchaos.sweep import initial_conditions, plan_units
+
+ARRAYS = ("distances", "loss", "train_accuracy", "test_accuracy", "reached_epoch", "diverged_epoch",
+          "initial_params", "unit_done")
+
+
+def tiny(tmp_path, name="run.h5", **overrides):
+    values = dict(etas=[0.5, 10.0], ics=3, replicas=2, epochs=30, tau_epochs=60, output=str(tmp_path / name))
+    values.update(overrides)
+    return from_dict(values, presets.get("iris-tanh")).validate()
+
+
+def test_results_file_layout_and_contents(tmp_path):
+    config = tiny(tmp_path)
+    outcome = runner.run(config)
+    with results.open(outcome.path) as run:
+        assert run.attrs["format"] == "gdchaos-sweep" and run.attrs["format_version"] == 1
+        assert run.config == config
+        assert len(run.attrs["dataset_fingerprint"]) == 16
+        np.testing.assert_array_equal(run.eta, [0.5, 10.0])
+        d = run["distances"]
+        assert d.shape == (2, 3, 2, 31)
+        assert np.all(np.isfinite(d))
+        model = MLP((4, 10, 3))
+        n_weights = model.weight_mask().sum()
+        # sanity from the protocol: d_j(0) ~ eps * N_weights / 2 (biases not perturbed)
+        assert d[..., 0] == pytest.approx(1e-8 * n_weights / 2, rel=0.35)
+        assert run["loss"].shape == (2, 3, 31) and np.all(np.isfinite(run["loss"]))
+        assert np.all(run["reached_epoch"] >= -1) and np.all(run["diverged_epoch"] == -1)
+        assert run.progress() == (len(run.units), len(run.units))
+        # the same q initial conditions at every eta: identical losses at t = 0
+        np.testing.assert_array_equal(run["loss"][0, :, 0], run["loss"][1, :, 0])
+        params = run["initial_params"]
+        assert params.shape == (3, model.n_params)
+        np.testing.assert_array_equal(params, initial_conditions(model, config, 0, 3)[:, 0])
+        summary = run.summary()
+        assert np.all(np.isfinite(summary["lambda_mean"])) and np.all(summary["n_ic"] == 3)
+        assert run.file["distances"].dims[0][0].name == "/eta"
+
+
+def test_tau_is_first_epoch_at_target_and_censored_when_never_reached(tmp_path):
+    config = tiny(tmp_path, etas=[0.0005, 0.5], target=0.9, epochs=20, tau_epochs=300)
+    with results.open(runner.run(config).path) as run:
+        reached, accuracy = run["reached_epoch"], run["test_accuracy"]
+    assert np.all(reached[0] == -1)  # eta = 0.0005 cannot learn Iris in 300 epochs
+    for ic in range(3):
+        t = reached[1, ic]
+        if 0 <= t <= 20:
+            assert accuracy[1, ic, t] >= 0.9 and np.all(accuracy[1, ic, :t] < 0.9)
+
+
+def test_same_config_gives_bit_identical_files(tmp_path):
+    first = runner.run(tiny(tmp_path, "a.h5")).path
+    second = runner.run(tiny(tmp_path, "b.h5")).path
+    with results.open(first) as a, results.open(second) as b:
+        for name in ARRAYS:
+            np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_units_are_independent_of_how_the_work_is_split(tmp_path):
+    config = tiny(tmp_path, "whole.h5")
+    split = replace(config, output=str(tmp_path / "split.h5"), ics_per_unit=1, etas_per_unit=1)
+    model = MLP((4, 10, 3))
+    assert len(plan_units(split, model, 120)) == 6 and len(plan_units(config, model, 120)) == 1
+    with results.open(runner.run(config).path) as a, results.open(runner.run(split).path) as b:
+        np.testing.assert_array_equal(a["initial_params"], b["initial_params"])
+        np.testing.assert_allclose(a["distances"], b["distances"], rtol=1e-9)
+
+
+def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path):
+    config = tiny(tmp_path, etas=[0.5, 1e300], model={"activation": "relu"}, epochs=10, tau_epochs=10)
+    with results.open(runner.run(config).path) as run:
+        diverged = run["diverged_epoch"]
+        assert np.all(diverged[0] == -1)
+        blown = np.any(diverged[1] >= 0, axis=1)
+        assert blown.sum() >= 2  # a relu net can also die (all units off) instead of blowing up
+        assert np.all(np.isfinite(run["loss"][0]))
+        assert not np.all(np.isfinite(run["loss"][1][blown]))
+        assert run.summary()["n_diverged"][1] == blown.sum()
+
+
+def test_existing_file_with_another_config_is_refused(tmp_path):
+    runner.run(tiny(tmp_path))
+    with pytest.raises(ValueError, match="different config.*epochs"):
+        runner.run(tiny(tmp_path, epochs=31))
+    runner.run(tiny(tmp_path, epochs=31), overwrite=True)
+
+
+def _write_config(tmp_path, **extra):
+    lines = ['etas = [0.5, 10.0]', 'ics = 4', 'replicas = 2', 'epochs = 600', 'tau_epochs = 600',
+             'ics_per_unit = 1', 'etas_per_unit = 1', 'seed = 3']
+    lines += [f"{key} = {value}" for key, value in extra.items()]
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _run_command(config, output):
+    return [sys.executable, "-m", "gdchaos", "run", "--headless", "--config", str(config), "-o", str(output),
+            "--quiet"]
+
+
+def test_sigkill_mid_sweep_then_resume_is_bit_identical(tmp_path):
+    config = _write_config(tmp_path)
+    killed, clean = tmp_path / "killed.h5", tmp_path / "clean.h5"
+    process = subprocess.Popen(_run_command(config, killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    done = 0
+    seen_partial = False
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        if not killed.exists():
+            continue
+        try:  # a second process reading while the run writes (SWMR)
+            with results.open(killed) as live:
+                done, total = live.progress()
+                epochs = live.file["unit_epochs"][:]
+                seen_partial |= bool(np.any((epochs > 0) & (live.file["unit_done"][:] == 0)))
+        except ValueError:
+            continue  # the file is being created
+        if done >= 3:
+            break
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert 3 <= done < 8
+    with results.open(killed) as partial:
+        assert partial.progress()[0] < 8
+    resumed = subprocess.run(_run_command(config, killed), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    reference = subprocess.run(_run_command(config, clean), capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0, reference.stderr
+    with results.open(killed) as a, results.open(clean) as b:
+        for name in ARRAYS:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+        for name in ("lambda_mean", "rho", "tau_mean"):
+            np.testing.assert_array_equal(a.summary()[name], b.summary()[name])
+    assert seen_partial, "a live reader never saw a unit in flight"
+    assert not (tmp_path / "killed.h5.lock").exists()
+
+
+def test_sigterm_stops_cleanly_and_resumes(tmp_path):
+    config = _write_config(tmp_path)
+    output = tmp_path / "stopped.h5"
+    process = subprocess.Popen(_run_command(config, output), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        try:
+            with results.open(output) as live:
+                if live.progress()[0] >= 1:
+                    break
+        except (ValueError, OSError):
+            continue
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "rerun the same command to resume" in err and "Traceback" not in err
+    with h5py.File(output, "r") as handle:  # closed cleanly: opens without SWMR or recovery
+        assert handle["unit_done"][:].sum() < 8
+    finished = subprocess.run(_run_command(config, output), capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    with results.open(output) as run:
+        assert run.progress() == (8, 8)
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    config = _write_config(tmp_path)
+    output = tmp_path / "busy.h5"
+    process = subprocess.Popen(_run_command(config, output), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "busy.h5.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        second = subprocess.run(_run_command(config, output), capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        assert "being written by another gdchaos run" in second.stderr
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert os.path.exists(output)
