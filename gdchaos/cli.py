@@ -16,7 +16,9 @@ from gdchaos.errors import GdchaosError
 COMMAND_MODULES: tuple[str, ...] = (
     "gdchaos.cubic_cli",
     "gdchaos.run_cli",
+    "gdchaos.analyze_cli",
     "gdchaos.data.cli",
+    "gdchaos.plot_cli",
 )
 
 
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     except GdchaosError as exc:
         print(f"gdchaos: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and closed early
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("gdchaos: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,103 @@
+"""``gdchaos analyze FILE...``: refit lambda_nMLE, rho and tau from results files (ours or the authors')."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import fields
+
+# command-line flag -> FitParams field, with the type argparse converts to
+FIT_OPTIONS = {
+    "min_start": int, "sat_frac": float, "sat_hold": int, "slope_halfwidth": int, "min_len": int,
+    "segment_penalty": float, "estimator": str, "r2_min": float, "lambda_min": float, "n_boot": int,
+    "ci_level": float,
+}
+
+
+def register(subparsers) -> None:
+    """Add the analyze sub-command."""
+    parser = subparsers.add_parser(
+        "analyze", help="lambda_nMLE, rho and tau per learning rate from results files",
+        description="Refit every complete learning rate of gdchaos results files, or of the authors' per-eta "
+                    "files (dataset 'weights'), with the fit options given (defaults: the file's config).")
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of per-eta objects")
+    group = parser.add_argument_group("fit options (docs/analysis.md)")
+    for name, kind in FIT_OPTIONS.items():
+        group.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
+    parser.add_argument("--fit-seed", type=int, default=None, help="seed of the bootstrap intervals")
+    parser.set_defaults(handler=_analyze)
+
+
+def _fit_params(args, stored: dict):
+    from gdchaos.analysis import FitParams
+
+    values = dict(stored)
+    values.update({name: getattr(args, name) for name in FIT_OPTIONS if getattr(args, name) is not None})
+    if args.fit_seed is not None:
+        values["seed"] = args.fit_seed
+    known = {f.name for f in fields(FitParams)}
+    return FitParams.from_mapping({key: value for key, value in values.items() if key in known})
+
+
+def analyse_path(path: str, args) -> list[dict]:
+    """Per-eta rows (JSON-safe dicts) of one file, ours or the authors'."""
+    import numpy as np
+
+    from gdchaos import authors, results
+    from gdchaos.errors import GdchaosError
+    from gdchaos.report import analyse_arrays
+
+    if authors.is_authors_file(path):
+        eta, distances, attrs = authors.read_authors_file(path)
+        params = _fit_params(args, {})
+        rows = []
+        for index in range(distances.shape[0]):
+            summaries, _ = analyse_arrays(np.array([eta]), distances[index:index + 1], None, params)
+            row = summaries[0].to_json_dict()
+            row.update(file=str(path), source="authors", eps_index=index,
+                       epsilon=_scalar(attrs.get("epsilon"), index))
+            rows.append(row)
+        return rows
+    try:
+        run = results.open(path)
+    except GdchaosError:
+        raise GdchaosError(f"{path}: neither a gdchaos results file nor an authors' file (dataset 'weights')") from None
+    with run:
+        config = run.config
+        params = _fit_params(args, config.analysis)
+        summaries, _ = analyse_arrays(run.eta, run["distances"], run["reached_epoch"], params,
+                                      budget=config.tau_epochs, complete=run.eta_complete())
+    rows = []
+    for eta, summary in zip(config.etas, summaries):
+        row = {"eta": eta, "complete": False} if summary is None else {**summary.to_json_dict(), "complete": True}
+        row.update(file=str(path), source="gdchaos")
+        rows.append(row)
+    return rows
+
+
+def _scalar(value, index):
+    """The index-th epsilon when the authors stored one per ball, else the value itself."""
+    if isinstance(value, (list, tuple)):
+        return value[index] if index < len(value) else None
+    return value
+
+
+def _analyze(args) -> int:
+    from rich.console import Console
+
+    from gdchaos.table import summary_table
+
+    rows = [row for path in args.files for row in analyse_path(path, args)]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1, allow_nan=False)
+        print()
+        return 0
+    console = Console()
+    for path in args.files:
+        mine = [row for row in rows if row["file"] == str(path)]
+        complete = [row for row in mine if row.get("complete", True)]
+        console.print(summary_table(complete, title=str(path)))
+        missing = len(mine) - len(complete)
+        if missing:
+            console.print(f"{missing} learning rate(s) not complete yet")
+    return 0
