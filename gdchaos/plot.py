@@ -1,0 +1,460 @@
+"""The paper's figures from gdchaos files (docs/plots.md).
+
+Builders return a :class:`matplotlib.figure.Figure` (no pyplot, no global state), sized for a paper's
+column (3.4 in) or page (7 in) width, with 8 pt fonts and the Okabe-Ito colour-blind-safe palette:
+
+- :func:`sweep_figure`: lambda_nMLE +- std, rho and <tau> against eta, several runs overlaid (Figs. 4-5, 8-13);
+- :func:`distances_figure`: d(t) of every eps-ball at one eta, fit windows, histogram of local exponents (Figs. 2-3);
+- :func:`loss_figure`: training loss against epoch for a few etas (Fig. 1);
+- :func:`sharpness_figure`: top Hessian eigenvalue against epoch with the 2/eta line (Fig. 14);
+- :func:`cubic_figure`: bifurcation diagram and Lyapunov exponent of the cubic map (Figs. 6-7).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from gdchaos.results import Results
+
+COLUMN_WIDTH = 3.4  # inches, one column of a two-column paper
+PAGE_WIDTH = 7.0
+# Okabe & Ito (2008), in an order where neighbours stay distinct; yellow left out (too light on white)
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+MARKERS = ("o", "s", "D", "^", "v", "P", "X")
+EDGE_OF_STABILITY_COLOUR = "#D55E00"
+STYLE: dict[str, Any] = {
+    "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "figure.titlesize": 8,
+    "legend.fontsize": 7, "legend.title_fontsize": 7, "xtick.labelsize": 7, "ytick.labelsize": 7,
+    "axes.linewidth": 0.6, "xtick.major.width": 0.6, "ytick.major.width": 0.6,
+    "xtick.minor.width": 0.4, "ytick.minor.width": 0.4, "xtick.major.size": 3, "ytick.major.size": 3,
+    "xtick.minor.size": 1.8, "ytick.minor.size": 1.8, "lines.linewidth": 1.0, "lines.markersize": 3.5,
+    "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
+    "axes.prop_cycle": matplotlib.cycler(color=PALETTE), "savefig.dpi": 150, "figure.dpi": 150,
+    "pdf.fonttype": 42, "svg.fonttype": "none",
+}
+_LABEL_ETA = r"learning rate $\eta$"
+
+
+def _styled(build: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Build the figure under :data:`STYLE` (fonts, widths and palette are read at creation)."""
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with matplotlib.rc_context(STYLE):
+            return build(*args, **kwargs)
+    return wrapper
+
+
+# ================================================================= data
+@dataclass
+class Run:
+    """One results file, ready to plot: its per-eta summary and per-IC fits, analysed if needed."""
+
+    results: Results
+    label: str
+    eta: np.ndarray
+    summary: dict[str, np.ndarray]
+    fits: dict[str, np.ndarray]
+    budget: int
+    target: float
+
+    @property
+    def name(self) -> str:
+        return self.results.path.stem
+
+    def array(self, name: str, e: int, ics: np.ndarray) -> np.ndarray:
+        """Dataset ``name`` at learning rate index ``e`` for initial conditions ``ics``."""
+        return self.results.file[name][e][ics]
+
+    def has_data(self, name: str, e: int) -> bool:
+        """Whether dataset ``name`` has any finite value at learning rate index ``e``."""
+        return bool(np.isfinite(self.results.file[name][e]).any())
+
+    def has_summary(self) -> bool:
+        return bool(np.isfinite(self.summary["lambda_mean"]).any())
+
+    @property
+    def has_sharpness(self) -> bool:
+        """Whether the file holds ``sharpness`` (n_eta, q, n_s) and ``sharpness_epochs`` (n_s,)."""
+        file = self.results.file
+        if "sharpness" not in file or "sharpness_epochs" not in file:
+            return False
+        n_eta, q = self.eta.size, self.results.config.ics
+        return file["sharpness"].shape == (n_eta, q, file["sharpness_epochs"].shape[0])
+
+
+def load_run(results: Results) -> Run:
+    """Summary and fits of an open results file; learning rates that are complete but not analysed
+    yet (a live or interrupted run) are analysed here with the file's fit parameters."""
+    config = results.config
+    summary, fits = results.summary(), results.fits()
+    complete = results.eta_complete()
+    if np.isnan(summary["lambda_mean"][complete]).any():
+        from gdchaos.report import analyse_file
+
+        analysed, fits = analyse_file(results.file, config.fit_params())
+        summary.update(analysed)
+    return Run(results=results, label=describe(config), eta=results.eta, summary=summary, fits=fits,
+               budget=int(config.tau_epochs), target=float(config.target))
+
+
+def describe_parts(config: Any) -> list[str]:
+    """Dataset, architecture, activation and L2 of a run, e.g. ``["iris", "10 hidden", "tanh"]``."""
+    model = config.model
+    arch = "CNN" if model.kind == "cnn" else "-".join(map(str, model.hidden)) + " hidden"
+    parts = [config.dataset, arch, model.activation]
+    if model.l2:
+        parts.append(f"L2 {model.l2:g}")
+    return parts
+
+
+def describe(config: Any) -> str:
+    return ", ".join(describe_parts(config))
+
+
+def legend_labels(runs: Sequence[Run]) -> tuple[list[str], str]:
+    """Per-run labels made of what differs between runs, and a title of what they share."""
+    parts = [describe_parts(run.results.config) for run in runs]
+    width = max(map(len, parts))
+    parts = [p + [""] * (width - len(p)) for p in parts]
+    varying = [k for k in range(width) if len({p[k] for p in parts}) > 1]
+    common = ", ".join(parts[0][k] for k in range(width) if k not in varying and parts[0][k])
+    labels = [", ".join(p[k] for k in varying if p[k]) or run.name for p, run in zip(parts, runs)]
+    if len(set(labels)) < len(labels):
+        labels = [f"{label} ({run.name})" for label, run in zip(labels, runs)]
+    return labels, common
+
+
+# ========================================================== selections
+def pick_distance_eta(run: Run) -> int | None:
+    """The learning rate with the largest lambda_nMLE; before any is analysed, the last one with
+    distances recorded (a live run); None when there are none yet."""
+    lam = run.summary["lambda_mean"]
+    if np.isfinite(lam).any():
+        return int(np.nanargmax(lam))
+    recorded = [e for e in range(run.eta.size) if run.has_data("distances", e)]
+    return recorded[-1] if recorded else None
+
+
+def pick_loss_etas(run: Run) -> list[int]:
+    """Fig. 1's 0.01, 7.5 and 20 when the run has them, else the smallest, middle and largest eta."""
+    paper = [_find_eta(run.eta, value) for value in (0.01, 7.5, 20.0)]
+    if all(e is not None for e in paper):
+        return paper  # type: ignore[return-value]
+    order = np.argsort(run.eta)
+    return sorted({int(order[0]), int(order[order.size // 2]), int(order[-1])}, key=lambda e: run.eta[e])
+
+
+def pick_sharpness_etas(run: Run, at_most: int = 4) -> list[int]:
+    """Learning rates with sharpness data; at most ``at_most``, evenly spread."""
+    data = run.results.file["sharpness"][()]
+    present = [int(e) for e in np.argsort(run.eta) if np.isfinite(data[e]).any()]
+    if len(present) <= at_most:
+        return present
+    return [present[int(k)] for k in np.linspace(0, len(present) - 1, at_most).round()]
+
+
+def _find_eta(etas: np.ndarray, value: float) -> int | None:
+    hits = np.flatnonzero(np.isclose(etas, value, rtol=1e-6, atol=0.0))
+    return int(hits[0]) if hits.size else None
+
+
+def find_etas(run: Run, values: Sequence[float]) -> list[int]:
+    """Indices of the learning rates ``values``; ValueError naming the missing one and those present."""
+    indices = []
+    for value in values:
+        e = _find_eta(run.eta, value)
+        if e is None:
+            present = ", ".join(f"{x:g}" for x in run.eta)
+            raise ValueError(f"eta {value:g} is not in {run.results.path} (it has {present})")
+        indices.append(e)
+    return indices
+
+
+# ============================================================= figures
+def _eta_axis(ax: Any) -> None:
+    ax.set_xscale("log")
+    ax.set_xlabel(_LABEL_ETA)
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Log axis ticked at 1, 2, 5 x 10^k with plain numbers (20, 50, 100) instead of 2 x 10^1."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
+@_styled
+def sweep_figure(runs: Sequence[Run]) -> Figure:
+    """lambda_nMLE +- std, rho (bootstrap CI) and <tau> +- std against eta; one colour and marker per run.
+
+    Censored <tau> (some ICs never reached the target within the budget) has hollow markers and
+    n_reached/n_ic beside it; where no IC reached it, a triangle sits on the budget line.
+    """
+    fig = Figure(figsize=(PAGE_WIDTH, 2.35 if len(runs) == 1 else 2.6), layout="constrained")
+    ax_lam, ax_rho, ax_tau = fig.subplots(1, 3)
+    labels, common = legend_labels(runs)
+    censored_any = none_any = False
+    for k, (run, label) in enumerate(zip(runs, labels)):
+        style = dict(color=PALETTE[k % len(PALETTE)], marker=MARKERS[k % len(MARKERS)], capsize=1.5,
+                     elinewidth=0.6, capthick=0.6, lw=0.9, ms=3.2)
+        s, eta = run.summary, run.eta
+        ax_lam.errorbar(eta, s["lambda_mean"], yerr=s["lambda_std"], label=label, **style)
+        rho = s["rho"]
+        rho_err = np.clip([rho - s["rho_ci_low"], s["rho_ci_high"] - rho], 0, None)
+        ax_rho.errorbar(eta, rho, yerr=np.where(np.isfinite(rho_err), rho_err, 0), **style)
+        censored, none = _plot_tau(ax_tau, run, style, annotate=len(runs) == 1)
+        censored_any |= censored
+        none_any |= none
+    budgets = sorted({run.budget for run in runs})
+    for budget in budgets:
+        ax_tau.axhline(budget, color="0.6", lw=0.6, ls=":", zorder=0)
+    ax_lam.axhline(0.0, color="0.5", lw=0.6, ls="--", zorder=0)
+    ax_lam.set_ylabel(r"$\lambda_{\mathrm{nMLE}}$ (1/epoch)")
+    ax_rho.set_ylabel(r"$\rho$ (%)")
+    ax_rho.set_ylim(-5, 105)
+    targets = sorted({run.target for run in runs})
+    ax_tau.set_ylabel(r"$\langle\tau\rangle$ (epochs)" + (f" to {targets[0]:.0%} test acc." if len(targets) == 1 else ""))
+    ax_tau.set_yscale("log")
+    _plain_log_ticks(ax_tau.yaxis)
+    ax_tau.set_ylim(top=3.0 * max(budgets))  # room for the triangles and labels above the budget
+    for ax in (ax_lam, ax_rho, ax_tau):
+        _eta_axis(ax)
+    notes = []
+    if censored_any:
+        notes.append(Line2D([], [], color="0.3", marker="o", mfc="white", ls="", ms=3.2,
+                            label="censored: " + ("n reached/n ICs" if len(runs) == 1 else "not all ICs reached it")))
+    if none_any:
+        notes.append(Line2D([], [], color="0.3", marker="^", mfc="white", ls="", ms=3.2,
+                            label="no IC reached it (drawn at budget)"))
+    notes.append(Line2D([], [], color="0.6", lw=0.6, ls=":", label="epoch budget"))
+    ax_tau.legend(handles=notes, loc="best", fontsize=6, handlelength=1.5)
+    if len(runs) > 1:
+        fig.legend(*ax_lam.get_legend_handles_labels(), loc="outside upper center", ncols=min(len(runs), 4),
+                   title=common or None)
+    else:
+        fig.suptitle(labels[0] if labels[0] != runs[0].name else runs[0].label)
+    return fig
+
+
+def _plot_tau(ax: Any, run: Run, style: dict[str, Any], *, annotate: bool) -> tuple[bool, bool]:
+    """<tau> +- std: filled when every IC reached the target, hollow (and, if ``annotate``, labelled
+    n_reached/n_ic) when censored. The log axis keeps error bars above 1 epoch."""
+    s, eta = run.summary, run.eta
+    tau, n_reached, n_ic = s["tau_mean"], s["n_reached"], s["n_ic"]
+    complete = np.isfinite(tau) & (n_reached == n_ic)
+    censored = np.isfinite(tau) & (n_reached < n_ic)
+    none = (n_reached == 0) & (n_ic > 0)
+    colour = style["color"]
+    ax.plot(eta, tau, color=colour, lw=style["lw"])
+    lower = np.minimum(s["tau_std"], tau - 1.0)
+    yerr = np.array([np.clip(lower, 0, None), s["tau_std"]])
+    for mask, face in ((complete, colour), (censored, "white")):
+        if mask.any():
+            ax.errorbar(eta[mask], tau[mask], yerr=yerr[:, mask], ls="", mfc=face,
+                        **{k: v for k, v in style.items() if k != "lw"})
+    for e in np.flatnonzero(censored) if annotate else ():
+        ax.annotate(f"{int(n_reached[e])}/{int(n_ic[e])}", (eta[e], tau[e] + s["tau_std"][e]), xytext=(0, 2),
+                    textcoords="offset points", fontsize=5.5, color="0.25", rotation=90, ha="center",
+                    va="bottom")
+    if none.any():
+        ax.plot(eta[none], np.full(none.sum(), run.budget), ls="", marker="^", mfc="white", color=colour,
+                ms=style["ms"], clip_on=False)
+    return bool(censored.any()), bool(none.any())
+
+
+@_styled
+def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
+    """Semi-log d(t) of the eps-balls at learning rate index ``e`` (Figs. 2-3).
+
+    Each initial condition: replicas d_j(t) faint, their mean D(t) coloured by the local exponent
+    Lambda, and the least-squares line of ln D over the fit window (black dashed). Inset: histogram
+    of Lambda over the chosen initial conditions, with lambda_nMLE (their mean) marked.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    d = run.array("distances", e, ics)  # (n, M, T+1)
+    lam = run.fits["lyapunov"][e][ics]
+    start, end, slope = (run.fits[k][e][ics] for k in ("start", "end", "slope"))
+    finite = np.isfinite(lam)
+    low, high = (lam[finite].min(), lam[finite].max()) if finite.any() else (0.0, 1.0)
+    if high - low < 1e-3:
+        low, high = low - 0.05, high + 0.05
+    cmap = colormaps["viridis"].resampled(256)
+    norm = Normalize(low, high)
+
+    def colour(value: float) -> Any:
+        return cmap(0.9 * norm(value)) if math.isfinite(value) else "0.6"
+
+    fig = Figure(figsize=(COLUMN_WIDTH, 2.7), layout="constrained")
+    ax = fig.subplots()
+    t = np.arange(d.shape[-1])
+    faint = 0.25 if len(ics) <= 5 else 0.08
+    for k in range(len(ics)):
+        c = colour(lam[k])
+        replicas = np.where(d[k] > 0, d[k], np.nan)
+        ax.plot(t, replicas.T, color=c, lw=0.4, alpha=faint, rasterized=True)
+        mean = d[k].mean(axis=0)  # D(t), the curve the fit uses
+        mean[~(mean > 0)] = np.nan
+        ax.plot(t, mean, color=c, lw=0.9)
+        if start[k] >= 0 and np.isfinite(slope[k]):
+            window = np.arange(int(start[k]), int(end[k]) + 1)
+            y = np.log(mean[window])
+            intercept = np.mean(y) - slope[k] * np.mean(window)
+            ax.plot(window, np.exp(intercept + slope[k] * window), color="k", lw=0.7, ls=(0, (2.5, 1.5)))
+    ax.set_yscale("log")
+    ax.set_xlim(0, t[-1])
+    ax.set_xlabel("epoch $t$")
+    ax.set_ylabel(r"distance $d(t)$ ($L_1$)")
+    which = f"{len(ics)} ICs" if len(ics) > 1 else f"IC {int(ics[0])}"
+    ax.set_title(rf"{run.label}; $\eta$ = {run.eta[e]:g}; {which}", fontsize=7)
+    ax.legend(handles=[Line2D([], [], color="k", lw=0.7, ls=(0, (2.5, 1.5)), label="fit window")],
+              loc="upper left", fontsize=6)
+    if finite.any():
+        _exponent_histogram(ax, lam[finite], cmap, norm)
+    return fig
+
+
+def _exponent_histogram(ax: Any, lam: np.ndarray, cmap: Any, norm: Any) -> None:
+    """Inset, lower right: histogram of local exponents coloured like the curves, mean marked."""
+    from matplotlib.patches import Rectangle
+
+    inset = ax.inset_axes((0.6, 0.12, 0.37, 0.3))
+    ax.add_patch(Rectangle((0.53, 0.0), 0.47, 0.5, transform=ax.transAxes, facecolor="white", edgecolor="none",
+                           alpha=0.9, zorder=2.9))  # keeps the curves off the inset's labels
+    bins = int(np.clip(np.sqrt(lam.size) * 1.5, 4, 20)) if lam.size > 1 else 1
+    counts, edges, patches = inset.hist(lam, bins=bins, edgecolor="white", linewidth=0.3)
+    for patch, left, right in zip(patches, edges[:-1], edges[1:]):
+        patch.set_facecolor(cmap(0.9 * norm(0.5 * (left + right))))
+    mean = float(lam.mean())
+    inset.axvline(mean, color="k", lw=0.7, ls="--")
+    inset.set_title(rf"$\lambda_{{\mathrm{{nMLE}}}}$ = {mean:.2f}", fontsize=6, pad=2)
+    inset.set_xlabel(r"$\Lambda$", fontsize=6, labelpad=1)
+    inset.tick_params(labelsize=5, length=2, pad=1)
+    inset.set_yticks([])
+    inset.spines["left"].set_visible(False)
+    inset.set_facecolor("white")
+    inset.set_zorder(3)
+
+
+@_styled
+def loss_figure(run: Run, etas: Sequence[int], ics: np.ndarray) -> Figure:
+    """Training loss of the reference networks against epoch, one panel per learning rate (Fig. 1).
+
+    The first chosen initial condition is drawn bold, the others faint; the y axis is shared (log).
+    """
+    width = min(PAGE_WIDTH, 0.4 + 2.2 * len(etas))
+    fig = Figure(figsize=(width, 2.1), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(etas), sharey=True))
+    for k, (ax, e) in enumerate(zip(axes, etas)):
+        loss = run.array("loss", e, ics)
+        colour = PALETTE[k % len(PALETTE)]
+        t = np.arange(loss.shape[-1])
+        if len(ics) > 1:
+            ax.plot(t, loss[1:].T, color=colour, lw=0.4, alpha=0.3 if len(ics) <= 10 else 0.15, rasterized=True)
+        ax.plot(t, loss[0], color=colour, lw=1.0)
+        ax.set_title(rf"$\eta$ = {run.eta[e]:g}")
+        ax.set_xlabel("epoch $t$")
+        ax.set_xlim(0, t[-1])
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel(r"training loss $\mathcal{L}(t)$")
+    which = f"IC {int(ics[0])} bold, {len(ics) - 1} more faint" if len(ics) > 1 else f"IC {int(ics[0])}"
+    fig.suptitle(f"{run.label}; {which}")
+    return fig
+
+
+@_styled
+def sharpness_figure(run: Run, etas: Sequence[int], ics: np.ndarray) -> Figure:
+    """Top Hessian eigenvalue against epoch, one panel per learning rate, with 2/eta dashed (Fig. 14).
+
+    Each initial condition faint, their mean bold.
+    """
+    epochs = run.results.file["sharpness_epochs"][()]
+    width = min(PAGE_WIDTH, 0.4 + 2.2 * len(etas))
+    fig = Figure(figsize=(width, 2.1), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(etas)))
+    colours = [c for c in PALETTE if c != EDGE_OF_STABILITY_COLOUR]
+    for k, (ax, e) in enumerate(zip(axes, etas)):
+        sharp = run.array("sharpness", e, ics)
+        colour = colours[k % len(colours)]
+        if len(ics) > 1:
+            ax.plot(epochs, sharp.T, color=colour, lw=0.4, alpha=0.3 if len(ics) <= 10 else 0.15, rasterized=True)
+        ax.plot(epochs, _nanmean(sharp), color=colour, lw=1.0,
+                label="mean over ICs" if len(ics) > 1 else f"IC {int(ics[0])}")
+        ax.axhline(2.0 / run.eta[e], color=EDGE_OF_STABILITY_COLOUR, lw=0.9, ls="--", label=r"$2/\eta$")
+        ax.set_title(rf"$\eta$ = {run.eta[e]:g}")
+        ax.set_xlabel("epoch $t$")
+        ax.set_xlim(epochs[0], epochs[-1])
+        ax.set_ylim(bottom=0)
+    axes[0].legend(loc="lower right", fontsize=6)
+    axes[0].set_ylabel(r"sharpness $\sigma_{\max}(t)$")
+    fig.suptitle(f"{run.label}; {len(ics)} ICs" if len(ics) > 1 else f"{run.label}; IC {int(ics[0])}")
+    return fig
+
+
+def _nanmean(values: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 of the finite values; NaN (and no warning) where there are none."""
+    finite = np.isfinite(values)
+    count = finite.sum(axis=0)
+    total = np.where(finite, values, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+
+
+@dataclass
+class Cubic:
+    """The content of a ``gdchaos cubic -o`` file."""
+
+    path: Path
+    eta: np.ndarray
+    lyapunov: np.ndarray
+    escaped: np.ndarray
+    bifurcation: np.ndarray
+
+
+def load_cubic(handle: h5py.File, path: Path) -> Cubic:
+    return Cubic(path, *(handle[name][()] for name in ("eta", "lyapunov", "escaped", "bifurcation")))
+
+
+@_styled
+def cubic_figure(cubic: Cubic, lambda_floor: float = -3.0) -> Figure:
+    """Bifurcation diagram (top, Fig. 6) and Lyapunov exponent (bottom, Fig. 7) of the cubic map.
+
+    lambda is clipped at ``lambda_floor`` (it tends to -inf at superstable points such as eta = 0.5);
+    escaped orbits are marked with crosses on the top edge of the lambda panel.
+    """
+    order = np.argsort(cubic.eta)
+    eta, lam, escaped, bif = cubic.eta[order], cubic.lyapunov[order], cubic.escaped[order], cubic.bifurcation[order]
+    fig = Figure(figsize=(COLUMN_WIDTH, 3.9), layout="constrained")
+    ax_bif, ax_lam = fig.subplots(2, 1, sharex=True, height_ratios=(1.25, 1))
+    points = max(bif.size, 1)
+    ax_bif.plot(np.repeat(eta, bif.shape[1]), bif.ravel(), ls="", marker=".", ms=0.6 if points < 1e5 else 0.35,
+                mew=0, color="k", alpha=0.6 if points < 1e5 else 0.35, rasterized=True)
+    ax_bif.set_ylabel(r"$w$ (after transient)")
+    ax_lam.axhline(0.0, color="0.5", lw=0.6, ls="--")
+    ax_lam.plot(eta, lam, color=PALETTE[0], lw=0.6)
+    chaotic = np.where(lam > 0, lam, np.nan)
+    ax_lam.plot(eta, chaotic, color=PALETTE[1], lw=0.6, label=r"$\lambda > 0$ (chaotic)")
+    finite = lam[np.isfinite(lam)]
+    if finite.size:
+        top = max(float(finite.max()), 0.0)
+        ax_lam.set_ylim(max(float(finite.min()), lambda_floor) - 0.1, top + 0.15 * (top + 1))
+    if escaped.any():
+        ax_lam.plot(eta[escaped], np.full(escaped.sum(), 1.0), ls="", marker="x", ms=2.5, mew=0.6,
+                    color="k", transform=ax_lam.get_xaxis_transform(), clip_on=False, label="escaped")
+    ax_lam.legend(loc="lower left", fontsize=6)
+    ax_lam.set_ylabel(r"Lyapunov exponent $\lambda$")
+    ax_lam.set_xlabel(r"learning rate $\eta$")
+    ax_lam.set_xlim(eta[0], eta[-1])
+    return fig
