@@ -199,15 +199,15 @@ def _softmax_cross_entropy(logits, bias, labels, scale, grad, loss_parts, correc
                     arg_max = c
             total = 0.0
             for c in range(n_classes):
-                total += np.exp(logits[r, n, c] - row_max)
-            log_norm = row_max + np.log(total)
+                grad[r, n, c] = np.exp(logits[r, n, c] - row_max)
+                total += grad[r, n, c]
             y = labels[n]
-            loss += log_norm - logits[r, n, y]
+            loss += row_max + np.log(total) - logits[r, n, y]
             if arg_max == y:
                 correct += 1
             for c in range(n_classes):
-                p = np.exp(logits[r, n, c] - log_norm)
-                grad[r, n, c] = scale * (p - 1.0 if c == y else p)
+                grad[r, n, c] *= scale / total
+            grad[r, n, y] -= scale
         loss_parts[r] = loss
         correct_parts[r] = correct
 

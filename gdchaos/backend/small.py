@@ -87,18 +87,19 @@ def _small_mlp(theta_t, x, labels, sizes, code, scale, want_grad, loss_out, corr
                         arg_max[i] = c
             for c in range(n_classes):
                 for i in range(w):
-                    total[i] += np.exp(acts[logit0 + c, i] - row_max[i])
+                    delta[c, i] = np.exp(acts[logit0 + c, i] - row_max[i])
+                    total[i] += delta[c, i]
             for i in range(w):
-                total[i] = row_max[i] + np.log(total[i])  # log-normaliser
-                loss[i] += total[i] - acts[logit0 + y, i]
+                loss[i] += row_max[i] + np.log(total[i]) - acts[logit0 + y, i]
                 if arg_max[i] == y:
                     correct[i] += 1
             if not want_grad:
                 continue
-            for c in range(n_classes):
+            for c in range(n_classes):  # delta = scale (softmax - onehot)
                 for i in range(w):
-                    p = np.exp(acts[logit0 + c, i] - total[i])
-                    delta[c, i] = scale * (p - 1.0 if c == y else p)
+                    delta[c, i] *= scale / total[i]
+            for i in range(w):
+                delta[y, i] -= scale
             # ------------------------------------------------------ backward
             for layer in range(n_layers - 1, -1, -1):
                 n_in, n_out = sizes[layer], sizes[layer + 1]
