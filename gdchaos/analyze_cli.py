@@ -45,7 +45,7 @@ def analyse_path(path: str, args) -> list[dict]:
 
     from gdchaos import authors, results
     from gdchaos.errors import GdchaosError
-    from gdchaos.report import analyse_arrays
+    from gdchaos.report import analyse_arrays, late_median
 
     if authors.is_authors_file(path):
         eta, distances, attrs = authors.read_authors_file(path)
@@ -65,14 +65,22 @@ def analyse_path(path: str, args) -> list[dict]:
     with run:
         config = run.config
         params = _fit_params(args, config.analysis)
+        complete = run.eta_complete()
         summaries, _ = analyse_arrays(run.eta, run["distances"], run["reached_epoch"], params,
-                                      budget=config.tau_epochs, complete=run.eta_complete())
+                                      budget=config.tau_epochs, complete=complete)
+        sharpness = late_median(run["sharpness"]) if "sharpness" in run.file else None
     rows = []
-    for eta, summary in zip(config.etas, summaries):
+    for e, (eta, summary) in enumerate(zip(config.etas, summaries)):
         row = {"eta": eta, "complete": False} if summary is None else {**summary.to_json_dict(), "complete": True}
         row.update(file=str(path), source="gdchaos")
+        if sharpness is not None and complete[e]:
+            row.update(sharpness_late_median=_finite(sharpness[e]), two_over_eta=2.0 / eta)
         rows.append(row)
     return rows
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value == value else None
 
 
 def _scalar(value, index):

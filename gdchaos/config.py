@@ -69,6 +69,10 @@ class SweepConfig:
     memory_budget_mb: int = 1024
     ics_per_unit: int = 0
     etas_per_unit: int = 0
+    sharpness_every: int = 0
+    sharpness_subset: int = 0
+    sharpness_tol: float = 1e-4
+    sharpness_max_iter: int = 100
     analysis: dict = field(default_factory=dict)
 
     def validate(self) -> SweepConfig:
@@ -98,6 +102,12 @@ class SweepConfig:
         _int_at_least("memory_budget_mb", self.memory_budget_mb, 16)
         _int_at_least("ics_per_unit", self.ics_per_unit, 0)
         _int_at_least("etas_per_unit", self.etas_per_unit, 0)
+        _int_at_least("sharpness_every", self.sharpness_every, 0)
+        _int_at_least("sharpness_subset", self.sharpness_subset, 0)
+        _positive("sharpness_tol", self.sharpness_tol)
+        _int_at_least("sharpness_max_iter", self.sharpness_max_iter, 1)
+        if self.sharpness_every and self.model.kind != "mlp":
+            raise GdchaosError("sharpness_every: Hessian-vector products exist for MLPs only; use 0 with a CNN")
         self.fit_params()
         return self
 
@@ -122,6 +132,10 @@ class SweepConfig:
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) stored in results files."""
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    def sharpness_epochs(self) -> list[int]:
+        """Epochs 0, K, 2K, ... <= T at which sharpness is recorded (empty when off)."""
+        return list(range(0, self.epochs + 1, self.sharpness_every)) if self.sharpness_every else []
 
     def identity(self) -> str:
         """JSON of the fields that define the results (not where they go or how they are analysed)."""

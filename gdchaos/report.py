@@ -45,6 +45,8 @@ def summary_arrays(summaries: list[EtaSummary | None]) -> dict[str, np.ndarray]:
         if summary is None:
             continue
         for name in SUMMARY_FIELDS:
+            if name == "sharpness_late_median":
+                continue
             if name.endswith(("_ci_low", "_ci_high")):
                 interval = getattr(summary, name.rsplit("_ci_", 1)[0] + "_ci")
                 value = interval[0 if name.endswith("low") else 1] if interval else math.nan
@@ -64,4 +66,22 @@ def analyse_file(handle: h5py.File, params: FitParams) -> tuple[dict[str, np.nda
             complete[eta_start:eta_stop] = False
     summaries, fits = analyse_arrays(handle["eta"][:], handle["distances"][()], handle["reached_epoch"][()],
                                      params, budget=budget, complete=complete)
-    return summary_arrays(summaries), fits
+    summary = summary_arrays(summaries)
+    if "sharpness" in handle:
+        summary["sharpness_late_median"] = np.where(complete, late_median(handle["sharpness"][()]), np.nan)
+    return summary, fits
+
+
+def late_median(sharpness: np.ndarray) -> np.ndarray:
+    """Median sharpness over the last half of the recorded epochs and all ICs, per eta (n_eta,).
+
+    The edge-of-stability prediction is that it settles near 2/eta; NaN (diverged) values are
+    ignored, and an eta with none left gives NaN.
+    """
+    late = sharpness[:, :, sharpness.shape[2] // 2:].reshape(sharpness.shape[0], -1)
+    out = np.full(late.shape[0], np.nan)
+    for e, values in enumerate(late):
+        values = values[np.isfinite(values)]
+        if values.size:
+            out[e] = np.median(values)
+    return out

@@ -31,7 +31,7 @@ NEVER = -1  # target never reached within the budget / network never diverged
 # per-eta summary (n_eta,) and per-initial-condition fit (n_eta, q) datasets
 SUMMARY_FIELDS = ("lambda_mean", "lambda_std", "lambda_ci_low", "lambda_ci_high", "rho", "rho_ci_low",
                   "rho_ci_high", "tau_mean", "tau_std", "tau_median", "n_reached", "n_ic", "n_diverged",
-                  "n_chaotic")
+                  "n_chaotic", "sharpness_late_median")
 FIT_FIELDS = ("lyapunov", "slope", "eq3", "r2", "start", "end", "tau", "saturation")
 
 
@@ -157,6 +157,11 @@ def _create(path: Path, config, units: list[Unit], *, n_params: int, layout: lis
     make("diverged_epoch", (n_eta, q, m + 1), (n_eta, q, m + 1), "i4", NOT_COMPUTED)
     params = make("initial_params", (q, n_params), (1, n_params), "f8", np.nan, compress=True)
     params.attrs["layout"] = json.dumps(layout)
+    if config.sharpness_every:
+        epochs = handle.create_dataset("sharpness_epochs", data=np.asarray(config.sharpness_epochs(), dtype=np.int32))
+        n_s = epochs.shape[0]
+        make("sharpness", (n_eta, q, n_s), (1, 1, n_s), "f8", np.nan)
+        make("sharpness_iterations", (n_eta, q, n_s), (1, 1, n_s), "i4", 0)
     handle.create_dataset("units", data=np.array(
         [[u.eta_start, u.eta_stop, u.ic_start, u.ic_stop] for u in units], dtype=np.int32))
     handle.create_dataset("unit_done", shape=(len(units),), dtype="i1", fillvalue=0)

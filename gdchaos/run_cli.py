@@ -30,6 +30,10 @@ def register(subparsers) -> None:
     run.add_argument("--seed", type=_integer("--seed"))
     run.add_argument("--dtype")
     run.add_argument("--memory-budget-mb", type=_integer("--memory-budget-mb"))
+    run.add_argument("--sharpness-every", type=_integer("--sharpness-every"),
+                     help="record the top Hessian eigenvalue of each reference every K epochs (0: off)")
+    run.add_argument("--sharpness-subset", type=_integer("--sharpness-subset"),
+                     help="training samples used for sharpness (0: all)")
     run.add_argument("-o", "--output", help="results file (default: PRESET.h5 or a name from the config)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing file made with another config")
     run.add_argument("--quiet", action="store_true", help="print only the file name and the summary")
@@ -74,7 +78,7 @@ def config_from_args(args):
         base = load_toml(args.config, base)
     flags = {key: getattr(args, key) for key in (
         "dataset", "data_dir", "etas", "ics", "replicas", "eps", "perturb_biases", "epochs", "target",
-        "tau_epochs", "seed", "dtype", "memory_budget_mb", "output") if getattr(args, key) is not None}
+        "tau_epochs", "seed", "dtype", "memory_budget_mb", "sharpness_every", "sharpness_subset", "output") if getattr(args, key) is not None}
     model = {key: getattr(args, key) for key in ("hidden", "activation", "l2", "init_std")
              if getattr(args, key) is not None}
     if model:

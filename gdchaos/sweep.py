@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gdchaos.config import SweepConfig
+from gdchaos.hessian import top_eigenvalue
 from gdchaos.model import MLP
 from gdchaos.results import NEVER, NOT_COMPUTED, Unit
 from gdchaos.train import gradient_step, train
@@ -112,6 +113,11 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
     }
     reached = np.full(ne * ni, NEVER, dtype=np.int32)
     diverged = arrays["diverged_epoch"].reshape(-1)
+    sharpness_epochs = config.sharpness_epochs()
+    if sharpness_epochs:
+        arrays["sharpness"] = np.full((ne, ni, len(sharpness_epochs)), np.nan)
+        arrays["sharpness_iterations"] = np.zeros((ne, ni, len(sharpness_epochs)), dtype=np.int32)
+    warm_start = None
     for record in train(model, theta, eta, x, y, epochs, x_test=x_test, y_test=y_test,
                         test_networks=refs, pairs=pairs, memory_budget=config.memory_budget_mb * 2**20):
         t = record.epoch
@@ -121,9 +127,23 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
         arrays["test_accuracy"][..., t] = record.test_accuracy.reshape(ne, ni)
         diverged[(diverged == NEVER) & ~np.isfinite(record.loss)] = t
         reached[(reached == NEVER) & (record.test_accuracy >= config.target)] = t
+        if t in sharpness_epochs:
+            warm_start = _record_sharpness(model, config, theta[refs], x, y, warm_start, arrays,
+                                           sharpness_epochs.index(t))
         yield UnitProgress("ball", t, arrays, theta.shape[0])
     yield from _train_to_target(model, config, theta[refs], eta[refs], data, reached,
                                 diverged[refs], arrays)
+
+
+def _record_sharpness(model, config, references, x, y, warm_start, arrays, column):
+    """Top Hessian eigenvalue of every reference (warm-started power iteration), into ``arrays``."""
+    result = top_eigenvalue(model, references, x, y, v0=warm_start, tol=config.sharpness_tol,
+                            max_iter=config.sharpness_max_iter, subset=config.sharpness_subset or None,
+                            seed=config.seed, memory_budget=config.memory_budget_mb * 2**20)
+    shape = arrays["sharpness"].shape[:2]
+    arrays["sharpness"][..., column] = result.eigenvalue.reshape(shape)
+    arrays["sharpness_iterations"][..., column] = result.iterations.reshape(shape)
+    return result.vector
 
 
 def _train_to_target(model, config, theta, eta, data, reached, ref_diverged, arrays):

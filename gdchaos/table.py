@@ -15,14 +15,19 @@ def _fmt(value: float, digits: int = 3) -> str:
 def summary_table(rows: list[dict], title: str) -> Table:
     """Rows with eta, lambda_mean/std, rho, tau_mean/std/median, n_reached, n_ic, n_diverged."""
     table = Table(title=title)
-    for column in ("eta", "lambda_nMLE", "± std", "rho %", "<tau>", "± std", "median", "reached", "diverged"):
+    sharpness = any(row.get("sharpness_late_median") is not None for row in rows)
+    columns = ["eta", "lambda_nMLE", "± std", "rho %", "<tau>", "± std", "median", "reached", "diverged"]
+    for column in columns + (["sharpness", "2/eta"] if sharpness else []):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(_fmt(row["eta"], 4), _fmt(row["lambda_mean"]), _fmt(row["lambda_std"], 2),
-                      _fmt(row["rho"], 3), _fmt(row["tau_mean"], 4), _fmt(row["tau_std"], 3),
-                      _fmt(row["tau_median"], 4),
-                      f"{row['n_reached']}/{row['n_ic']}" if row["n_ic"] else "-",
-                      "-" if row.get("n_diverged") is None else str(row["n_diverged"]))
+        cells = [_fmt(row["eta"], 4), _fmt(row["lambda_mean"]), _fmt(row["lambda_std"], 2),
+                 _fmt(row["rho"], 3), _fmt(row["tau_mean"], 4), _fmt(row["tau_std"], 3),
+                 _fmt(row["tau_median"], 4),
+                 f"{row['n_reached']}/{row['n_ic']}" if row["n_ic"] else "-",
+                 "-" if row.get("n_diverged") is None else str(row["n_diverged"])]
+        if sharpness:
+            cells += [_fmt(row.get("sharpness_late_median")), _fmt(2.0 / row["eta"])]
+        table.add_row(*cells)
     return table
 
 
@@ -37,6 +42,8 @@ def rows_from_file(path: str | Path) -> list[dict]:
         row = {name: float(values[e]) for name, values in summary.items()}
         for name in ("n_reached", "n_ic", "n_diverged"):
             row[name] = None if math.isnan(row[name]) else int(row[name])
+        if math.isnan(row["sharpness_late_median"]):
+            row["sharpness_late_median"] = None
         row["eta"] = float(eta)
         rows.append(row)
     return rows

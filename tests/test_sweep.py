@@ -196,3 +196,20 @@ def test_a_second_writer_is_refused(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait()
     assert os.path.exists(output)
+
+
+def test_sharpness_every_k_epochs_is_recorded_and_summarised(tmp_path):
+    config = tiny(tmp_path, etas=[0.5], epochs=12, tau_epochs=12, sharpness_every=4)
+    with results.open(runner.run(config).path) as run:
+        np.testing.assert_array_equal(run["sharpness_epochs"], [0, 4, 8, 12])
+        sharpness = run["sharpness"]
+        assert sharpness.shape == (1, 3, 4) and np.all(np.isfinite(sharpness))
+        params = run["initial_params"]
+        model = MLP((4, 10, 3))
+        from gdchaos import data
+        from gdchaos.hessian import top_eigenvalue
+
+        x, y, _, _ = data.load("iris")
+        exact = top_eigenvalue(model, params, x, y, tol=1e-10, max_iter=500).eigenvalue
+        np.testing.assert_allclose(sharpness[0, :, 0], exact, rtol=1e-3)
+        assert run.summary()["sharpness_late_median"][0] == np.median(sharpness[0, :, 2:])
