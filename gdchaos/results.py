@@ -151,6 +151,8 @@ def _create(path: Path, config, units: list[Unit], *, n_params: int, layout: lis
         return dataset
 
     make("distances", (n_eta, q, m, t1), (1, 1, m, t1), "f8", np.nan)
+    layers = make("layer_distances", (n_eta, q, m, len(layout), t1), (1, 1, m, len(layout), t1), "f8", np.nan)
+    layers.attrs["tensors"] = json.dumps([tensor["name"] for tensor in layout])
     for name in ("loss", "train_accuracy", "test_accuracy"):
         make(name, (n_eta, q, t1), (1, 1, t1), "f8", np.nan)
     make("reached_epoch", (n_eta, q), (n_eta, q), "i4", NOT_COMPUTED)

@@ -90,7 +90,7 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
     """Train one unit; yields progress after every epoch, the arrays filled up to that epoch.
 
     Arrays (n_eta_unit, n_ic_unit, ...): ``distances`` (M, T+1) L1 distance of each replica to its
-    reference; ``loss``, ``train_accuracy``, ``test_accuracy`` (T+1) of the reference;
+    reference; ``layer_distances`` (M, n_tensors, T+1) the same per parameter tensor; ``loss``, ``train_accuracy``, ``test_accuracy`` (T+1) of the reference;
     ``reached_epoch`` first epoch with test accuracy >= target (-1: not within ``tau_epochs``);
     ``diverged_epoch`` (M+1) first epoch with a non-finite loss (-1: never).
     """
@@ -105,6 +105,7 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
     pairs = np.stack([np.repeat(refs, m), (refs[:, None] + np.arange(1, ball)).ravel()], axis=1)
     arrays = {
         "distances": np.full((ne, ni, m, epochs + 1), np.nan),
+        "layer_distances": np.full((ne, ni, m, len(model.layout()), epochs + 1), np.nan),
         "loss": np.full((ne, ni, epochs + 1), np.nan),
         "train_accuracy": np.full((ne, ni, epochs + 1), np.nan),
         "test_accuracy": np.full((ne, ni, epochs + 1), np.nan),
@@ -122,6 +123,7 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
                         test_networks=refs, pairs=pairs, memory_budget=config.memory_budget_mb * 2**20):
         t = record.epoch
         arrays["distances"][..., t] = record.distances.reshape(ne, ni, m)
+        arrays["layer_distances"][..., t] = record.tensor_distances.reshape(ne, ni, m, -1)
         arrays["loss"][..., t] = record.loss[refs].reshape(ne, ni)
         arrays["train_accuracy"][..., t] = record.train_accuracy[refs].reshape(ne, ni)
         arrays["test_accuracy"][..., t] = record.test_accuracy.reshape(ne, ni)

@@ -25,6 +25,7 @@ class EpochRecord:
     train_accuracy: np.ndarray  # (R,)
     test_accuracy: np.ndarray | None  # (len(test_networks),) when test data were given
     distances: np.ndarray | None  # (len(pairs),) L1 distances, when pairs were given
+    tensor_distances: np.ndarray | None  # (len(pairs), n_tensors) the same per parameter tensor
     theta: np.ndarray | None  # (R, P) copy of the parameters, when asked
 
 
@@ -53,6 +54,8 @@ def train(model: MLP, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray,
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if x_test is not None and test_networks is None:
         test_networks = np.arange(theta.shape[0])
+    layout = model.layout()
+    bounds = np.array([t.offset for t in layout] + [layout[-1].offset + layout[-1].size])
     with np.errstate(all="ignore"):
         for epoch in range(epochs + 1):
             last = epoch == epochs
@@ -61,12 +64,14 @@ def train(model: MLP, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray,
             if x_test is not None:
                 test = model.accuracy(theta[test_networks], x_test, y_test,
                                       memory_budget=memory_budget)
+            per_tensor = None if pairs is None else backend.l1_distances(theta, pairs, bounds)
             yield EpochRecord(
                 epoch=epoch,
                 loss=evaluation.loss,
                 train_accuracy=evaluation.accuracy,
                 test_accuracy=test,
-                distances=None if pairs is None else backend.l1_distances(theta, pairs),
+                distances=None if pairs is None else per_tensor.sum(axis=1),
+                tensor_distances=per_tensor,
                 theta=theta.copy() if keep_params else None,
             )
             if not last:

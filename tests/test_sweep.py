@@ -213,3 +213,15 @@ def test_sharpness_every_k_epochs_is_recorded_and_summarised(tmp_path):
         exact = top_eigenvalue(model, params, x, y, tol=1e-10, max_iter=500).eigenvalue
         np.testing.assert_allclose(sharpness[0, :, 0], exact, rtol=1e-3)
         assert run.summary()["sharpness_late_median"][0] == np.median(sharpness[0, :, 2:])
+
+
+def test_per_layer_distances_sum_to_the_total(tmp_path):
+    config = tiny(tmp_path, model={"hidden": [6, 5]}, perturb_biases=True)
+    with results.open(runner.run(config).path) as run:
+        layers, total = run["layer_distances"], run["distances"]
+        assert layers.shape == (2, 3, 2, 6, 31)
+        assert run.file["layer_distances"].attrs["tensors"] == '["W1", "b1", "W2", "b2", "W3", "b3"]'
+        np.testing.assert_allclose(layers.sum(axis=3), total, rtol=1e-12)
+        # with biases perturbed every tensor starts apart: d_s(0) ~ eps * size_s / 2
+        sizes = np.array([24, 6, 30, 5, 15, 3])
+        np.testing.assert_allclose(layers[0, 0, 0, :, 0], 1e-8 * sizes / 2, rtol=0.9)

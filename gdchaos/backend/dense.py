@@ -254,21 +254,27 @@ def count_correct(logits: np.ndarray, bias: np.ndarray, labels: np.ndarray) -> n
 
 
 @njit(parallel=True, cache=True)
-def _l1_distances(theta, pairs, out):
+def _l1_distances(theta, pairs, bounds, out):
     for i in prange(pairs.shape[0]):
         a = theta[pairs[i, 0]]
         b = theta[pairs[i, 1]]
-        total = 0.0
-        for k in range(a.shape[0]):
-            total += abs(a[k] - b[k])
-        out[i] = total
+        for s in range(bounds.shape[0] - 1):
+            total = 0.0
+            for k in range(bounds[s], bounds[s + 1]):
+                total += abs(a[k] - b[k])
+            out[i, s] = total
 
 
-def l1_distances(theta: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """d_i = sum_k |theta[a_i, k] - theta[b_i, k]| for each pair (a_i, b_i) of network indices."""
-    out = np.empty(pairs.shape[0], dtype=np.float64)
+def l1_distances(theta: np.ndarray, pairs: np.ndarray, bounds: np.ndarray | None = None) -> np.ndarray:
+    """d_is = sum_{k in segment s} |theta[a_i, k] - theta[b_i, k]| for each pair (a_i, b_i).
+
+    ``bounds`` (S+1,) splits the parameter axis into segments (e.g. one per tensor of the flat
+    layout); the default is one segment, the whole vector. Returns (n_pairs, S).
+    """
+    bounds = np.array([0, theta.shape[1]]) if bounds is None else bounds
+    out = np.empty((pairs.shape[0], len(bounds) - 1), dtype=np.float64)
     _launch(_l1_distances, pairs.shape[0] * theta.shape[1], theta,
-            np.ascontiguousarray(pairs, dtype=np.int64), out)
+            np.ascontiguousarray(pairs, dtype=np.int64), np.asarray(bounds, dtype=np.int64), out)
     return out
 
 
