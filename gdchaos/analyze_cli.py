@@ -21,6 +21,9 @@ def register(subparsers) -> None:
                     "files (dataset 'weights'), with the fit options given (defaults: the file's config).")
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--json", action="store_true", help="print a JSON list of per-eta objects")
+    parser.add_argument("--norm", choices=("l1", "l2"), default="l1",
+                        help="distance between replicas: l1 (recorded online) or l2 (recomputed from stored "
+                             "trajectories: needs --save-trajectories for every IC and epoch)")
     group = parser.add_argument_group("fit options (docs/analysis.md)")
     for name, kind in FIT_OPTIONS.items():
         group.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
@@ -66,7 +69,7 @@ def analyse_path(path: str, args) -> list[dict]:
         config = run.config
         params = _fit_params(args, config.analysis)
         complete = run.eta_complete()
-        summaries, _ = analyse_arrays(run.eta, run["distances"], run["reached_epoch"], params,
+        summaries, _ = analyse_arrays(run.eta, _distances(run, config, args.norm), run["reached_epoch"], params,
                                       budget=config.tau_epochs, complete=complete)
         sharpness = late_median(run["sharpness"]) if "sharpness" in run.file else None
     rows = []
@@ -77,6 +80,18 @@ def analyse_path(path: str, args) -> list[dict]:
             row.update(sharpness_late_median=_finite(sharpness[e]), two_over_eta=2.0 / eta)
         rows.append(row)
     return rows
+
+
+def _distances(run, config, norm: str):
+    """The online L1 distances, or distances in ``norm`` recomputed from complete trajectories."""
+    from gdchaos.errors import GdchaosError
+
+    if norm == "l1":
+        return run["distances"]
+    if not config.save_trajectories or config.trajectory_every != 1 or len(config.trajectory_ic_list()) != config.ics:
+        raise GdchaosError(f"--norm {norm}: {run.path} needs trajectories of every IC at every epoch "
+                           "(run with --save-trajectories and no --trajectory-ics/--trajectory-every)")
+    return run.recompute_distances(norm)
 
 
 def _finite(value: float) -> float | None:

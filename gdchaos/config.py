@@ -73,6 +73,10 @@ class SweepConfig:
     sharpness_subset: int = 0
     sharpness_tol: float = 1e-4
     sharpness_max_iter: int = 100
+    save_trajectories: bool = False
+    trajectory_ics: tuple[int, ...] = ()
+    trajectory_every: int = 1
+    trajectory_dtype: str = "float64"
     analysis: dict = field(default_factory=dict)
 
     def validate(self) -> SweepConfig:
@@ -106,6 +110,13 @@ class SweepConfig:
         _int_at_least("sharpness_subset", self.sharpness_subset, 0)
         _positive("sharpness_tol", self.sharpness_tol)
         _int_at_least("sharpness_max_iter", self.sharpness_max_iter, 1)
+        _int_at_least("trajectory_every", self.trajectory_every, 1)
+        _choice("trajectory_dtype", self.trajectory_dtype, DTYPES)
+        for ic in self.trajectory_ics:
+            if not _is_int(ic) or not 0 <= ic < self.ics:
+                raise GdchaosError(f"trajectory_ics: initial-condition indices in [0, {self.ics - 1}]; got {ic!r}")
+        if len(set(self.trajectory_ics)) != len(self.trajectory_ics):
+            raise GdchaosError("trajectory_ics: each initial condition at most once")
         if self.sharpness_every and self.model.kind != "mlp":
             raise GdchaosError("sharpness_every: Hessian-vector products exist for MLPs only; use 0 with a CNN")
         self.fit_params()
@@ -127,6 +138,7 @@ class SweepConfig:
         result["model"]["hidden"] = list(self.model.hidden)
         result["model"]["layers"] = [dict(layer) for layer in self.model.layers]
         result["etas"] = list(self.etas)
+        result["trajectory_ics"] = list(self.trajectory_ics)
         return result
 
     def to_json(self) -> str:
@@ -136,6 +148,21 @@ class SweepConfig:
     def sharpness_epochs(self) -> list[int]:
         """Epochs 0, K, 2K, ... <= T at which sharpness is recorded (empty when off)."""
         return list(range(0, self.epochs + 1, self.sharpness_every)) if self.sharpness_every else []
+
+    def trajectory_ic_list(self) -> list[int]:
+        """Initial conditions whose trajectories are stored (sorted; all when none are named)."""
+        if not self.save_trajectories:
+            return []
+        return sorted(self.trajectory_ics) if self.trajectory_ics else list(range(self.ics))
+
+    def trajectory_epochs(self) -> list[int]:
+        """Epochs 0, k, 2k, ... <= T whose parameters are stored (empty when off)."""
+        return list(range(0, self.epochs + 1, self.trajectory_every)) if self.save_trajectories else []
+
+    def trajectory_bytes(self, n_params: int) -> int:
+        """Uncompressed size of the stored trajectories: n_eta x n_ics x (M+1) x n_epochs x P x itemsize."""
+        return (len(self.etas) * len(self.trajectory_ic_list()) * (self.replicas + 1)
+                * len(self.trajectory_epochs()) * n_params * np.dtype(self.trajectory_dtype).itemsize)
 
     def identity(self) -> str:
         """JSON of the fields that define the results (not where they go or how they are analysed)."""
@@ -184,6 +211,8 @@ def from_dict(values: dict[str, Any], base: SweepConfig | None = None) -> SweepC
         model = replace(model, **model_values)
     if "etas" in values:
         values["etas"] = parse_etas(values["etas"])
+    if "trajectory_ics" in values:
+        values["trajectory_ics"] = parse_ics(values["trajectory_ics"])
     if "analysis" in values:
         values["analysis"] = {**base.analysis, **dict(values["analysis"])}
     return replace(base, model=model, **values)
@@ -240,6 +269,18 @@ def parse_etas(value: Any) -> tuple[float, ...]:
     for eta in etas:
         _positive("etas", eta)
     return etas
+
+
+def parse_ics(value: Any) -> tuple[int, ...]:
+    """Initial-condition indices from ``"0,3,7"``, ``"all"`` (empty: all) or a list."""
+    if isinstance(value, str):
+        if value.strip().lower() in ("", "all"):
+            return ()
+        value = [item for item in value.split(",") if item.strip()]
+    try:
+        return tuple(int(item) for item in value)
+    except (TypeError, ValueError):
+        raise GdchaosError(f"trajectory_ics: integers such as 0,3,7 or 'all'; got {value!r}") from None
 
 
 def parse_hidden(value: Any) -> tuple[int, ...]:

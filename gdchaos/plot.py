@@ -32,6 +32,8 @@ PAGE_WIDTH = 7.0
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 MARKERS = ("o", "s", "D", "^", "v", "P", "X")
 EDGE_OF_STABILITY_COLOUR = "#D55E00"
+DODGE = 1.07  # overlaid runs are shifted by this factor in eta, so error bars do not hide each other
+NONE_STEP = 1.45  # triangles "no IC reached the target" of overlaid runs are stacked by this factor
 STYLE: dict[str, Any] = {
     "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "figure.titlesize": 8,
     "legend.fontsize": 7, "legend.title_fontsize": 7, "xtick.labelsize": 7, "ytick.labelsize": 7,
@@ -40,7 +42,7 @@ STYLE: dict[str, Any] = {
     "xtick.minor.size": 1.8, "ytick.minor.size": 1.8, "lines.linewidth": 1.0, "lines.markersize": 3.5,
     "axes.spines.top": False, "axes.spines.right": False, "legend.frameon": False,
     "axes.prop_cycle": matplotlib.cycler(color=PALETTE), "savefig.dpi": 150, "figure.dpi": 150,
-    "pdf.fonttype": 42, "svg.fonttype": "none",
+    "pdf.fonttype": 42, "svg.fonttype": "none", "svg.hashsalt": "gdchaos",
 }
 _LABEL_ETA = r"learning rate $\eta$"
 
@@ -52,6 +54,18 @@ def _styled(build: Callable[..., Figure]) -> Callable[..., Figure]:
         with matplotlib.rc_context(STYLE):
             return build(*args, **kwargs)
     return wrapper
+
+
+def save(figure: Figure, path: str | Path, *, dpi: int = 150) -> None:
+    """Write ``figure``; the format follows the suffix (png, pdf, svg). PDF and SVG get no creation
+    date and fixed SVG ids, so the same data give the same bytes."""
+    from gdchaos import __version__
+
+    software = f"gdchaos {__version__}"
+    metadata = {".png": {"Software": software}, ".pdf": {"Creator": software, "CreationDate": None},
+                ".svg": {"Creator": software, "Date": None}}.get(Path(path).suffix, {})
+    with matplotlib.rc_context(STYLE):
+        figure.savefig(path, dpi=dpi, metadata=metadata)
 
 
 # ================================================================= data
@@ -80,6 +94,7 @@ class Run:
         return bool(np.isfinite(self.results.file[name][e]).any())
 
     def has_summary(self) -> bool:
+        """Whether any learning rate is analysed."""
         return bool(np.isfinite(self.summary["lambda_mean"]).any())
 
     @property
@@ -186,12 +201,14 @@ def _eta_axis(ax: Any) -> None:
     ax.set_xlabel(_LABEL_ETA)
 
 
-def _plain_log_ticks(axis: Any) -> None:
-    """Log axis ticked at 1, 2, 5 x 10^k with plain numbers (20, 50, 100) instead of 2 x 10^1."""
+def _plain_log_ticks(axis: Any, low: float, high: float, up_to: float = math.inf) -> None:
+    """Log axis with plain numbers (20, 50, 100 instead of 2 x 10^1), ticked at 1, 2, 5 x 10^k when the
+    data span [low, high] covers under three decades, else at powers of ten; ticks above ``up_to`` unlabelled."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    narrow = high < 1000 * low
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}" if value <= up_to * 1.001 else ""))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -199,8 +216,9 @@ def _plain_log_ticks(axis: Any) -> None:
 def sweep_figure(runs: Sequence[Run]) -> Figure:
     """lambda_nMLE +- std, rho (bootstrap CI) and <tau> +- std against eta; one colour and marker per run.
 
-    Censored <tau> (some ICs never reached the target within the budget) has hollow markers and
-    n_reached/n_ic beside it; where no IC reached it, a triangle sits on the budget line.
+    Censored <tau> (some ICs never reached the target within the budget) has hollow markers (and, for
+    one run, n_reached/n_ic above them); where no IC reached it, an open triangle sits on the budget
+    line (several runs: stacked above it). Several runs are dodged by a few percent in eta.
     """
     fig = Figure(figsize=(PAGE_WIDTH, 2.35 if len(runs) == 1 else 2.6), layout="constrained")
     ax_lam, ax_rho, ax_tau = fig.subplots(1, 3)
@@ -209,12 +227,13 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
     for k, (run, label) in enumerate(zip(runs, labels)):
         style = dict(color=PALETTE[k % len(PALETTE)], marker=MARKERS[k % len(MARKERS)], capsize=1.5,
                      elinewidth=0.6, capthick=0.6, lw=0.9, ms=3.2)
-        s, eta = run.summary, run.eta
+        s = run.summary
+        eta = run.eta * DODGE ** (k - (len(runs) - 1) / 2)
         ax_lam.errorbar(eta, s["lambda_mean"], yerr=s["lambda_std"], label=label, **style)
         rho = s["rho"]
         rho_err = np.clip([rho - s["rho_ci_low"], s["rho_ci_high"] - rho], 0, None)
         ax_rho.errorbar(eta, rho, yerr=np.where(np.isfinite(rho_err), rho_err, 0), **style)
-        censored, none = _plot_tau(ax_tau, run, style, annotate=len(runs) == 1)
+        censored, none = _plot_tau(ax_tau, run, eta, style, annotate=len(runs) == 1, level=k)
         censored_any |= censored
         none_any |= none
     budgets = sorted({run.budget for run in runs})
@@ -227,8 +246,8 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
     targets = sorted({run.target for run in runs})
     ax_tau.set_ylabel(r"$\langle\tau\rangle$ (epochs)" + (f" to {targets[0]:.0%} test acc." if len(targets) == 1 else ""))
     ax_tau.set_yscale("log")
-    _plain_log_ticks(ax_tau.yaxis)
-    ax_tau.set_ylim(top=3.0 * max(budgets))  # room for the triangles and labels above the budget
+    _plain_log_ticks(ax_tau.yaxis, 1.0, max(budgets), up_to=max(budgets))
+    ax_tau.set_ylim(top=max(budgets) * NONE_STEP ** len(runs) * 2.0)  # room for triangles and labels
     for ax in (ax_lam, ax_rho, ax_tau):
         _eta_axis(ax)
     notes = []
@@ -237,21 +256,24 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
                             label="censored: " + ("n reached/n ICs" if len(runs) == 1 else "not all ICs reached it")))
     if none_any:
         notes.append(Line2D([], [], color="0.3", marker="^", mfc="white", ls="", ms=3.2,
-                            label="no IC reached it (drawn at budget)"))
+                            label=r"no IC reached it: $\tau$ > budget"))
     notes.append(Line2D([], [], color="0.6", lw=0.6, ls=":", label="epoch budget"))
-    ax_tau.legend(handles=notes, loc="best", fontsize=6, handlelength=1.5)
+    ax_tau.legend(handles=notes, loc="best", fontsize=6, handlelength=1.5, frameon=True, framealpha=0.85,
+                  edgecolor="none", borderpad=0.3)
     if len(runs) > 1:
         fig.legend(*ax_lam.get_legend_handles_labels(), loc="outside upper center", ncols=min(len(runs), 4),
                    title=common or None)
     else:
-        fig.suptitle(labels[0] if labels[0] != runs[0].name else runs[0].label)
+        fig.suptitle(runs[0].label)
     return fig
 
 
-def _plot_tau(ax: Any, run: Run, style: dict[str, Any], *, annotate: bool) -> tuple[bool, bool]:
-    """<tau> +- std: filled when every IC reached the target, hollow (and, if ``annotate``, labelled
-    n_reached/n_ic) when censored. The log axis keeps error bars above 1 epoch."""
-    s, eta = run.summary, run.eta
+def _plot_tau(ax: Any, run: Run, eta: np.ndarray, style: dict[str, Any], *, annotate: bool,
+              level: int) -> tuple[bool, bool]:
+    """<tau> +- std at ``eta``: filled when every IC reached the target, hollow (and, if ``annotate``,
+    labelled n_reached/n_ic) when censored; error bars stop at 1 epoch (log axis). Returns whether
+    any point was censored and whether any eta had no IC reach the target (triangles, stacked by ``level``)."""
+    s = run.summary
     tau, n_reached, n_ic = s["tau_mean"], s["n_reached"], s["n_ic"]
     complete = np.isfinite(tau) & (n_reached == n_ic)
     censored = np.isfinite(tau) & (n_reached < n_ic)
@@ -265,12 +287,13 @@ def _plot_tau(ax: Any, run: Run, style: dict[str, Any], *, annotate: bool) -> tu
             ax.errorbar(eta[mask], tau[mask], yerr=yerr[:, mask], ls="", mfc=face,
                         **{k: v for k, v in style.items() if k != "lw"})
     for e in np.flatnonzero(censored) if annotate else ():
-        ax.annotate(f"{int(n_reached[e])}/{int(n_ic[e])}", (eta[e], tau[e] + s["tau_std"][e]), xytext=(0, 2),
+        ax.annotate(f"{int(n_reached[e])}/{int(n_ic[e])}", (eta[e], tau[e] + np.nan_to_num(s["tau_std"][e])),
+                    xytext=(0, 2),
                     textcoords="offset points", fontsize=5.5, color="0.25", rotation=90, ha="center",
                     va="bottom")
     if none.any():
-        ax.plot(eta[none], np.full(none.sum(), run.budget), ls="", marker="^", mfc="white", color=colour,
-                ms=style["ms"], clip_on=False)
+        ax.plot(eta[none], np.full(none.sum(), run.budget * NONE_STEP**level), ls="", marker="^", mfc="white",
+                color=colour, ms=style["ms"], mew=0.8)
     return bool(censored.any()), bool(none.any())
 
 
@@ -279,8 +302,8 @@ def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
     """Semi-log d(t) of the eps-balls at learning rate index ``e`` (Figs. 2-3).
 
     Each initial condition: replicas d_j(t) faint, their mean D(t) coloured by the local exponent
-    Lambda, and the least-squares line of ln D over the fit window (black dashed). Inset: histogram
-    of Lambda over the chosen initial conditions, with lambda_nMLE (their mean) marked.
+    Lambda, and the least-squares line of ln D over the fit window (black dashed). Inset (three or more
+    fitted ICs): histogram of Lambda, with their mean lambda_nMLE marked; else Lambda and R^2 as text.
     """
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
@@ -301,7 +324,7 @@ def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
     fig = Figure(figsize=(COLUMN_WIDTH, 2.7), layout="constrained")
     ax = fig.subplots()
     t = np.arange(d.shape[-1])
-    faint = 0.25 if len(ics) <= 5 else 0.08
+    faint = 0.6 if len(ics) == 1 else 0.25 if len(ics) <= 5 else 0.08
     for k in range(len(ics)):
         c = colour(lam[k])
         replicas = np.where(d[k] > 0, d[k], np.nan)
@@ -320,19 +343,26 @@ def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
     ax.set_ylabel(r"distance $d(t)$ ($L_1$)")
     which = f"{len(ics)} ICs" if len(ics) > 1 else f"IC {int(ics[0])}"
     ax.set_title(rf"{run.label}; $\eta$ = {run.eta[e]:g}; {which}", fontsize=7)
-    ax.legend(handles=[Line2D([], [], color="k", lw=0.7, ls=(0, (2.5, 1.5)), label="fit window")],
-              loc="upper left", fontsize=6)
-    if finite.any():
+    key = [Line2D([], [], color="k", lw=0.7, ls=(0, (2.5, 1.5)), label="fit window")]
+    if finite.sum() >= 3:
         _exponent_histogram(ax, lam[finite], cmap, norm)
+        ax.legend(handles=key, loc="lower right", fontsize=6, borderaxespad=0.2)  # in the inset's white box
+    else:
+        ax.legend(handles=key, loc="best", fontsize=6)
+    if 0 < finite.sum() < 3:
+        r2 = run.fits["r2"][e][ics]
+        text = "\n".join(rf"$\Lambda$ = {lam[k]:.2f} ($R^2$ = {r2[k]:.2f})" + ("" if len(ics) == 1 else f", IC {ics[k]}")
+                         for k in np.flatnonzero(finite))
+        ax.text(0.97, 0.04, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=6.5)
     return fig
 
 
 def _exponent_histogram(ax: Any, lam: np.ndarray, cmap: Any, norm: Any) -> None:
-    """Inset, lower right: histogram of local exponents coloured like the curves, mean marked."""
+    """Inset, lower right on a white box: histogram of local exponents coloured like the curves, mean marked."""
     from matplotlib.patches import Rectangle
 
-    inset = ax.inset_axes((0.6, 0.12, 0.37, 0.3))
-    ax.add_patch(Rectangle((0.53, 0.0), 0.47, 0.5, transform=ax.transAxes, facecolor="white", edgecolor="none",
+    inset = ax.inset_axes((0.6, 0.2, 0.37, 0.26))
+    ax.add_patch(Rectangle((0.53, 0.0), 0.47, 0.54, transform=ax.transAxes, facecolor="white", edgecolor="none",
                            alpha=0.9, zorder=2.9))  # keeps the curves off the inset's labels
     bins = int(np.clip(np.sqrt(lam.size) * 1.5, 4, 20)) if lam.size > 1 else 1
     counts, edges, patches = inset.hist(lam, bins=bins, edgecolor="white", linewidth=0.3)
@@ -379,7 +409,9 @@ def loss_figure(run: Run, etas: Sequence[int], ics: np.ndarray) -> Figure:
 def sharpness_figure(run: Run, etas: Sequence[int], ics: np.ndarray) -> Figure:
     """Top Hessian eigenvalue against epoch, one panel per learning rate, with 2/eta dashed (Fig. 14).
 
-    Each initial condition faint, their mean bold.
+    Each initial condition faint, their median bold (robust to the spikes of single ICs). The y axis
+    is logarithmic when the positive values span more than a decade (values <= 0, a flat or indefinite
+    Hessian, are drawn on its bottom edge), else linear.
     """
     epochs = run.results.file["sharpness_epochs"][()]
     width = min(PAGE_WIDTH, 0.4 + 2.2 * len(etas))
@@ -391,25 +423,29 @@ def sharpness_figure(run: Run, etas: Sequence[int], ics: np.ndarray) -> Figure:
         colour = colours[k % len(colours)]
         if len(ics) > 1:
             ax.plot(epochs, sharp.T, color=colour, lw=0.4, alpha=0.3 if len(ics) <= 10 else 0.15, rasterized=True)
-        ax.plot(epochs, _nanmean(sharp), color=colour, lw=1.0,
-                label="mean over ICs" if len(ics) > 1 else f"IC {int(ics[0])}")
+        ax.plot(epochs, _nanmedian(sharp), color=colour, lw=1.0,
+                label="median over ICs" if len(ics) > 1 else f"IC {int(ics[0])}")
         ax.axhline(2.0 / run.eta[e], color=EDGE_OF_STABILITY_COLOUR, lw=0.9, ls="--", label=r"$2/\eta$")
         ax.set_title(rf"$\eta$ = {run.eta[e]:g}")
         ax.set_xlabel("epoch $t$")
         ax.set_xlim(epochs[0], epochs[-1])
-        ax.set_ylim(bottom=0)
-    axes[0].legend(loc="lower right", fontsize=6)
+        positive = sharp[np.isfinite(sharp) & (sharp > 0)]
+        if positive.size and positive.max() > 10 * positive.min():
+            ax.set_yscale("log", nonpositive="clip")  # values <= 0 sit on the bottom edge
+            ax.set_ylim(bottom=0.5 * positive.min())
+            _plain_log_ticks(ax.yaxis, positive.min(), positive.max())
+    axes[0].legend(loc="upper right", fontsize=6, frameon=True, framealpha=0.85, edgecolor="none", borderpad=0.3)
     axes[0].set_ylabel(r"sharpness $\sigma_{\max}(t)$")
     fig.suptitle(f"{run.label}; {len(ics)} ICs" if len(ics) > 1 else f"{run.label}; IC {int(ics[0])}")
     return fig
 
 
-def _nanmean(values: np.ndarray) -> np.ndarray:
-    """Mean over axis 0 of the finite values; NaN (and no warning) where there are none."""
-    finite = np.isfinite(values)
-    count = finite.sum(axis=0)
-    total = np.where(finite, values, 0.0).sum(axis=0)
-    return np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
+def _nanmedian(values: np.ndarray) -> np.ndarray:
+    """Median over axis 0 of the finite values; NaN (and no warning) where there are none."""
+    out = np.full(values.shape[1:], np.nan)
+    present = np.isfinite(values).any(axis=0)
+    out[present] = np.nanmedian(values[:, present], axis=0)
+    return out
 
 
 @dataclass

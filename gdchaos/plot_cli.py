@@ -74,20 +74,11 @@ def run(args: argparse.Namespace) -> int:
             path = args.output_dir / f"{name}.{args.format}"
             figure = build()
             try:
-                figure.savefig(path, dpi=args.dpi, metadata=_metadata(args.format))
+                plot.save(figure, path, dpi=args.dpi)
             except OSError as exc:
                 raise GdchaosError(f"-o: cannot write {path}: {exc.strerror or exc}") from None
             print(path)
     return 0
-
-
-def _metadata(fmt: str) -> dict[str, Any]:
-    """No creation date in pdf/svg, so that the same data give the same bytes."""
-    from gdchaos import __version__
-
-    software = f"gdchaos {__version__}"
-    return {"png": {"Software": software}, "pdf": {"Creator": software, "CreationDate": None},
-            "svg": {"Creator": software, "Date": None}}[fmt]
 
 
 def _figures(runs: list[Run], cubics: list[Any], kinds: list[str], etas: list[float] | None,

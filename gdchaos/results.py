@@ -107,6 +107,15 @@ class Writer:
             self.file["unit_done"][unit.index] = 1
         self.file.flush()
 
+    def write_trajectory(self, unit: Unit, column: int, theta: np.ndarray) -> None:
+        """Parameters (n_eta_unit, n_ic_unit, M+1, P) of the unit's networks at trajectory epoch ``column``."""
+        saved = self.file["trajectory_ics"][:]
+        keep = np.flatnonzero((saved >= unit.ic_start) & (saved < unit.ic_stop))
+        if keep.size == 0:
+            return
+        rows = saved[keep] - unit.ic_start
+        self.file["trajectories"][unit.eta_start:unit.eta_stop, keep[0]:keep[-1] + 1, :, column, :] = theta[:, rows]
+
     def write_analysis(self, summary: dict[str, np.ndarray], fits: dict[str, np.ndarray]) -> None:
         """Store per-eta summaries and per-IC fits (computed with the config's analysis table)."""
         for name, values in summary.items():
@@ -164,6 +173,18 @@ def _create(path: Path, config, units: list[Unit], *, n_params: int, layout: lis
         n_s = epochs.shape[0]
         make("sharpness", (n_eta, q, n_s), (1, 1, n_s), "f8", np.nan)
         make("sharpness_iterations", (n_eta, q, n_s), (1, 1, n_s), "i4", 0)
+    if config.save_trajectories:
+        ics, epochs = config.trajectory_ic_list(), config.trajectory_epochs()
+        handle.create_dataset("trajectory_ics", data=np.asarray(ics, dtype=np.int32))
+        handle.create_dataset("trajectory_epochs", data=np.asarray(epochs, dtype=np.int32))
+        # one chunk = one ball at one epoch, written once as training streams it. Uncompressed: the
+        # size announced before the run is then what the file grows by (gzip saves only ~10-35%
+        # on float64 weights, and the free-space check must not be optimistic)
+        trajectories = handle.create_dataset(
+            "trajectories", shape=(n_eta, len(ics), m + 1, len(epochs), n_params), dtype=config.trajectory_dtype,
+            chunks=(1, 1, m + 1, 1, n_params), fillvalue=np.nan)
+        trajectories.dims[0].attach_scale(eta)
+        trajectories.attrs["layout"] = json.dumps(layout)
     handle.create_dataset("units", data=np.array(
         [[u.eta_start, u.eta_stop, u.ic_start, u.ic_stop] for u in units], dtype=np.int32))
     handle.create_dataset("unit_done", shape=(len(units),), dtype="i1", fillvalue=0)
@@ -296,6 +317,42 @@ class Results:
             if not done[unit.index]:
                 complete[unit.eta_start:unit.eta_stop] = False
         return complete
+
+    @property
+    def trajectories(self) -> h5py.Dataset:
+        """Lazy (n_eta, n_saved_ics, M+1, n_epochs, P) parameters; index it to read only what you need."""
+        if "trajectories" not in self.file:
+            raise GdchaosError(f"{self.path}: no trajectories stored (run with --save-trajectories)")
+        return self.file["trajectories"]
+
+    def trajectory(self, eta_index: int, ic: int, network: int = 0) -> np.ndarray:
+        """(n_epochs, P) parameters of one network (0: the reference, j: replica j) of IC ``ic``."""
+        saved = list(self.file["trajectory_ics"][:]) if "trajectory_ics" in self.file else []
+        if ic not in saved:
+            raise GdchaosError(f"{self.path}: trajectories stored for ICs {saved}, not {ic}")
+        return self.trajectories[eta_index, saved.index(ic), network]
+
+    def recompute_distances(self, norm: str = "l1", block: int = 16) -> np.ndarray:
+        """d_j(t) of every stored replica to its reference, in float64, from the trajectories.
+
+        L1: sum_k |w_k - w_k^(j)|, L2: sqrt(sum_k (w_k - w_k^(j))^2); shape (n_eta, n_saved_ics, M,
+        n_epochs). Reads ``block`` epochs of one ball at a time.
+        """
+        if norm not in ("l1", "l2"):
+            raise GdchaosError(f"norm: unknown {norm!r}; allowed: l1, l2")
+        data = self.trajectories
+        n_eta, n_ics, ball, n_epochs, _ = data.shape
+        out = np.empty((n_eta, n_ics, ball - 1, n_epochs))
+        for e in range(n_eta):
+            for i in range(n_ics):
+                for start in range(0, n_epochs, block):
+                    chunk = data[e, i, :, start:start + block].astype(np.float64)
+                    diff = chunk[1:] - chunk[:1]
+                    if norm == "l1":
+                        out[e, i, :, start:start + block] = np.abs(diff).sum(axis=-1)
+                    else:
+                        out[e, i, :, start:start + block] = np.sqrt((diff * diff).sum(axis=-1))
+        return out
 
     def summary(self) -> dict[str, np.ndarray]:
         """Per-eta summary arrays (NaN where not analysed yet), with ``eta``."""

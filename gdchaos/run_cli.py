@@ -34,6 +34,11 @@ def register(subparsers) -> None:
                      help="record the top Hessian eigenvalue of each reference every K epochs (0: off)")
     run.add_argument("--sharpness-subset", type=_integer("--sharpness-subset"),
                      help="training samples used for sharpness (0: all)")
+    run.add_argument("--save-trajectories", action="store_true", default=None,
+                     help="store parameter vectors of references and replicas (large: size printed first)")
+    run.add_argument("--trajectory-ics", help="which ICs to store, e.g. 0,3 (default all)")
+    run.add_argument("--trajectory-every", type=_integer("--trajectory-every"), help="store every k-th epoch")
+    run.add_argument("--trajectory-dtype", help="float64 (default) or float32 storage")
     run.add_argument("-o", "--output", help="results file (default: PRESET.h5 or a name from the config)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing file made with another config")
     run.add_argument("--quiet", action="store_true", help="print only the file name and the summary")
@@ -78,7 +83,8 @@ def config_from_args(args):
         base = load_toml(args.config, base)
     flags = {key: getattr(args, key) for key in (
         "dataset", "data_dir", "etas", "ics", "replicas", "eps", "perturb_biases", "epochs", "target",
-        "tau_epochs", "seed", "dtype", "memory_budget_mb", "sharpness_every", "sharpness_subset", "output") if getattr(args, key) is not None}
+        "tau_epochs", "seed", "dtype", "memory_budget_mb", "sharpness_every", "sharpness_subset", "save_trajectories", "trajectory_ics",
+        "trajectory_every", "trajectory_dtype", "output") if getattr(args, key) is not None}
     model = {key: getattr(args, key) for key in ("hidden", "activation", "l2", "init_std")
              if getattr(args, key) is not None}
     if model:
@@ -105,7 +111,8 @@ def _run(args) -> int:
         reporter = LogReporter()
     path = config.output or runner.default_output(config)
     try:
-        outcome = runner.run(config, overwrite=args.overwrite, reporter=reporter)
+        outcome = runner.run(config, overwrite=args.overwrite, reporter=reporter,
+                             announce=None if args.quiet else print)
     except KeyboardInterrupt:
         print(f"gdchaos: stopped; {path} is consistent: rerun the same command to resume", file=sys.stderr)
         return 130

@@ -1,6 +1,7 @@
 """Run a whole sweep into its results file: resume, partial writes, clean stops, analysis."""
 from __future__ import annotations
 
+import shutil
 import signal
 import time
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from typing import Protocol
 
 from gdchaos import data as datasets
 from gdchaos.config import SweepConfig
+from gdchaos.errors import GdchaosError
 from gdchaos.results import Unit, Writer
 from gdchaos.sweep import UnitProgress, build_model, initial_conditions, plan_units, run_unit
 
@@ -52,10 +54,16 @@ def prepare(config: SweepConfig):
     return model, (x, y, x_test, y_test), units
 
 
-def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | None = None) -> Outcome:
-    """Run (or continue) the sweep of ``config``; Ctrl-C or SIGTERM stops it with a consistent file."""
+def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | None = None,
+        announce=None) -> Outcome:
+    """Run (or continue) the sweep of ``config``; Ctrl-C or SIGTERM stops it with a consistent file.
+
+    ``announce`` (e.g. ``print``) receives one-line notices before the run starts.
+    """
     model, data, units = prepare(config)
     path = Path(config.output or default_output(config))
+    if config.save_trajectories:
+        _check_trajectory_space(config, model.n_params, path, announce)
     fingerprint = datasets.fingerprint(*data)
     layout = [{"name": t.name, "shape": list(t.shape), "offset": t.offset} for t in model.layout()]
     units_run = 0
@@ -83,6 +91,8 @@ def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
     for event in run_unit(model, config, unit, data, balls):
         done = event.phase == "done"
         now = time.monotonic()
+        if event.trajectory is not None:
+            writer.write_trajectory(unit, *event.trajectory)
         if done or now - last_write >= PARTIAL_WRITE_SECONDS:
             epochs_done = event.epoch + 1 if event.phase == "ball" else config.epochs + 1
             writer.write_unit(unit, event.arrays, epochs_done, done=done)
@@ -91,6 +101,21 @@ def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
             reporter.progress(unit, event)
     if reporter:
         reporter.unit_done(unit)
+
+
+def _check_trajectory_space(config: SweepConfig, n_params: int, path: Path, announce) -> None:
+    """Announce the trajectories' size; refuse a run whose trajectories cannot fit the free disk space."""
+    needed = config.trajectory_bytes(n_params)
+    folder = path.resolve().parent
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if announce:
+        announce(f"trajectories: {len(config.trajectory_ic_list())} ICs x {len(config.trajectory_epochs())} epochs "
+                 f"x {config.replicas + 1} networks x {len(config.etas)} etas = {needed / 1e9:.3g} GB "
+                 f"({config.trajectory_dtype})")
+    if needed > free:
+        raise GdchaosError(f"save_trajectories: needs {needed / 1e9:.3g} GB but {folder} has {free / 1e9:.3g} GB "
+                           "free; choose fewer --trajectory-ics, a larger --trajectory-every or float32")
 
 
 def analyse_into(writer: Writer, config: SweepConfig) -> None:

@@ -84,6 +84,7 @@ class UnitProgress:
     epoch: int
     arrays: dict[str, np.ndarray]
     active: int  # networks still training
+    trajectory: tuple[int, np.ndarray] | None = None  # (column, parameters (ne, ni, M+1, P)) to store
 
 
 def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) -> Iterator[UnitProgress]:
@@ -119,6 +120,7 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
         arrays["sharpness"] = np.full((ne, ni, len(sharpness_epochs)), np.nan)
         arrays["sharpness_iterations"] = np.zeros((ne, ni, len(sharpness_epochs)), dtype=np.int32)
     warm_start = None
+    trajectory_epochs = config.trajectory_epochs()
     for record in train(model, theta, eta, x, y, epochs, x_test=x_test, y_test=y_test,
                         test_networks=refs, pairs=pairs, memory_budget=config.memory_budget_mb * 2**20):
         t = record.epoch
@@ -132,7 +134,10 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
         if t in sharpness_epochs:
             warm_start = _record_sharpness(model, config, theta[refs], x, y, warm_start, arrays,
                                            sharpness_epochs.index(t))
-        yield UnitProgress("ball", t, arrays, theta.shape[0])
+        snapshot = None
+        if t in trajectory_epochs:  # streamed to the file by the runner, never kept in memory
+            snapshot = (trajectory_epochs.index(t), theta.reshape(ne, ni, ball, model.n_params))
+        yield UnitProgress("ball", t, arrays, theta.shape[0], snapshot)
     yield from _train_to_target(model, config, theta[refs], eta[refs], data, reached,
                                 diverged[refs], arrays)
 

@@ -134,3 +134,14 @@ def test_analyze_reads_the_authors_files(tmp_path):
     (row,) = json.loads(result.stdout)
     assert row["eta"] == 10.0 and row["n_ic"] == 4 and row["tau_mean"] is None
     assert row["lambda_mean"] == pytest.approx(0.5, rel=0.03) and row["rho"] == 100.0
+
+
+def test_analyze_norm_l2_needs_and_uses_trajectories(tmp_path):
+    assert gdchaos("run", "--headless", *TINY, "-o", "plain.h5", cwd=tmp_path).returncode == 0
+    assert_one_line_error(gdchaos("analyze", "plain.h5", "--norm", "l2", cwd=tmp_path), "--save-trajectories")
+    saved = gdchaos("run", "--headless", *TINY, "--save-trajectories", "-o", "traj.h5", cwd=tmp_path)
+    assert saved.returncode == 0, saved.stderr
+    l1 = json.loads(gdchaos("analyze", "traj.h5", "--json", cwd=tmp_path).stdout)
+    l2 = json.loads(gdchaos("analyze", "traj.h5", "--json", "--norm", "l2", cwd=tmp_path).stdout)
+    assert [row["n_ic"] for row in l2] == [2, 2]
+    assert [row["lambda_mean"] for row in l2] != [row["lambda_mean"] for row in l1]

@@ -225,3 +225,47 @@ def test_per_layer_distances_sum_to_the_total(tmp_path):
         # with biases perturbed every tensor starts apart: d_s(0) ~ eps * size_s / 2
         sizes = np.array([24, 6, 30, 5, 15, 3])
         np.testing.assert_allclose(layers[0, 0, 0, :, 0], 1e-8 * sizes / 2, rtol=0.9)
+
+
+def test_trajectories_give_back_the_online_distances_and_load_lazily(tmp_path):
+    import tracemalloc
+
+    config = tiny(tmp_path, save_trajectories=True, epochs=25, tau_epochs=25)
+    with results.open(runner.run(config).path) as run:
+        trajectories = run.trajectories
+        assert trajectories.shape == (2, 3, 3, 26, MLP((4, 10, 3)).n_params)
+        np.testing.assert_array_equal(trajectories[0, 1, 0, 0], run["initial_params"][1])
+        recomputed = run.recompute_distances("l1")
+        np.testing.assert_allclose(recomputed, run["distances"], rtol=1e-13, atol=0)
+        l2 = run.recompute_distances("l2")
+        assert np.all(l2 <= recomputed) and np.all(l2 > 0)
+        tracemalloc.start()
+        one = run.trajectory(1, 2, network=1)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert one.shape == (26, trajectories.shape[-1])
+        assert peak < 4 * one.nbytes + 200_000  # one network's trajectory, not the whole dataset
+
+
+def test_trajectory_options_size_estimate_and_disk_refusal(tmp_path, monkeypatch):
+    plain = runner.run(tiny(tmp_path, "plain.h5", epochs=60, tau_epochs=60)).path
+    config = tiny(tmp_path, "traj.h5", epochs=60, tau_epochs=60, save_trajectories=True, trajectory_ics=[0, 2],
+                  trajectory_every=2, trajectory_dtype="float32")
+    notices = []
+    path = runner.run(config, announce=notices.append).path
+    assert "trajectories: 2 ICs x 31 epochs" in notices[0]
+    estimate = config.trajectory_bytes(MLP((4, 10, 3)).n_params)
+    growth = os.path.getsize(path) - os.path.getsize(plain)
+    assert abs(growth - estimate) < 0.1 * estimate, (growth, estimate)
+    with results.open(path) as run:
+        assert run.trajectories.dtype == np.float32
+        np.testing.assert_array_equal(run.file["trajectory_epochs"][:], np.arange(0, 61, 2))
+        with pytest.raises(ValueError, match="not 1"):
+            run.trajectory(0, 1)
+
+    class Full:
+        free = 10
+
+    monkeypatch.setattr(runner.shutil, "disk_usage", lambda folder: Full)
+    with pytest.raises(ValueError, match="save_trajectories: needs"):
+        runner.run(replace(config, output=str(tmp_path / "full.h5")))

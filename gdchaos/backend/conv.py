@@ -1,28 +1,49 @@
-"""CPU kernels of convolutional layers: im2col / col2im and non-overlapping max pooling.
+"""CPU kernels of convolutional networks: im2col / col2im, fused bias + activation + max pooling,
+and a thread pool that runs chunks of samples side by side.
 
-Feature maps are stored *channels-last*, ``A`` of shape (B, H, W, C) where the leading axis B runs
-over (network, sample) pairs, so that a 2-D convolution becomes one matrix product per network::
+Feature maps are stored *channels-last*: (R, n, H, W, C) for R networks and n samples, so that a
+stride-1 k x k convolution with zero padding p is one matrix product per network::
 
-    Z[b, y, x, o] = sum_{i, j, c} A_pad[b, y + i, x + j, c] * K[i, j, c, o]
-                  = (cols @ K_mat)[b, y, x, o]
+    Z[r, s, y, x, o] = sum_{i, j, c} A[r, s, y + i - p, x + j - p, c] * K[r, (i*k + j)*C + c, o]
+                     = (cols[r] @ K[r])[s, y, x, o],      cols = im2col(A)
 
-with ``cols = im2col(A)`` of shape (B, Ho, Wo, k*k*C) (patch entries in (i, j, c) order, zero
-padding outside the image) and ``K_mat`` the kernel reshaped to (k*k*C, C_out). The products
-themselves are BLAS calls (:func:`~gdchaos.backend.dense.batched_matmul`); the kernels here move
-the data. Every kernel is a parallel loop over the leading axis, so each output element is written
-by one thread only and results do not depend on the number of threads.
+The products are BLAS calls (:mod:`gdchaos.backend.dense`); the kernels here move data.
+
+Threading: every kernel here is serial and releases the GIL. :func:`map_chunks` runs a function
+over chunks of samples on ``num_threads()`` worker threads, each running single-threaded kernels
+and single-threaded BLAS on data small enough to stay in cache. That beats parallelising each
+kernel (thread pools of Numba and BLAS spin against each other on small machines) and its results
+do not depend on the number of threads: chunks are combined in order by the caller.
 """
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from itertools import islice
+from typing import TypeVar
+
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
+from threadpoolctl import ThreadpoolController
+
+from gdchaos.backend.dense import _activate, _derivative_from_output, activation_code
+
+IDENTITY = -1  # activation code of "no activation"
+Result = TypeVar("Result")
 
 
-@njit(parallel=True, cache=True)
+def _code(activation: str | None) -> int:
+    return IDENTITY if activation is None else activation_code(activation)
+
+
+@njit(nogil=True, cache=True)
 def _im2col(a, kernel, padding, cols):
     n_maps, height, width, channels = a.shape
     out_h, out_w = cols.shape[1], cols.shape[2]
-    for b in prange(n_maps):
+    for b in range(n_maps):
         for y in range(out_h):
             for x in range(out_w):
                 k = 0
@@ -30,10 +51,13 @@ def _im2col(a, kernel, padding, cols):
                     row = y + i - padding
                     for j in range(kernel):
                         col = x + j - padding
-                        inside = 0 <= row < height and 0 <= col < width
-                        for c in range(channels):
-                            cols[b, y, x, k] = a[b, row, col, c] if inside else 0.0
-                            k += 1
+                        if 0 <= row < height and 0 <= col < width:
+                            for c in range(channels):
+                                cols[b, y, x, k + c] = a[b, row, col, c]
+                        else:
+                            for c in range(channels):
+                                cols[b, y, x, k + c] = 0.0
+                        k += channels
 
 
 def im2col(a: np.ndarray, kernel: int, padding: int) -> np.ndarray:
@@ -49,12 +73,12 @@ def im2col(a: np.ndarray, kernel: int, padding: int) -> np.ndarray:
     return cols
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def _col2im(cols, kernel, padding, out):
     n_maps, height, width, channels = out.shape
     out_h, out_w = cols.shape[1], cols.shape[2]
-    for b in prange(n_maps):
-        out[b] = 0.0
+    out[:] = 0.0
+    for b in range(n_maps):
         for y in range(out_h):
             for x in range(out_w):
                 k = 0
@@ -69,67 +93,121 @@ def _col2im(cols, kernel, padding, out):
 
 
 def col2im(cols: np.ndarray, kernel: int, padding: int, height: int, width: int) -> np.ndarray:
-    """Adjoint of :func:`im2col`: G[b, r, s, c] = sum of dcols over every patch entry that read A[b, r, s, c].
+    """Adjoint of :func:`im2col`: dA[b, r, s, c] = sum of dcols over the patch entries that read A[b, r, s, c].
 
-    This turns dL/dcols (B, Ho, Wo, k*k*C) into dL/dA (B, H, W, C); padding entries are dropped.
+    Turns dL/dcols (B, Ho, Wo, k*k*C) into dL/dA (B, H, W, C); entries on the padding are dropped.
     """
-    n_maps = cols.shape[0]
     channels = cols.shape[3] // (kernel * kernel)
-    out = np.empty((n_maps, height, width, channels), dtype=cols.dtype)
+    out = np.empty((cols.shape[0], height, width, channels), dtype=cols.dtype)
     _col2im(cols, kernel, padding, out)
     return out
 
 
-@njit(parallel=True, cache=True)
-def _maxpool(a, size, out, arg):
-    n_maps, out_h, out_w, channels = out.shape
-    for b in prange(n_maps):
-        for y in range(out_h):
-            for x in range(out_w):
-                for c in range(channels):
-                    best = a[b, y * size, x * size, c]
-                    where = 0
+@njit(nogil=True, cache=True)
+def _pool_activate(z, bias, code, size, out, arg):
+    n_nets, n_samples, _, _, channels = z.shape
+    out_h, out_w = out.shape[2], out.shape[3]
+    for r in range(n_nets):
+        for s in range(n_samples):
+            for y in range(out_h):
+                for x in range(out_w):
                     for i in range(size):
                         for j in range(size):
-                            value = a[b, y * size + i, x * size + j, c]
-                            if value > best:  # strict: ties keep the first maximum
-                                best = value
-                                where = i * size + j
-                    out[b, y, x, c] = best
-                    arg[b, y, x, c] = where
+                            row, col = y * size + i, x * size + j
+                            for c in range(channels):
+                                v = z[r, s, row, col, c] + bias[r, c]
+                                if code != IDENTITY:
+                                    v = _activate(v, code)
+                                # strict '>': ties keep the first maximum; a NaN always wins
+                                if (i == 0 and j == 0) or v > out[r, s, y, x, c] or v != v:
+                                    out[r, s, y, x, c] = v
+                                    arg[r, s, y, x, c] = i * size + j
 
 
-def maxpool(a: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Max pooling over non-overlapping s x s windows (stride s) of a (B, H, W, C) stack.
+def pool_activate(z: np.ndarray, bias: np.ndarray, activation: str | None,
+                  size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A = act(Z + b) followed by s x s max pooling (stride s): the end of a conv block.
 
-    P[b, y, x, c] = max_{i, j < s} A[b, s*y + i, s*x + j, c]; rows and columns beyond s*floor(H/s)
-    are dropped. Also returns the position i*s + j of the *first* maximum in row-major window order
-    (uint8, same shape as P), which routes the gradient in :func:`maxpool_backward`.
+    P[r, n, y, x, c] = max_{i, j < s} act(Z[r, n, s*y + i, s*x + j, c] + b[r, c]) for Z of shape
+    (R, n, H, W, C) (any strides), rows/columns beyond s*floor(H/s) dropped; ``activation`` None
+    is the identity, ``size`` 1 no pooling. Returns P (R, n, H//s, W//s, C) and the window position
+    i*s + j of the *first* maximum in row-major order (uint8), used by the backward pass.
     """
-    n_maps, height, width, channels = a.shape
-    shape = (n_maps, height // size, width // size, channels)
-    out = np.empty(shape, dtype=a.dtype)
+    n_nets, n_samples, height, width, channels = z.shape
+    shape = (n_nets, n_samples, height // size, width // size, channels)
+    out = np.empty(shape, dtype=z.dtype)
     arg = np.empty(shape, dtype=np.uint8)
-    _maxpool(a, size, out, arg)
+    _pool_activate(z, bias, _code(activation), size, out, arg)
     return out, arg
 
 
-@njit(parallel=True, cache=True)
-def _maxpool_backward(grad, arg, size, out):
-    n_maps, out_h, out_w, channels = grad.shape
-    for b in prange(n_maps):
-        out[b] = 0.0
-        for y in range(out_h):
-            for x in range(out_w):
-                for c in range(channels):
-                    where = arg[b, y, x, c]
-                    out[b, y * size + where // size, x * size + where % size, c] = grad[b, y, x, c]
+@njit(nogil=True, cache=True)
+def _pool_activate_backward(grad, out, arg, code, size, dz, bias_grad):
+    n_nets, n_samples, out_h, out_w, channels = grad.shape
+    for r in range(n_nets):
+        for s in range(n_samples):
+            dz[r, s] = 0.0
+            for y in range(out_h):
+                for x in range(out_w):
+                    for c in range(channels):
+                        g = grad[r, s, y, x, c]
+                        if code != IDENTITY:
+                            g *= _derivative_from_output(out[r, s, y, x, c], code)
+                        where = arg[r, s, y, x, c]
+                        dz[r, s, y * size + where // size, x * size + where % size, c] = g
+                        bias_grad[r, c] += g
 
 
-def maxpool_backward(grad: np.ndarray, arg: np.ndarray, size: int, height: int,
-                     width: int) -> np.ndarray:
-    """dL/dA (B, H, W, C) from dL/dP: each window's gradient goes to its first maximum, 0 elsewhere."""
-    n_maps, _, _, channels = grad.shape
-    out = np.empty((n_maps, height, width, channels), dtype=grad.dtype)
-    _maxpool_backward(grad, arg, size, out)
-    return out
+def pool_activate_backward(grad: np.ndarray, out: np.ndarray, arg: np.ndarray,
+                           activation: str | None, size: int, height: int, width: int, *,
+                           bias_grad: np.ndarray | None = None,
+                           concatenate: bool = False) -> np.ndarray:
+    """dL/dZ of :func:`pool_activate` from dL/dP (R, n, H', W', C).
+
+    dZ[r, n, s*y + i*, s*x + j*, c] = dL/dP[r, n, y, x, c] * act'(P[r, n, y, x, c]) at each window's
+    first maximum (i*, j*), 0 elsewhere (act' from the output, e.g. 1 - P^2 for tanh). Adds
+    db[r, c] = sum dZ[r, ..., c] into ``bias_grad`` (R, C) when given. Returns dZ as (R, n, H, W, C),
+    or with ``concatenate`` as (n*H*W, R*C), all networks side by side.
+    """
+    n_nets, n_samples, _, _, channels = grad.shape
+    if concatenate:
+        buffer = np.empty((n_samples, height, width, n_nets, channels), dtype=grad.dtype)
+        dz = buffer.transpose(3, 0, 1, 2, 4)
+    else:
+        buffer = dz = np.empty((n_nets, n_samples, height, width, channels), dtype=grad.dtype)
+    if bias_grad is None:
+        bias_grad = np.zeros((n_nets, channels), dtype=grad.dtype)
+    _pool_activate_backward(grad, out, arg, _code(activation), size, dz, bias_grad)
+    return buffer.reshape(-1, n_nets * channels) if concatenate else dz
+
+
+@cache
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """A pool of ``workers`` threads whose Numba kernels run on one thread (a thread-local setting)."""
+    return ThreadPoolExecutor(workers, thread_name_prefix="gdchaos-chunk",
+                              initializer=numba.set_num_threads, initargs=(1,))
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def map_chunks(function: Callable[[int, int], Result], n_items: int, chunk: int) -> Iterator[Result]:
+    """Yield function(start, stop) for the chunks [0, c), [c, 2c), ... of range(n_items), in order.
+
+    The calls run on ``numba.get_num_threads()`` worker threads with single-threaded BLAS (a
+    process-wide limit while the iterator runs) and at most two chunks in flight per thread, so
+    memory stays bounded; consume the iterator to the end.
+    """
+    bounds = iter([(start, min(start + chunk, n_items)) for start in range(0, n_items, chunk)])
+    workers = max(1, numba.get_num_threads())
+    executor = _executor(workers)
+    with _blas().limit(limits=1, user_api="blas"):
+        pending = deque(executor.submit(function, *b) for b in islice(bounds, 2 * workers))
+        while pending:
+            result = pending.popleft().result()
+            following = next(bounds, None)
+            if following is not None:
+                pending.append(executor.submit(function, *following))
+            yield result

@@ -1,0 +1,504 @@
+"""Convolutional networks batched over a leading network axis, with the interface of :class:`MLP`.
+
+A network is a sequence of layers given as TOML-friendly dicts, followed by an implied flatten
+and a final linear layer to the logits, e.g. the paper's Fig. 12 network (:func:`paper_cnn`)::
+
+    [{type = "conv", channels = 8, kernel = 3, padding = 1}, {type = "relu"}, {type = "maxpool", size = 2},
+     {type = "conv", channels = 16, kernel = 3, padding = 1}, {type = "relu"}, {type = "maxpool", size = 2}]
+
+Layer types: ``conv`` (k x k kernels, stride 1, zero padding, with bias), ``relu`` / ``tanh`` /
+``sigmoid``, ``maxpool`` (s x s windows, stride s, first maximum wins ties) and optionally a last
+``linear``. Inputs are flat rows (N, C*H*W) in (channel, row, column) order, as the data layer
+returns images.
+
+Flat layout of one network (row of ``theta`` (R, P)), parametrised layers in order::
+
+    W_1 (C_1, C_0, k_1, k_1), b_1 (C_1,), ..., W_L (F, n_classes), b_L (n_classes,)
+
+conv kernels as (out, in, row, column), the last layer's W as (in, out) with its F inputs in the
+(channel, row, column) order of the flattened feature maps (PyTorch's order, transposed W).
+Loss as for the MLP: mean cross-entropy plus (l2/2) * sum of squared weights (not biases).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from gdchaos import backend
+from gdchaos.errors import GdchaosError
+from gdchaos.model import DEFAULT_MEMORY_BUDGET, DTYPES, Evaluation, Tensor
+
+LAYER_TYPES = ("conv", *backend.ACTIVATIONS, "maxpool", "linear")
+_KEYS = {"conv": ("channels", "kernel", "padding"), "maxpool": ("size",)}
+MAX_POOL_SIZE = 15  # window positions are stored as uint8
+CACHE_BYTES = 8 << 20  # work arrays of one chunk of samples (per thread), to stay in cache
+PAPER_LAYERS = (
+    {"type": "conv", "channels": 8, "kernel": 3, "padding": 1}, {"type": "relu"},
+    {"type": "maxpool", "size": 2},
+    {"type": "conv", "channels": 16, "kernel": 3, "padding": 1}, {"type": "relu"},
+    {"type": "maxpool", "size": 2},
+)
+PAPER_N_PARAMS = 9_098
+
+Shape = tuple[int, int, int]  # (channels, height, width)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One normalised layer spec; ``channels``/``kernel``/``padding`` for conv, ``size`` for maxpool."""
+
+    type: str
+    channels: int = 0
+    kernel: int = 0
+    padding: int = 0
+    size: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML-friendly spec: the type and the keys that apply to it."""
+        return {"type": self.type, **{key: getattr(self, key) for key in _KEYS.get(self.type, ())}}
+
+
+class _Block(NamedTuple):
+    """Layers computed together: an optional conv, an optional activation, max pooling (1: none)."""
+
+    conv: Layer | None
+    activation: str | None
+    pool: int
+    shape_in: Shape
+    shape_mid: Shape  # after the conv
+    shape_out: Shape
+
+
+@dataclass(frozen=True)
+class CNN:
+    """A convolutional classifier; same interface as :class:`gdchaos.model.MLP`.
+
+    Parameters
+    ----------
+    input_shape: image shape (channels, height, width).
+    layers: layer specs (dicts or :class:`Layer`), an implied flatten + linear to the logits last.
+    n_classes: number of classes (outputs of the last layer).
+    init_std: standard deviation sigma of the N(0, sigma^2) initial weights (biases start at 0).
+    l2: weight-decay coefficient lambda of the term (lambda/2)||W||^2 (weights only, not biases).
+    dtype: ``float64`` (default) or ``float32``.
+    """
+
+    input_shape: Shape = (1, 28, 28)
+    layers: tuple[Layer, ...] = ()
+    n_classes: int = 10
+    init_std: float = 0.01
+    l2: float = 0.0
+    dtype: str = "float64"
+    _blocks: tuple[_Block, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        shape = self.input_shape
+        if (not isinstance(shape, Sequence) or len(shape) != 3
+                or not all(_is_int(n) and n >= 1 for n in shape)):
+            raise GdchaosError(
+                f"model.input_shape: three integers >= 1 (channels, height, width), got {shape!r}")
+        object.__setattr__(self, "input_shape", tuple(int(n) for n in shape))
+        if not _is_int(self.n_classes) or self.n_classes < 2:
+            raise GdchaosError(f"model.n_classes: an integer >= 2, got {self.n_classes!r}")
+        if not _is_number(self.init_std) or not np.isfinite(self.init_std) or self.init_std <= 0:
+            raise GdchaosError(f"model.init_std: must be a finite number > 0, got {self.init_std!r}")
+        if not _is_number(self.l2) or not np.isfinite(self.l2) or self.l2 < 0:
+            raise GdchaosError(f"model.l2: must be a finite number >= 0, got {self.l2!r}")
+        if self.dtype not in DTYPES:
+            raise GdchaosError(f"model.dtype: unknown {self.dtype!r}; allowed: {', '.join(DTYPES)}")
+        if isinstance(self.layers, (str, Mapping)) or not isinstance(self.layers, Sequence):
+            raise GdchaosError(f"model.layers: a list of layer tables, got {self.layers!r}")
+        layers = tuple(_parse_layer(spec, i) for i, spec in enumerate(self.layers))
+        for i, layer in enumerate(layers[:-1]):
+            if layer.type == "linear":
+                raise GdchaosError(f"model.layers[{i}].type: 'linear' is allowed only as the last layer")
+        if layers and layers[-1].type == "linear":
+            layers = layers[:-1]
+        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "_blocks", _blocks(layers, self.input_shape))
+
+    # ------------------------------------------------------------ spec / io
+    @property
+    def activation(self) -> str:
+        """Name of the activation used (``+``-joined in order of use when several; ``none``)."""
+        names = dict.fromkeys(layer.type for layer in self.layers if layer.type in backend.ACTIVATIONS)
+        return "+".join(names) or "none"
+
+    @property
+    def n_features(self) -> int:
+        """Input size C*H*W of one image."""
+        return int(np.prod(self.input_shape))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain TOML/JSON values; ``CNN.from_dict(m.to_dict()) == m``."""
+        return {"input_shape": list(self.input_shape),
+                "layers": [layer.to_dict() for layer in self.layers],
+                "n_classes": self.n_classes, "init_std": self.init_std, "l2": self.l2,
+                "dtype": self.dtype}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> CNN:
+        """Build from a dict as written by :meth:`to_dict` (missing keys take their defaults)."""
+        allowed = ("input_shape", "layers", "n_classes", "init_std", "l2", "dtype")
+        for key in values:
+            if key not in allowed:
+                raise GdchaosError(f"model: unknown key {key!r}; allowed: {', '.join(allowed)}")
+        return cls(**values)
+
+    # ----------------------------------------------------------------- layout
+    @property
+    def _convs(self) -> list[_Block]:
+        return [block for block in self._blocks if block.conv is not None]
+
+    @property
+    def _flat_shape(self) -> Shape:
+        """Shape of the feature maps the last layer flattens."""
+        return self._blocks[-1].shape_out if self._blocks else self.input_shape
+
+    def layout(self) -> list[Tensor]:
+        """The flat layout of one network: (name, shape, offset) of W_1, b_1, ..., W_L, b_L."""
+        shapes = [((b.conv.channels, b.shape_in[0], b.conv.kernel, b.conv.kernel), (b.conv.channels,))
+                  for b in self._convs]
+        shapes.append(((int(np.prod(self._flat_shape)), self.n_classes), (self.n_classes,)))
+        tensors, offset = [], 0
+        for number, (weight, bias) in enumerate(shapes, start=1):
+            for name, shape in ((f"W{number}", weight), (f"b{number}", bias)):
+                tensors.append(Tensor(name, shape, offset))
+                offset += int(np.prod(shape))
+        return tensors
+
+    @property
+    def n_params(self) -> int:
+        """Number of trainable parameters P of one network."""
+        last = self.layout()[-1]
+        return last.offset + last.size
+
+    def weight_mask(self) -> np.ndarray:
+        """Boolean (P,) mask, True on weights (conv kernels, linear matrix) and False on biases."""
+        mask = np.zeros(self.n_params, dtype=bool)
+        for tensor in self.layout():
+            if tensor.name.startswith("W"):
+                mask[tensor.offset:tensor.offset + tensor.size] = True
+        return mask
+
+    def unflatten(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Views of ``theta`` (R, P) as [W_1 (R, C_1, C_0, k, k), b_1 (R, C_1), ...]; writes go through."""
+        if theta.ndim != 2 or theta.shape[1] != self.n_params:
+            raise GdchaosError(f"theta: expected shape (R, {self.n_params}), got {theta.shape}")
+        rows = theta.shape[0]
+        return [theta[:, t.offset:t.offset + t.size].reshape((rows, *t.shape)) for t in self.layout()]
+
+    def flatten(self, tensors: list[np.ndarray]) -> np.ndarray:
+        """Inverse of :meth:`unflatten`: concatenate per-tensor arrays (R, *shape) into (R, P)."""
+        rows = tensors[0].shape[0]
+        return np.concatenate([np.reshape(t, (rows, -1)) for t in tensors], axis=1).astype(self.dtype)
+
+    def init(self, rng: np.random.Generator, n_networks: int = 1) -> np.ndarray:
+        """theta (R, P): weights ~ N(0, init_std^2), biases = 0, drawn in layout order."""
+        theta = np.zeros((n_networks, self.n_params), dtype=self.dtype)
+        mask = self.weight_mask()
+        theta[:, mask] = rng.normal(0.0, self.init_std, size=(n_networks, int(mask.sum())))
+        return theta
+
+    # ------------------------------------------------------------- evaluate
+    def check_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Raise ``GdchaosError`` unless x (N, C*H*W) is finite and y (N,) holds labels in [0, n_classes)."""
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise GdchaosError(f"data: inputs must have shape (N, {self.n_features}) for images "
+                               f"{self.input_shape}, got {x.shape}")
+        if y.shape != (x.shape[0],):
+            raise GdchaosError(f"data: labels must have shape ({x.shape[0]},), got {y.shape}")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise GdchaosError(f"data: labels must be integers, got dtype {y.dtype}")
+        if y.size and (y.min() < 0 or y.max() >= self.n_classes):
+            raise GdchaosError(
+                f"data: labels must lie in [0, {self.n_classes - 1}], got [{y.min()}, {y.max()}]")
+        if not np.all(np.isfinite(x)):
+            raise GdchaosError("data: inputs contain NaN or inf")
+
+    def chunk_size(self, n_networks: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+        """Samples per chunk: work arrays of one chunk within ``memory_budget`` and ``CACHE_BYTES``.
+
+        Per sample and network: the patches of every conv and their gradient, twice every conv
+        output and block output (values and gradients). ``num_threads()`` chunks are in flight.
+        """
+        floats = 2 * self.n_classes
+        for block in self._blocks:
+            mid, out = int(np.prod(block.shape_mid)), int(np.prod(block.shape_out))
+            floats += 2 * mid + 2 * out
+            if block.conv is not None:
+                floats += 2 * mid // block.conv.channels * block.shape_in[0] * block.conv.kernel ** 2
+        per_sample = np.dtype(self.dtype).itemsize * n_networks * floats
+        return max(1, int(min(memory_budget, CACHE_BYTES) // per_sample))
+
+    def evaluate(self, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *, grad: bool = True,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Evaluation:
+        """Loss, accuracy and gradient of all R networks on the full data set (x, y).
+
+        Samples are processed in chunks of :meth:`chunk_size` on ``num_threads()`` threads and
+        summed in chunk order: the result depends on the split only by round-off, and not on the
+        number of threads. Inputs are trusted here (see :meth:`check_data`).
+        """
+        n_samples, n_nets = x.shape[0], theta.shape[0]
+        x = x.astype(self.dtype, copy=False)
+        params = self._kernels(theta)
+        scale = 1.0 / n_samples
+
+        def chunk(start: int, stop: int):
+            logits, saved = self._forward(params, x[start:stop])
+            loss, correct, delta = backend.softmax_cross_entropy(logits, params[-1], y[start:stop],
+                                                                 scale)
+            return loss, correct, self._backward(params, saved, delta) if grad else None
+
+        loss = np.zeros(n_nets)
+        correct = np.zeros(n_nets, dtype=np.int64)
+        grads = [np.zeros_like(p) for p in params] if grad else None
+        for chunk_loss, chunk_correct, chunk_grads in backend.map_chunks(
+                chunk, n_samples, self.chunk_size(n_nets, memory_budget)):
+            loss += chunk_loss
+            correct += chunk_correct
+            for total, part in zip(grads or (), chunk_grads or ()):
+                total += part
+        loss /= n_samples
+        gradient = self._layout_gradient(grads) if grad else None
+        if self.l2 > 0:
+            mask = self.weight_mask()
+            weights = theta[:, mask]
+            loss += 0.5 * self.l2 * np.sum(weights * weights, axis=1)
+            if grad:
+                gradient[:, mask] += self.l2 * weights
+        return Evaluation(loss, correct / max(1, n_samples), gradient)
+
+    def accuracy(self, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> np.ndarray:
+        """Fraction of samples of (x, y) that each network classifies correctly, (R,)."""
+        n_nets = theta.shape[0]
+        x = x.astype(self.dtype, copy=False)
+        params = self._kernels(theta)
+
+        def chunk(start: int, stop: int) -> np.ndarray:
+            logits, _ = self._forward(params, x[start:stop])
+            return backend.count_correct(logits, params[-1], y[start:stop])
+
+        correct = np.zeros(n_nets, dtype=np.int64)
+        for part in backend.map_chunks(chunk, x.shape[0], self.chunk_size(n_nets, memory_budget)):
+            correct += part
+        return correct / max(1, x.shape[0])
+
+    # --------------------------------------------------------------- kernels
+    def _kernels(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Parameters in the engine's channels-last form: conv K (R, k*k*C_in, C_out) with rows in
+        (row, column, channel) order, b (R, C_out), ..., linear W (R, F, n_classes) with rows in
+        (row, column, channel) order, b (R, n_classes)."""
+        tensors = self.unflatten(theta)
+        out = []
+        for weight, bias in zip(tensors[0:-2:2], tensors[1:-2:2]):
+            out += [weight.transpose(0, 3, 4, 2, 1).reshape(len(weight), -1, weight.shape[1]), bias]
+        out += [_reorder_rows(tensors[-2], self._flat_shape, (0, 2, 3, 1)), tensors[-1]]
+        return [np.ascontiguousarray(p) for p in out]
+
+    def _layout_gradient(self, grads: list[np.ndarray]) -> np.ndarray:
+        """Inverse of :meth:`_kernels` for gradients: back to the flat layout (R, P)."""
+        tensors = []
+        for block, weight, bias in zip(self._convs, grads[0:-2:2], grads[1:-2:2]):
+            k = block.conv.kernel
+            weight = weight.reshape(len(weight), k, k, block.shape_in[0], -1).transpose(0, 4, 3, 1, 2)
+            tensors += [weight, bias]
+        c, h, w = self._flat_shape
+        tensors += [_reorder_rows(grads[-2], (h, w, c), (0, 3, 1, 2)), grads[-1]]
+        return self.flatten(tensors)
+
+    def _forward(self, params: list[np.ndarray], x: np.ndarray) -> tuple[np.ndarray, list]:
+        """Logits (R, n, n_classes) before the last bias, and what the backward pass needs.
+
+        Feature maps are channels-last (R', n, H, W, C), R' = 1 while they do not depend on the
+        parameters (the input and blocks before the first conv), R afterwards. The first conv sees
+        the shared input, so its R networks are one product cols @ [K^(1) ... K^(R)].
+        """
+        n = x.shape[0]
+        c, h, w = self.input_shape
+        a = x.reshape(1, n, c, h, w).transpose(0, 1, 3, 4, 2)
+        kernels, biases = params[0::2], params[1::2]
+        n_nets = kernels[0].shape[0]
+        saved, conv = [], 0
+        for block in self._blocks:
+            maps = a.shape[0]
+            (c_in, h_in, w_in), (c_mid, h_mid, w_mid) = block.shape_in, block.shape_mid
+            cols = None
+            if block.conv is None:
+                z, bias = a, np.zeros((maps, c_in), dtype=a.dtype)
+            else:
+                cols = backend.im2col(a.reshape(maps * n, h_in, w_in, c_in), block.conv.kernel,
+                                      block.conv.padding)
+                if maps == 1:
+                    cols = cols.reshape(n * h_mid * w_mid, -1)
+                    z_cat = backend.input_matmul(cols, _side_by_side(kernels[conv]))
+                    z = z_cat.reshape(n, h_mid, w_mid, n_nets, c_mid).transpose(3, 0, 1, 2, 4)
+                else:
+                    cols = cols.reshape(maps, n * h_mid * w_mid, -1)
+                    z = backend.batched_matmul(cols, kernels[conv]).reshape(maps, n, h_mid, w_mid, c_mid)
+                bias = biases[conv]
+                conv += 1
+            a, arg = backend.pool_activate(z, bias, block.activation, block.pool)
+            saved.append((cols, a, arg))
+        features = a.reshape(a.shape[0], n, -1)
+        saved.append(features)
+        if features.shape[0] == 1:  # no conv: the shared input goes straight to the last layer
+            logits = _split(backend.input_matmul(features[0], _side_by_side(kernels[-1])), n_nets)
+        else:
+            logits = backend.batched_matmul(features, kernels[-1])
+        return logits, saved
+
+    def _backward(self, params: list[np.ndarray], saved: list, delta: np.ndarray) -> list[np.ndarray]:
+        """Gradients of one chunk in engine form from delta = dL/dlogits (R, n, n_classes).
+
+        Reverse mode through the blocks down to the first conv (nothing below has parameters):
+        dZ = act'(P) * dL/dP at each window's first maximum (0 elsewhere), db = sum dZ,
+        dK = cols^T @ dZ, dL/dA = col2im(dZ @ K^T).
+        """
+        n_nets, n, _ = delta.shape
+        kernels = params[0::2]
+        grads = [np.zeros_like(p) for p in params]
+        grad_k, grad_b = grads[0::2], grads[1::2]
+        features = saved[-1]
+        grad_b[-1] += delta.sum(axis=1)
+        if features.shape[0] == 1:
+            grad_k[-1] += _unside(backend.input_matmul_transposed(features[0], _join(delta)), n_nets)
+            return grads
+        grad_k[-1] += backend.batched_matmul(features.transpose(0, 2, 1), delta)
+        g = backend.batched_matmul(delta, kernels[-1].transpose(0, 2, 1))
+        conv = len(kernels) - 1
+        for block, (cols, out, arg) in zip(reversed(self._blocks), reversed(saved[:-1])):
+            (c_in, h_in, w_in), (c_mid, h_mid, w_mid) = block.shape_in, block.shape_mid
+            g = g.reshape(out.shape)
+            if block.conv is None:
+                g = backend.pool_activate_backward(g, out, arg, block.activation, block.pool, h_mid, w_mid)
+                continue
+            conv -= 1
+            first = conv == 0
+            dz = backend.pool_activate_backward(g, out, arg, block.activation, block.pool, h_mid, w_mid,
+                                                bias_grad=grad_b[conv], concatenate=first)
+            if first:  # shared patches: all networks in one product, dz is (n*H*W, R*C)
+                grad_k[0] += _unside(backend.input_matmul_transposed(cols, dz), n_nets)
+                return grads
+            dz = dz.reshape(n_nets, n * h_mid * w_mid, c_mid)
+            grad_k[conv] += backend.batched_matmul(cols.transpose(0, 2, 1), dz)
+            dcols = backend.batched_matmul(dz, kernels[conv].transpose(0, 2, 1))
+            g = backend.col2im(dcols.reshape(n_nets * n, h_mid, w_mid, -1), block.conv.kernel,
+                               block.conv.padding, h_in, w_in)
+        return grads
+
+
+def paper_cnn(**options: Any) -> CNN:
+    """The paper's Fig. 12 network (9,098 parameters): conv 1->8 (3x3, pad 1) + ReLU + maxpool 2,
+    conv 8->16 (3x3, pad 1) + ReLU + maxpool 2, linear 784->10; ``options`` (init_std, l2, dtype)
+    are passed to :class:`CNN`."""
+    model = CNN(input_shape=(1, 28, 28), layers=PAPER_LAYERS, n_classes=10, **options)
+    assert model.n_params == PAPER_N_PARAMS, model.n_params
+    return model
+
+
+def _reorder_rows(weight: np.ndarray, shape: Shape, order: tuple[int, int, int, int]) -> np.ndarray:
+    """Permute the F = a*b*c rows of a last-layer weight (R, F, O), read as (R, a, b, c, O), by ``order``."""
+    n_nets, _, n_out = weight.shape
+    return weight.reshape(n_nets, *shape, n_out).transpose(*order, 4).reshape(n_nets, -1, n_out)
+
+
+def _side_by_side(kernel: np.ndarray) -> np.ndarray:
+    """K_cat (K, R*C) = [K^(1) ... K^(R)] from per-network matrices (R, K, C)."""
+    n_nets, rows, cols = kernel.shape
+    return np.ascontiguousarray(kernel.transpose(1, 0, 2)).reshape(rows, n_nets * cols)
+
+
+def _unside(product: np.ndarray, n_nets: int) -> np.ndarray:
+    """Inverse of :func:`_side_by_side`: (K, R*C) -> (R, K, C)."""
+    return product.reshape(product.shape[0], n_nets, -1).transpose(1, 0, 2)
+
+
+def _split(z_cat: np.ndarray, n_nets: int) -> np.ndarray:
+    """(M, R*C) -> (R, M, C), a contiguous copy."""
+    return np.ascontiguousarray(z_cat.reshape(z_cat.shape[0], n_nets, -1).transpose(1, 0, 2))
+
+
+def _join(z: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`_split`: (R, M, C) -> (M, R*C)."""
+    return np.ascontiguousarray(z.transpose(1, 0, 2)).reshape(z.shape[1], -1)
+
+
+def _blocks(layers: tuple[Layer, ...], shape: Shape) -> tuple[_Block, ...]:
+    """Group layers into blocks (conv, then an activation, then a maxpool, each optional) and
+    attach shapes; raise GdchaosError when a feature map would vanish."""
+    blocks: list[_Block] = []
+    for i, layer in enumerate(layers):
+        c, h, w = shape
+        last = blocks[-1] if blocks else None
+        if layer.type == "conv":
+            k, p = layer.kernel, layer.padding
+            if h + 2 * p < k or w + 2 * p < k:
+                raise GdchaosError(f"model.layers[{i}].kernel: {k} is larger than the padded input "
+                                   f"{h + 2 * p}x{w + 2 * p}; allowed: <= {min(h, w) + 2 * p}")
+            out = (layer.channels, h + 2 * p - k + 1, w + 2 * p - k + 1)
+            blocks.append(_Block(layer, None, 1, shape, out, out))
+        elif layer.type == "maxpool":
+            if layer.size > min(h, w):
+                raise GdchaosError(f"model.layers[{i}].size: {layer.size} is larger than the input "
+                                   f"{h}x{w}; allowed: <= {min(h, w)}")
+            out = (c, h // layer.size, w // layer.size)
+            if last is not None and last.pool == 1:
+                blocks[-1] = last._replace(pool=layer.size, shape_out=out)
+            else:
+                blocks.append(_Block(None, None, layer.size, shape, shape, out))
+        else:  # an activation
+            out = shape
+            if last is not None and last.activation is None and last.pool == 1:
+                blocks[-1] = last._replace(activation=layer.type)
+            else:
+                blocks.append(_Block(None, layer.type, 1, shape, shape, shape))
+        shape = out
+    return tuple(blocks)
+
+
+def _parse_layer(spec: Layer | Mapping[str, Any], index: int) -> Layer:
+    """Validate one layer spec and fill in its defaults (padding 0, pool size 2)."""
+    if isinstance(spec, Layer):
+        spec = spec.to_dict()
+    where = f"model.layers[{index}]"
+    if not isinstance(spec, Mapping):
+        raise GdchaosError(f"{where}: a table with a 'type' key, got {spec!r}")
+    kind = spec.get("type")
+    if kind not in LAYER_TYPES:
+        raise GdchaosError(f"{where}.type: unknown {kind!r}; allowed: {', '.join(LAYER_TYPES)}")
+    allowed = _KEYS.get(kind, ())
+    for key in spec:
+        if key != "type" and key not in allowed:
+            raise GdchaosError(f"{where}: unknown key {key!r} for a {kind} layer; allowed: "
+                               f"{', '.join(('type', *allowed))}")
+    if kind == "conv":
+        for key in ("channels", "kernel"):
+            if key not in spec:
+                raise GdchaosError(f"{where}.{key}: required for a conv layer (an integer >= 1)")
+        channels, kernel, padding = spec["channels"], spec["kernel"], spec.get("padding", 0)
+        for key, value in (("channels", channels), ("kernel", kernel)):
+            if not _is_int(value) or value < 1:
+                raise GdchaosError(f"{where}.{key}: must be an integer >= 1, got {value!r}")
+        if not _is_int(padding) or not 0 <= padding < kernel:
+            raise GdchaosError(
+                f"{where}.padding: must be an integer in [0, kernel - 1 = {kernel - 1}], got {padding!r}")
+        return Layer("conv", channels=int(channels), kernel=int(kernel), padding=int(padding))
+    if kind == "maxpool":
+        size = spec.get("size", 2)
+        if not _is_int(size) or not 2 <= size <= MAX_POOL_SIZE:
+            raise GdchaosError(f"{where}.size: must be an integer in [2, {MAX_POOL_SIZE}], got {size!r}")
+        return Layer("maxpool", size=int(size))
+    return Layer(kind)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
