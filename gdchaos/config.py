@@ -38,6 +38,8 @@ class ModelConfig:
     def validate(self) -> None:
         """Raise GdchaosError naming the first invalid field."""
         _choice("model.kind", self.kind, MODEL_KINDS)
+        if self.kind == "cnn" and not self.layers:
+            raise GdchaosError("model.layers: a CNN needs a list of layer tables (see `gdchaos config show mnist-cnn`)")
         if self.kind == "mlp":
             if not self.hidden or any(not _is_int(h) or h < 1 for h in self.hidden):
                 raise GdchaosError(
@@ -177,8 +179,8 @@ class SweepConfig:
         model, analysis = values.pop("model"), values.pop("analysis")
         lines = [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
         lines += ["", "[model]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in model.items()
-                  if not (key == "layers" and not value)]
+        unused = "hidden" if self.model.kind == "cnn" else "layers"
+        lines += [f"{key} = {_toml_value(value)}" for key, value in model.items() if key != unused]
         lines += ["", "[analysis]"]
         from gdchaos.analysis import FitParams
 
@@ -295,9 +297,9 @@ def parse_hidden(value: Any) -> tuple[int, ...]:
         widths = tuple(int(item) for item in items)
     except (TypeError, ValueError):
         raise GdchaosError(f"model.hidden: integers >= 1 such as 64 or 32,32; got {value!r}") from None
-    if not widths or min(widths) < 1:
+    if widths and min(widths) < 1:
         raise GdchaosError(f"model.hidden: integers >= 1 such as 64 or 32,32; got {value!r}")
-    return widths
+    return widths  # empty for a CNN; ModelConfig.validate requires widths for an MLP
 
 
 # --------------------------------------------------------------------- helpers

@@ -6,6 +6,12 @@ from dataclasses import replace
 from gdchaos.config import ModelConfig, SweepConfig
 from gdchaos.errors import GdchaosError
 
+
+def _paper_cnn_layers():
+    from gdchaos.cnn import PAPER_LAYERS
+
+    return PAPER_LAYERS
+
 # The authors' learning-rate grid (16 values)
 PAPER_ETAS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0)
 
@@ -15,6 +21,11 @@ _MNIST = SweepConfig(dataset="mnist", model=ModelConfig(hidden=(64,)), etas=PAPE
                      replicas=5, eps=1e-8, epochs=201, target=0.9, tau_epochs=1000)
 _CIFAR = SweepConfig(dataset="cifar10", model=ModelConfig(hidden=(256,)), etas=PAPER_ETAS, ics=50,
                      replicas=5, eps=1e-8, epochs=201, target=0.3, tau_epochs=1000)
+
+
+_CNN = SweepConfig(dataset="mnist", model=ModelConfig(kind="cnn", hidden=(), activation="relu", init_std=0.01,
+                                                   layers=tuple(dict(layer) for layer in _paper_cnn_layers())),
+                   etas=PAPER_ETAS, ics=40, replicas=5, eps=1e-8, epochs=201, target=0.8, tau_epochs=2000)
 
 
 def _with_model(base: SweepConfig, **model) -> SweepConfig:
@@ -31,6 +42,7 @@ PRESETS: dict[str, tuple[str, SweepConfig]] = {
     "mnist-deep": ("Fig. 10, MNIST 784-32-32-10, tanh", _with_model(_MNIST, hidden=(32, 32))),
     "mnist-l2": ("Fig. 11, MNIST 784-64-10, tanh, L2 1e-3 (the figure also shows 1e-5: --l2 1e-5)",
                  _with_model(_MNIST, l2=1e-3)),
+    "mnist-cnn": ("Fig. 12, MNIST CNN conv8-pool-conv16-pool-linear (9,098 params), relu, N(0, 0.01^2)", _CNN),
     "cifar10-tanh": ("Fig. 13, CIFAR-10 3072-256-10, tanh", _with_model(_CIFAR, activation="tanh")),
     "cifar10-sigmoid": ("Fig. 13, CIFAR-10 3072-256-10, sigmoid", _with_model(_CIFAR, activation="sigmoid")),
     "cifar10-relu": ("Fig. 13, CIFAR-10 3072-256-10, relu", _with_model(_CIFAR, activation="relu")),

@@ -38,7 +38,7 @@ class Outcome:
 
 def default_output(config: SweepConfig) -> str:
     """File name used when the config names none: dataset-activation-hidden-seed.h5."""
-    hidden = "-".join(str(h) for h in config.model.hidden)
+    hidden = "cnn" if config.model.kind == "cnn" else "-".join(str(h) for h in config.model.hidden)
     return f"{config.dataset}-{config.model.activation}-{hidden}-seed{config.seed}.h5"
 
 

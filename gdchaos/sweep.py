@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gdchaos.config import SweepConfig
+from gdchaos.errors import GdchaosError
 from gdchaos.hessian import top_eigenvalue
 from gdchaos.model import MLP
 from gdchaos.results import NEVER, NOT_COMPUTED, Unit
@@ -27,9 +28,20 @@ from gdchaos.train import gradient_step, train
 MAX_NETWORKS_PER_UNIT = 8192
 
 
+IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32), "digits": (1, 8, 8)}
+
+
 def build_model(config: SweepConfig, n_features: int, n_classes: int):
-    """The network a config describes, for data with ``n_features`` inputs and ``n_classes``."""
+    """The network a config describes (MLP or CNN), for data with ``n_features`` inputs and ``n_classes``."""
     spec = config.model
+    if spec.kind == "cnn":
+        from gdchaos.cnn import CNN
+
+        if config.dataset not in IMAGE_SHAPES:
+            raise GdchaosError(f"model.kind: cnn needs an image dataset ({', '.join(IMAGE_SHAPES)}); "
+                               f"got {config.dataset!r}")
+        return CNN(input_shape=IMAGE_SHAPES[config.dataset], layers=spec.layers, n_classes=n_classes,
+                   init_std=spec.init_std, l2=spec.l2, dtype=config.dtype)
     return MLP((n_features, *spec.hidden, n_classes), activation=spec.activation, l2=spec.l2,
                init_std=spec.init_std, dtype=config.dtype)
 

@@ -93,7 +93,7 @@ def test_mismatched_existing_file_and_overwrite(tmp_path):
 def test_config_show_roundtrips_every_preset(tmp_path):
     presets = gdchaos("presets")
     assert presets.returncode == 0
-    for name in ("iris-tanh", "mnist-tanh", "mnist-deep", "mnist-l2", "cifar10-relu"):
+    for name in ("iris-tanh", "mnist-tanh", "mnist-deep", "mnist-l2", "mnist-cnn", "cifar10-relu"):
         assert name in presets.stdout
         shown = gdchaos("config", "show", name)
         assert shown.returncode == 0

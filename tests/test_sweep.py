@@ -269,3 +269,20 @@ def test_trajectory_options_size_estimate_and_disk_refusal(tmp_path, monkeypatch
     monkeypatch.setattr(runner.shutil, "disk_usage", lambda folder: Full)
     with pytest.raises(ValueError, match="save_trajectories: needs"):
         runner.run(replace(config, output=str(tmp_path / "full.h5")))
+
+
+def test_cnn_sweep_runs_through_the_same_runner(tmp_path):
+    config = from_dict({"dataset": "digits", "etas": [0.5, 5.0], "ics": 2, "replicas": 2, "epochs": 8,
+                        "tau_epochs": 10, "output": str(tmp_path / "cnn.h5")}, presets.get("mnist-cnn")).validate()
+    assert config.model.kind == "cnn" and config.target == 0.8 and presets.get("mnist-cnn").tau_epochs == 2000
+    with results.open(runner.run(config).path) as run:
+        assert run["distances"].shape == (2, 2, 2, 9) and np.all(np.isfinite(run["distances"]))
+        names = [tensor["name"] for tensor in __import__("json").loads(run.attrs["layout"])]
+        assert run["layer_distances"].shape[3] == len(names)
+        np.testing.assert_allclose(run["layer_distances"].sum(axis=3), run["distances"], rtol=1e-12)
+
+
+def test_cnn_needs_an_image_dataset(tmp_path):
+    config = from_dict({"dataset": "iris", "output": str(tmp_path / "x.h5")}, presets.get("mnist-cnn"))
+    with pytest.raises(ValueError, match="model.kind: cnn needs an image dataset"):
+        runner.run(config)
