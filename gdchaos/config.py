@@ -179,8 +179,8 @@ class SweepConfig:
         model, analysis = values.pop("model"), values.pop("analysis")
         lines = [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
         lines += ["", "[model]"]
-        unused = "hidden" if self.model.kind == "cnn" else "layers"
-        lines += [f"{key} = {_toml_value(value)}" for key, value in model.items() if key != unused]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in model.items()
+                  if not (key == "layers" and self.model.kind == "mlp")]
         lines += ["", "[analysis]"]
         from gdchaos.analysis import FitParams
 
