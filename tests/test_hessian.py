@@ -1,0 +1,199 @@
+"""Exact Hessian-vector products and the sharpness against dense Hessians from finite differences."""
+import warnings
+
+import numpy as np
+import pytest
+
+from gdchaos.errors import GdchaosError
+from gdchaos.hessian import HessianOperator, hessian_vector_product, top_eigenvalue
+from gdchaos.model import MLP
+
+ARCHITECTURES = [(5, 7, 3), (5, 6, 4, 3)]
+
+
+def _setup(sizes, activation, l2, n=13, seed=0):
+    """A small problem with nonzero biases, so that every term of the R-pass is exercised."""
+    model = MLP(sizes, activation=activation, l2=l2, init_std=0.7)
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, sizes[0]))
+    y = rng.integers(0, sizes[-1], n)
+    theta = model.init(np.random.default_rng(seed + 1), 1)[0]
+    theta[~model.weight_mask()] = rng.normal(0, 0.3, (~model.weight_mask()).sum())
+    return model, theta, x, y
+
+
+def _min_abs_preactivation(model, theta, x):
+    """Smallest |z| over the hidden pre-activations: how far the inputs are from relu's kink."""
+    params = model.unflatten(theta[None])
+    a, smallest = x, np.inf
+    for w, b in zip(params[0:-2:2], params[1:-2:2]):
+        z = a @ w[0] + b[0]
+        smallest = min(smallest, np.abs(z).min())
+        a = np.maximum(z, 0)
+    return smallest
+
+
+def _dense_from_gradients(model, theta, x, y, h=1e-5):
+    """H[:, k] = (g(theta + h e_k) - g(theta - h e_k)) / 2h, all columns as one batch of networks."""
+    step = np.eye(theta.size) * h
+    plus = model.evaluate(theta + step, x, y).grad
+    minus = model.evaluate(theta - step, x, y).grad
+    return ((plus - minus) / (2 * h)).T
+
+
+def _dense_from_hvp(model, theta, x, y, **kwargs):
+    """H[:, k] = H e_k, every unit vector as one network of the batch."""
+    n = theta.size
+    return hessian_vector_product(model, np.repeat(theta[None], n, 0), np.eye(n), x, y, **kwargs).T
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("sizes", ARCHITECTURES)
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+def test_hessian_matches_finite_differences_of_gradient(activation, sizes, l2):
+    model, theta, x, y = _setup(sizes, activation, l2)
+    if activation == "relu":
+        assert _min_abs_preactivation(model, theta, x) > 1e-3  # premise: h = 1e-5 never crosses a kink
+    numeric = _dense_from_gradients(model, theta, x, y)
+    exact = _dense_from_hvp(model, theta, x, y)
+    scale = np.abs(numeric).max()
+    assert np.abs(exact - numeric).max() / scale < 1e-6
+    assert np.abs(exact - exact.T).max() / scale < 1e-12
+    v = np.random.default_rng(5).normal(size=theta.size)
+    h = 1e-5
+    grads = model.evaluate(np.stack([theta + h * v, theta - h * v]), x, y).grad
+    directional = (grads[0] - grads[1]) / (2 * h)
+    hv = hessian_vector_product(model, theta[None], v[None], x, y)[0]
+    assert np.abs(hv - directional).max() / np.abs(directional).max() < 1e-6
+
+
+@pytest.mark.parametrize("sizes", ARCHITECTURES)
+def test_batch_equals_separate_networks(sizes):
+    model = MLP(sizes, activation="tanh", l2=1e-3)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((30, sizes[0])), rng.integers(0, sizes[-1], 30)
+    theta = model.init(rng, 4)
+    v = rng.normal(size=theta.shape)
+    batch = hessian_vector_product(model, theta, v, x, y)
+    for r in range(4):
+        single = hessian_vector_product(model, theta[r:r + 1], v[r:r + 1], x, y)[0]
+        np.testing.assert_allclose(batch[r], single, rtol=1e-12, atol=1e-12 * np.abs(single).max())
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+def test_chunked_equals_unchunked(activation):
+    model, theta, x, y = _setup((5, 6, 4, 3), activation, 0.01, n=37)
+    thetas = np.stack([theta, 1.3 * theta])
+    v = np.random.default_rng(1).normal(size=thetas.shape)
+    whole = hessian_vector_product(model, thetas, v, x, y)
+    # 3 chunks whose theta-only arrays are kept; then 1 sample a chunk, recomputed at every call
+    per_sample = model.chunk_size(4, 1 << 20)
+    for budget in ((1 << 20) // per_sample * 15, 1):
+        operator = HessianOperator(model, thetas, x, y, memory_budget=budget)
+        assert (operator._kept is not None) == (budget > 1) and len(operator._chunks) > 1
+        np.testing.assert_allclose(operator(v), whole, rtol=1e-12, atol=1e-13 * np.abs(whole).max())
+
+
+@pytest.mark.parametrize("budget", [1 << 20, 1])
+def test_operator_on_some_networks_equals_those_networks_alone(budget):
+    model = MLP((5, 6, 4, 3), activation="sigmoid", l2=0.01)
+    rng = np.random.default_rng(2)
+    x, y = rng.random((20, 5)), rng.integers(0, 3, 20)
+    theta = model.init(rng, 4)
+    v = rng.normal(size=theta.shape)
+    operator = HessianOperator(model, theta, x, y, memory_budget=budget)
+    rows = np.array([3, 1])
+    expected = hessian_vector_product(model, theta[rows], v[rows], x, y)
+    np.testing.assert_allclose(operator(v[rows], rows), expected, rtol=1e-12,
+                               atol=1e-13 * np.abs(expected).max())
+    np.testing.assert_allclose(operator(v)[rows], expected, rtol=1e-12,
+                               atol=1e-13 * np.abs(expected).max())
+
+
+def test_power_iteration_matches_eigvalsh():
+    model, theta, x, y = _setup((5, 7, 3), "sigmoid", 0.01)
+    spectrum = np.linalg.eigvalsh(_dense_from_hvp(model, theta, x, y))
+    assert spectrum[-1] > -spectrum[0]
+    result = top_eigenvalue(model, theta[None], x, y, tol=1e-10, max_iter=1000)
+    assert result.converged[0]
+    assert result.eigenvalue[0] == pytest.approx(spectrum[-1], rel=1e-6)
+    assert np.linalg.norm(result.vector[0]) == pytest.approx(1.0)
+
+
+def test_largest_algebraic_eigenvalue_when_a_negative_one_dominates():
+    model = MLP((4, 5, 3), activation="tanh", init_std=2.0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4)), rng.integers(0, 3, 8)
+    theta = model.init(np.random.default_rng(100), 1)[0]
+    spectrum = np.linalg.eigvalsh(_dense_from_hvp(model, theta, x, y))
+    assert -spectrum[0] > 2 * spectrum[-1] > 0  # premise: the dominant eigenvalue is negative
+    result = top_eigenvalue(model, theta[None], x, y, tol=1e-10, max_iter=2000)
+    assert result.converged[0]
+    assert result.eigenvalue[0] == pytest.approx(spectrum[-1], rel=1e-6)
+
+
+def test_batched_networks_each_get_their_own_eigenvalue():
+    model = MLP((4, 5, 3), activation="tanh", init_std=2.0)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4)), rng.integers(0, 3, 8)
+    theta = model.init(np.random.default_rng(100), 3)
+    theta[1] *= 0.2
+    theta[2, 0] = np.nan
+    result = top_eigenvalue(model, theta, x, y, tol=1e-10, max_iter=2000)
+    for r in range(2):
+        expected = np.linalg.eigvalsh(_dense_from_hvp(model, theta[r], x, y))[-1]
+        assert result.eigenvalue[r] == pytest.approx(expected, rel=1e-6)
+        assert result.converged[r]
+    assert np.isnan(result.eigenvalue[2]) and not result.converged[2] and result.iterations[2] == 0
+
+
+def test_warm_start_needs_fewer_iterations():
+    model, theta, x, y = _setup((5, 6, 4, 3), "tanh", 0.0, n=40)
+    cold = top_eigenvalue(model, theta[None], x, y, seed=3)
+    moved = theta + 1e-3 * np.random.default_rng(4).normal(size=theta.shape)
+    fresh = top_eigenvalue(model, moved[None], x, y, seed=3)
+    warm = top_eigenvalue(model, moved[None], x, y, v0=cold.vector)
+    assert warm.converged[0] and fresh.converged[0]
+    assert warm.iterations[0] < fresh.iterations[0]
+    assert warm.eigenvalue[0] == pytest.approx(fresh.eigenvalue[0], rel=1e-4)
+
+
+def test_subset_is_deterministic_and_changes_with_seed():
+    model, theta, x, y = _setup((5, 7, 3), "tanh", 0.0, n=50)
+    first = top_eigenvalue(model, theta[None], x, y, subset=20, seed=1, tol=1e-10, max_iter=1000)
+    again = top_eigenvalue(model, theta[None], x, y, subset=20, seed=1, tol=1e-10, max_iter=1000)
+    other = top_eigenvalue(model, theta[None], x, y, subset=20, seed=2, tol=1e-10, max_iter=1000)
+    assert first.eigenvalue[0] == again.eigenvalue[0]
+    assert first.eigenvalue[0] != pytest.approx(other.eigenvalue[0], rel=1e-6)
+    rows = np.sort(np.random.default_rng(np.random.SeedSequence(1).spawn(2)[0]).choice(50, 20, replace=False))
+    spectrum = np.linalg.eigvalsh(_dense_from_hvp(model, theta, x[rows], y[rows]))
+    assert first.eigenvalue[0] == pytest.approx(spectrum[-1], rel=1e-6)
+
+
+def test_diverged_networks_give_nan_without_warnings():
+    model, theta, x, y = _setup((5, 7, 3), "tanh", 0.0)
+    thetas = np.stack([theta, np.full_like(theta, np.inf), theta * 1e300])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = top_eigenvalue(model, thetas, x, y)
+    assert np.isfinite(result.eigenvalue[0]) and result.converged[0]
+    assert np.isnan(result.eigenvalue[1]) and not result.converged[1]
+    assert not result.converged[2] or np.isfinite(result.eigenvalue[2])
+    assert np.all(np.isfinite(result.vector))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"tol": 0.0}, "tol"), ({"max_iter": 0}, "max_iter"), ({"subset": 0}, "subset"),
+    ({"subset": 14}, "subset"), ({"v0": np.zeros((1, 64))}, "v0"), ({"v0": np.ones((2, 64))}, "v0"),
+])
+def test_bad_arguments_name_the_argument(kwargs, name):
+    model, theta, x, y = _setup((5, 6, 4), "tanh", 0.0)
+    assert model.n_params == 64
+    with pytest.raises(GdchaosError, match=name):
+        top_eigenvalue(model, theta[None], x, y, **kwargs)
+
+
+def test_hvp_rejects_mismatched_shapes():
+    model, theta, x, y = _setup((5, 7, 3), "tanh", 0.0)
+    with pytest.raises(GdchaosError, match="v:"):
+        hessian_vector_product(model, theta[None], theta[None, :-1], x, y)
