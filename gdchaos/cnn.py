@@ -34,7 +34,8 @@ from gdchaos.model import DEFAULT_MEMORY_BUDGET, DTYPES, Evaluation, Tensor
 LAYER_TYPES = ("conv", *backend.ACTIVATIONS, "maxpool", "linear")
 _KEYS = {"conv": ("channels", "kernel", "padding"), "maxpool": ("size",)}
 MAX_POOL_SIZE = 15  # window positions are stored as uint8
-CACHE_BYTES = 8 << 20  # work arrays of one chunk of samples (per thread), to stay in cache
+CACHE_BYTES = 16 << 20  # work arrays of one chunk of samples (per thread), to stay in cache
+CHUNKS_PER_TASK = 16  # chunks a thread sums into one gradient before handing it back
 PAPER_LAYERS = (
     {"type": "conv", "channels": 8, "kernel": 3, "padding": 1}, {"type": "relu"},
     {"type": "maxpool", "size": 2},
@@ -205,7 +206,7 @@ class CNN:
 
     # ------------------------------------------------------------- evaluate
     def check_data(self, x: np.ndarray, y: np.ndarray) -> None:
-        """Raise ``GdchaosError`` unless x (N, C*H*W) is finite and y (N,) holds labels in [0, n_classes)."""
+        """Raise ``GdchaosError`` unless x (N, C*H*W) is finite and y (N,) holds labels < n_classes."""
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise GdchaosError(f"data: inputs must have shape (N, {self.n_features}) for images "
                                f"{self.input_shape}, got {x.shape}")
@@ -222,15 +223,16 @@ class CNN:
     def chunk_size(self, n_networks: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
         """Samples per chunk: work arrays of one chunk within ``memory_budget`` and ``CACHE_BYTES``.
 
-        Per sample and network: the patches of every conv and their gradient, twice every conv
-        output and block output (values and gradients). ``num_threads()`` chunks are in flight.
+        Per sample and network: the patches of each conv (reused for their gradient), twice its
+        output (values, gradient) and twice each block's output. ``num_threads()`` chunks are
+        computed at a time, each thread keeping its work arrays between chunks.
         """
         floats = 2 * self.n_classes
         for block in self._blocks:
-            mid, out = int(np.prod(block.shape_mid)), int(np.prod(block.shape_out))
-            floats += 2 * mid + 2 * out
+            mid = int(np.prod(block.shape_mid))
+            floats += 2 * mid + 2 * int(np.prod(block.shape_out))
             if block.conv is not None:
-                floats += 2 * mid // block.conv.channels * block.shape_in[0] * block.conv.kernel ** 2
+                floats += mid // block.conv.channels * block.shape_in[0] * block.conv.kernel ** 2
         per_sample = np.dtype(self.dtype).itemsize * n_networks * floats
         return max(1, int(min(memory_budget, CACHE_BYTES) // per_sample))
 
@@ -238,29 +240,37 @@ class CNN:
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Evaluation:
         """Loss, accuracy and gradient of all R networks on the full data set (x, y).
 
-        Samples are processed in chunks of :meth:`chunk_size` on ``num_threads()`` threads and
-        summed in chunk order: the result depends on the split only by round-off, and not on the
-        number of threads. Inputs are trusted here (see :meth:`check_data`).
+        Samples are processed in chunks of :meth:`chunk_size`, ``CHUNKS_PER_TASK`` consecutive
+        chunks per task, tasks on ``num_threads()`` threads and summed in order: the result depends
+        on the split only by round-off, and not on the number of threads. Inputs are trusted here
+        (see :meth:`check_data`).
         """
         n_samples, n_nets = x.shape[0], theta.shape[0]
         x = x.astype(self.dtype, copy=False)
         params = self._kernels(theta)
-        scale = 1.0 / n_samples
+        step = self.chunk_size(n_nets, memory_budget)
 
-        def chunk(start: int, stop: int):
-            logits, saved = self._forward(params, x[start:stop])
-            loss, correct, delta = backend.softmax_cross_entropy(logits, params[-1], y[start:stop],
-                                                                 scale)
-            return loss, correct, self._backward(params, saved, delta) if grad else None
+        def task(start: int, stop: int):
+            loss, correct = np.zeros(n_nets), np.zeros(n_nets, dtype=np.int64)
+            grads = [np.zeros_like(p) for p in params] if grad else None
+            for first in range(start, stop, step):
+                last = min(first + step, stop)
+                logits, saved = self._forward(params, x[first:last])
+                chunk_loss, chunk_correct, delta = backend.softmax_cross_entropy(
+                    logits, params[-1], y[first:last], 1.0 / n_samples)
+                loss += chunk_loss
+                correct += chunk_correct
+                if grad:
+                    self._backward(params, saved, delta, grads)
+            return loss, correct, grads
 
-        loss = np.zeros(n_nets)
-        correct = np.zeros(n_nets, dtype=np.int64)
+        loss, correct = np.zeros(n_nets), np.zeros(n_nets, dtype=np.int64)
         grads = [np.zeros_like(p) for p in params] if grad else None
-        for chunk_loss, chunk_correct, chunk_grads in backend.map_chunks(
-                chunk, n_samples, self.chunk_size(n_nets, memory_budget)):
-            loss += chunk_loss
-            correct += chunk_correct
-            for total, part in zip(grads or (), chunk_grads or ()):
+        for task_loss, task_correct, task_grads in backend.map_chunks(task, n_samples,
+                                                                      step * CHUNKS_PER_TASK):
+            loss += task_loss
+            correct += task_correct
+            for total, part in zip(grads or (), task_grads or ()):
                 total += part
         loss /= n_samples
         gradient = self._layout_gradient(grads) if grad else None
@@ -316,80 +326,92 @@ class CNN:
 
         Feature maps are channels-last (R', n, H, W, C), R' = 1 while they do not depend on the
         parameters (the input and blocks before the first conv), R afterwards. The first conv sees
-        the shared input, so its R networks are one product cols @ [K^(1) ... K^(R)].
+        the shared input and is computed directly for all networks at once; later convs are patches
+        (im2col) times the kernel matrix, one BLAS product per network. Large temporaries are this
+        thread's reusable scratch arrays (valid until its next chunk).
         """
-        n = x.shape[0]
+        n, dtype = x.shape[0], x.dtype
         c, h, w = self.input_shape
         a = x.reshape(1, n, c, h, w).transpose(0, 1, 3, 4, 2)
         kernels, biases = params[0::2], params[1::2]
         n_nets = kernels[0].shape[0]
         saved, conv = [], 0
-        for block in self._blocks:
-            maps = a.shape[0]
+        for index, block in enumerate(self._blocks):
+            maps, layer, act, pool = a.shape[0], block.conv, block.activation, block.pool
             (c_in, h_in, w_in), (c_mid, h_mid, w_mid) = block.shape_in, block.shape_mid
-            cols = None
-            if block.conv is None:
-                z, bias = a, np.zeros((maps, c_in), dtype=a.dtype)
+            shape = (maps if layer is None else n_nets, n, h_mid // pool, w_mid // pool, c_mid)
+            out = backend.scratch(f"out{index}", shape, dtype)
+            arg = backend.scratch(f"arg{index}", shape, np.uint8)
+            inputs = None  # what the backward pass of a conv needs: its patches, or the shared input
+            if layer is None:
+                a, arg = backend.pool_activate(a, np.zeros((maps, c_in), dtype), act, pool, out, arg)
+            elif conv == 0:  # the first conv reads the shared input: direct, all networks at once
+                inputs = a[0]
+                a, arg = backend.input_conv_pool_activate(inputs, kernels[conv], biases[conv],
+                                                          layer.kernel, layer.padding, act, pool,
+                                                          out, arg)
             else:
-                cols = backend.im2col(a.reshape(maps * n, h_in, w_in, c_in), block.conv.kernel,
-                                      block.conv.padding)
-                if maps == 1:
-                    cols = cols.reshape(n * h_mid * w_mid, -1)
-                    z_cat = backend.input_matmul(cols, _side_by_side(kernels[conv]))
-                    z = z_cat.reshape(n, h_mid, w_mid, n_nets, c_mid).transpose(3, 0, 1, 2, 4)
-                else:
-                    cols = cols.reshape(maps, n * h_mid * w_mid, -1)
-                    z = backend.batched_matmul(cols, kernels[conv]).reshape(maps, n, h_mid, w_mid, c_mid)
-                bias = biases[conv]
-                conv += 1
-            a, arg = backend.pool_activate(z, bias, block.activation, block.pool)
-            saved.append((cols, a, arg))
+                rows, depth = n * h_mid * w_mid, layer.kernel ** 2 * c_in
+                inputs = backend.im2col(a.reshape(maps * n, h_in, w_in, c_in), layer.kernel,
+                                        layer.padding, out=backend.scratch(
+                                            f"cols{index}", (maps * n, h_mid, w_mid, depth), dtype))
+                inputs = inputs.reshape(maps, rows, depth)
+                z = backend.matmul(inputs, kernels[conv],
+                                   out=backend.scratch(f"z{index}", (maps, rows, c_mid), dtype))
+                a, arg = backend.pool_activate(z.reshape(maps, n, h_mid, w_mid, c_mid), biases[conv],
+                                               act, pool, out, arg)
+            conv += layer is not None
+            saved.append((inputs, a, arg))
         features = a.reshape(a.shape[0], n, -1)
         saved.append(features)
-        if features.shape[0] == 1:  # no conv: the shared input goes straight to the last layer
-            logits = _split(backend.input_matmul(features[0], _side_by_side(kernels[-1])), n_nets)
-        else:
-            logits = backend.batched_matmul(features, kernels[-1])
-        return logits, saved
+        if not self._convs:  # no conv: the shared input goes straight to the last layer
+            return _split(backend.matmul(features[0], _side_by_side(kernels[-1])), n_nets), saved
+        return backend.matmul(features, kernels[-1]), saved
 
-    def _backward(self, params: list[np.ndarray], saved: list, delta: np.ndarray) -> list[np.ndarray]:
-        """Gradients of one chunk in engine form from delta = dL/dlogits (R, n, n_classes).
+    def _backward(self, params: list[np.ndarray], saved: list, delta: np.ndarray,
+                  grads: list[np.ndarray]) -> None:
+        """Add the gradients of one chunk (engine form) into ``grads``; delta = dL/dlogits (R, n, C).
 
         Reverse mode through the blocks down to the first conv (nothing below has parameters):
         dZ = act'(P) * dL/dP at each window's first maximum (0 elsewhere), db = sum dZ,
-        dK = cols^T @ dZ, dL/dA = col2im(dZ @ K^T).
+        dK = cols^T @ dZ, dL/dA = col2im(dZ @ K^T); the first conv gathers dK from its input.
         """
         n_nets, n, _ = delta.shape
         kernels = params[0::2]
-        grads = [np.zeros_like(p) for p in params]
         grad_k, grad_b = grads[0::2], grads[1::2]
         features = saved[-1]
         grad_b[-1] += delta.sum(axis=1)
-        if features.shape[0] == 1:
-            grad_k[-1] += _unside(backend.input_matmul_transposed(features[0], _join(delta)), n_nets)
-            return grads
-        grad_k[-1] += backend.batched_matmul(features.transpose(0, 2, 1), delta)
-        g = backend.batched_matmul(delta, kernels[-1].transpose(0, 2, 1))
+        if not self._convs:
+            grad_k[-1] += _unside(backend.matmul(features[0].T, _join(delta)), n_nets)
+            return
+        grad_k[-1] += backend.matmul(features.transpose(0, 2, 1), delta)
+        g = backend.matmul(delta, kernels[-1].transpose(0, 2, 1),
+                           out=backend.scratch("grad_features", (n_nets, *features.shape[1:]), delta.dtype))
         conv = len(kernels) - 1
-        for block, (cols, out, arg) in zip(reversed(self._blocks), reversed(saved[:-1])):
+        for index in reversed(range(len(self._blocks))):
+            block, (inputs, out, arg) = self._blocks[index], saved[index]
             (c_in, h_in, w_in), (c_mid, h_mid, w_mid) = block.shape_in, block.shape_mid
-            g = g.reshape(out.shape)
+            dz_shape = (n_nets, n, h_mid, w_mid, c_mid)
             if block.conv is None:
-                g = backend.pool_activate_backward(g, out, arg, block.activation, block.pool, h_mid, w_mid)
+                dz = backend.scratch(f"dz{index}", dz_shape, g.dtype)
+                g = backend.pool_activate_backward(g.reshape(out.shape), out, arg, block.activation,
+                                                   block.pool, h_mid, w_mid, out_grad=dz)
                 continue
             conv -= 1
-            first = conv == 0
-            dz = backend.pool_activate_backward(g, out, arg, block.activation, block.pool, h_mid, w_mid,
-                                                bias_grad=grad_b[conv], concatenate=first)
-            if first:  # shared patches: all networks in one product, dz is (n*H*W, R*C)
-                grad_k[0] += _unside(backend.input_matmul_transposed(cols, dz), n_nets)
-                return grads
-            dz = dz.reshape(n_nets, n * h_mid * w_mid, c_mid)
-            grad_k[conv] += backend.batched_matmul(cols.transpose(0, 2, 1), dz)
-            dcols = backend.batched_matmul(dz, kernels[conv].transpose(0, 2, 1))
-            g = backend.col2im(dcols.reshape(n_nets * n, h_mid, w_mid, -1), block.conv.kernel,
-                               block.conv.padding, h_in, w_in)
-        return grads
+            k, p = block.conv.kernel, block.conv.padding
+            if conv == 0:
+                backend.input_conv_backward(g.reshape(out.shape), out, arg, inputs, block.activation,
+                                            block.pool, k, p, grad_k[0], grad_b[0])
+                return
+            dz = backend.pool_activate_backward(
+                g.reshape(out.shape), out, arg, block.activation, block.pool, h_mid, w_mid,
+                bias_grad=grad_b[conv], out_grad=backend.scratch(f"dz{index}", dz_shape, g.dtype))
+            dz = dz.reshape(n_nets, -1, c_mid)
+            grad_k[conv] += backend.matmul(inputs.transpose(0, 2, 1), dz)
+            dcols = backend.matmul(dz, kernels[conv].transpose(0, 2, 1), out=inputs)  # patches done
+            g = backend.col2im(dcols.reshape(n_nets * n, h_mid, w_mid, -1), k, p, h_in, w_in,
+                               out=backend.scratch(f"grad{index}", (n_nets * n, h_in, w_in, c_in),
+                                                   g.dtype))
 
 
 def paper_cnn(**options: Any) -> CNN:
@@ -402,7 +424,7 @@ def paper_cnn(**options: Any) -> CNN:
 
 
 def _reorder_rows(weight: np.ndarray, shape: Shape, order: tuple[int, int, int, int]) -> np.ndarray:
-    """Permute the F = a*b*c rows of a last-layer weight (R, F, O), read as (R, a, b, c, O), by ``order``."""
+    """Permute the F = a*b*c rows of a last-layer weight (R, F, O), seen as (R, a, b, c, O)."""
     n_nets, _, n_out = weight.shape
     return weight.reshape(n_nets, *shape, n_out).transpose(*order, 4).reshape(n_nets, -1, n_out)
 

@@ -468,7 +468,7 @@ def cubic_figure(cubic: Cubic, lambda_floor: float = -3.0) -> Figure:
     """Bifurcation diagram (top, Fig. 6) and Lyapunov exponent (bottom, Fig. 7) of the cubic map.
 
     lambda is clipped at ``lambda_floor`` (it tends to -inf at superstable points such as eta = 0.5);
-    escaped orbits are marked with crosses on the top edge of the lambda panel.
+    learning rates whose orbit escaped are shaded grey.
     """
     order = np.argsort(cubic.eta)
     eta, lam, escaped, bif = cubic.eta[order], cubic.lyapunov[order], cubic.escaped[order], cubic.bifurcation[order]
@@ -487,8 +487,9 @@ def cubic_figure(cubic: Cubic, lambda_floor: float = -3.0) -> Figure:
         top = max(float(finite.max()), 0.0)
         ax_lam.set_ylim(max(float(finite.min()), lambda_floor) - 0.1, top + 0.15 * (top + 1))
     if escaped.any():
-        ax_lam.plot(eta[escaped], np.full(escaped.sum(), 1.0), ls="", marker="x", ms=2.5, mew=0.6,
-                    color="k", transform=ax_lam.get_xaxis_transform(), clip_on=False, label="escaped")
+        for ax in (ax_bif, ax_lam):
+            ax.fill_between(eta, 0, 1, where=escaped, transform=ax.get_xaxis_transform(), color="0.88", lw=0,
+                            label="orbit escaped")
     ax_lam.legend(loc="lower left", fontsize=6)
     ax_lam.set_ylabel(r"Lyapunov exponent $\lambda$")
     ax_lam.set_xlabel(r"learning rate $\eta$")

@@ -25,7 +25,17 @@ from gdchaos.backend.dense import (
     num_threads,
     softmax_cross_entropy,
 )
-from gdchaos.backend.conv import col2im, im2col, map_chunks, pool_activate, pool_activate_backward
+from gdchaos.backend.conv import (
+    col2im,
+    im2col,
+    input_conv_backward,
+    input_conv_pool_activate,
+    map_chunks,
+    matmul,
+    pool_activate,
+    pool_activate_backward,
+    scratch,
+)
 
 from gdchaos.backend.small import small_mlp
 
@@ -35,5 +45,7 @@ __all__ = [
     "ACTIVATIONS", "activation_backward", "activation_code", "batched_matmul", "bias_activation_",
     "bias_activation_split", "count_correct", "gradient_step_", "input_matmul",
     "input_matmul_transposed", "l1_distances", "num_threads", "softmax_cross_entropy",
-    "col2im", "im2col", "map_chunks", "pool_activate", "pool_activate_backward",
+    "col2im", "im2col", "input_conv_backward", "input_conv_pool_activate",
+    "map_chunks", "matmul", "pool_activate",
+    "pool_activate_backward", "scratch",
 ]

@@ -1,5 +1,5 @@
-"""CPU kernels of convolutional networks: im2col / col2im, fused bias + activation + max pooling,
-and a thread pool that runs chunks of samples side by side.
+"""CPU kernels of convolutional networks: im2col / col2im, fused conv blocks (bias, activation and
+max pooling), and a thread pool that runs chunks of samples side by side.
 
 Feature maps are stored *channels-last*: (R, n, H, W, C) for R networks and n samples, so that a
 stride-1 k x k convolution with zero padding p is one matrix product per network::
@@ -7,19 +7,24 @@ stride-1 k x k convolution with zero padding p is one matrix product per network
     Z[r, s, y, x, o] = sum_{i, j, c} A[r, s, y + i - p, x + j - p, c] * K[r, (i*k + j)*C + c, o]
                      = (cols[r] @ K[r])[s, y, x, o],      cols = im2col(A)
 
-The products are BLAS calls (:mod:`gdchaos.backend.dense`); the kernels here move data.
+with the product done by BLAS (:func:`matmul`). The first conv of a network reads the input, which
+all R networks share: :func:`input_conv_pool_activate` computes it directly (each input value is
+used for all R*C_out outputs), which beats a BLAS product with only k*k*C inner terms.
 
 Threading: every kernel here is serial and releases the GIL. :func:`map_chunks` runs a function
 over chunks of samples on ``num_threads()`` worker threads, each running single-threaded kernels
 and single-threaded BLAS on data small enough to stay in cache. That beats parallelising each
-kernel (thread pools of Numba and BLAS spin against each other on small machines) and its results
-do not depend on the number of threads: chunks are combined in order by the caller.
+kernel (the thread pools of Numba and BLAS spin against each other on small machines) and the
+results do not depend on the number of threads: the caller combines chunks in order.
 """
 from __future__ import annotations
 
+import contextvars
+import math
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from itertools import islice
 from typing import TypeVar
@@ -32,11 +37,41 @@ from threadpoolctl import ThreadpoolController
 from gdchaos.backend.dense import _activate, _derivative_from_output, activation_code
 
 IDENTITY = -1  # activation code of "no activation"
+_THREAD = threading.local()
+_RELU = activation_code("relu")
 Result = TypeVar("Result")
 
 
 def _code(activation: str | None) -> int:
     return IDENTITY if activation is None else activation_code(activation)
+
+
+def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """``out`` checked against the shape a kernel writes, or a new array."""
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out: expected {shape} {np.dtype(dtype)}, got {out.shape} {out.dtype}")
+    return out
+
+
+def scratch(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A work array of this thread, reused by later calls with the same tag (contents undefined).
+
+    Chunks of samples need the same large temporaries again and again; fresh allocations of that
+    size are returned to the system and page-faulted back in on every chunk. Grows as needed.
+    """
+    buffers = _THREAD.__dict__.setdefault("buffers", {})
+    size = math.prod(shape)
+    buffer = buffers.get(tag)
+    if buffer is None or buffer.size < size or buffer.dtype != dtype:
+        buffer = buffers[tag] = np.empty(size, dtype=dtype)
+    return buffer[:size].reshape(shape)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """C = A @ B by BLAS (NumPy's matmul: stacks of matrices, leading axes broadcast), into ``out``."""
+    return np.matmul(a, b, out=out)
 
 
 @njit(nogil=True, cache=True)
@@ -60,7 +95,7 @@ def _im2col(a, kernel, padding, cols):
                         k += channels
 
 
-def im2col(a: np.ndarray, kernel: int, padding: int) -> np.ndarray:
+def im2col(a: np.ndarray, kernel: int, padding: int, out: np.ndarray | None = None) -> np.ndarray:
     """Patches of a (B, H, W, C) stack for a stride-1 k x k convolution with zero padding p.
 
     cols[b, y, x, (i*k + j)*C + c] = A[b, y + i - p, x + j - p, c] (0 outside the image);
@@ -68,7 +103,7 @@ def im2col(a: np.ndarray, kernel: int, padding: int) -> np.ndarray:
     """
     n_maps, height, width, channels = a.shape
     out_h, out_w = height + 2 * padding - kernel + 1, width + 2 * padding - kernel + 1
-    cols = np.empty((n_maps, out_h, out_w, kernel * kernel * channels), dtype=a.dtype)
+    cols = _output(out, (n_maps, out_h, out_w, kernel * kernel * channels), a.dtype)
     _im2col(a, kernel, padding, cols)
     return cols
 
@@ -92,52 +127,133 @@ def _col2im(cols, kernel, padding, out):
                         k += channels
 
 
-def col2im(cols: np.ndarray, kernel: int, padding: int, height: int, width: int) -> np.ndarray:
-    """Adjoint of :func:`im2col`: dA[b, r, s, c] = sum of dcols over the patch entries that read A[b, r, s, c].
+def col2im(cols: np.ndarray, kernel: int, padding: int, height: int, width: int,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """Adjoint of :func:`im2col`: dA[b, r, s, c] = sum of dcols over the patch entries that read
+    A[b, r, s, c].
 
     Turns dL/dcols (B, Ho, Wo, k*k*C) into dL/dA (B, H, W, C); entries on the padding are dropped.
     """
     channels = cols.shape[3] // (kernel * kernel)
-    out = np.empty((cols.shape[0], height, width, channels), dtype=cols.dtype)
+    out = _output(out, (cols.shape[0], height, width, channels), cols.dtype)
     _col2im(cols, kernel, padding, out)
     return out
 
 
+@njit(inline="always")
+def _activate_row(z, bias, code, out):
+    """out[c] = act(z[c] + bias[c]); the activation branch sits outside the loop over channels."""
+    if code == IDENTITY:
+        for c in range(out.size):
+            out[c] = z[c] + bias[c]
+    elif code == _RELU:
+        for c in range(out.size):
+            v = z[c] + bias[c]
+            out[c] = v if v > 0.0 else 0.0
+    else:
+        for c in range(out.size):
+            out[c] = _activate(z[c] + bias[c], code)
+
+
 @njit(nogil=True, cache=True)
 def _pool_activate(z, bias, code, size, out, arg):
-    n_nets, n_samples, _, _, channels = z.shape
-    out_h, out_w = out.shape[2], out.shape[3]
-    for r in range(n_nets):
-        for s in range(n_samples):
+    n_nets, n_samples, out_h, out_w, channels = out.shape
+    row = np.empty(channels, dtype=out.dtype)
+    for s in range(n_samples):  # samples outermost: z may hold all networks of a pixel side by side
+        for r in range(n_nets):
             for y in range(out_h):
                 for x in range(out_w):
-                    for i in range(size):
-                        for j in range(size):
-                            row, col = y * size + i, x * size + j
-                            for c in range(channels):
-                                v = z[r, s, row, col, c] + bias[r, c]
-                                if code != IDENTITY:
-                                    v = _activate(v, code)
-                                # strict '>': ties keep the first maximum; a NaN always wins
-                                if (i == 0 and j == 0) or v > out[r, s, y, x, c] or v != v:
-                                    out[r, s, y, x, c] = v
-                                    arg[r, s, y, x, c] = i * size + j
+                    best, where = out[r, s, y, x], arg[r, s, y, x]
+                    for k in range(size * size):
+                        _activate_row(z[r, s, y * size + k // size, x * size + k % size], bias[r],
+                                      code, row)
+                        if k == 0:
+                            best[:] = row
+                            where[:] = 0
+                            continue
+                        for c in range(channels):
+                            # strict '>': ties keep the first maximum; a NaN always wins
+                            if row[c] > best[c] or row[c] != row[c]:
+                                best[c] = row[c]
+                                where[c] = k
 
 
-def pool_activate(z: np.ndarray, bias: np.ndarray, activation: str | None,
-                  size: int) -> tuple[np.ndarray, np.ndarray]:
+def pool_activate(z: np.ndarray, bias: np.ndarray, activation: str | None, size: int,
+                  out: np.ndarray | None = None,
+                  arg: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A = act(Z + b) followed by s x s max pooling (stride s): the end of a conv block.
 
     P[r, n, y, x, c] = max_{i, j < s} act(Z[r, n, s*y + i, s*x + j, c] + b[r, c]) for Z of shape
     (R, n, H, W, C) (any strides), rows/columns beyond s*floor(H/s) dropped; ``activation`` None
     is the identity, ``size`` 1 no pooling. Returns P (R, n, H//s, W//s, C) and the window position
-    i*s + j of the *first* maximum in row-major order (uint8), used by the backward pass.
+    i*s + j of the *first* maximum in row-major order (uint8), used by the backward passes.
     """
     n_nets, n_samples, height, width, channels = z.shape
     shape = (n_nets, n_samples, height // size, width // size, channels)
-    out = np.empty(shape, dtype=z.dtype)
-    arg = np.empty(shape, dtype=np.uint8)
+    out = _output(out, shape, z.dtype)
+    arg = _output(arg, shape, np.uint8)
     _pool_activate(z, bias, _code(activation), size, out, arg)
+    return out, arg
+
+
+@njit(nogil=True, cache=True)
+def _input_conv_pool_activate(x, kernel_cat, bias_cat, kernel, padding, code, size, out, arg):
+    n_samples, height, width, c_in = x.shape
+    n_nets, _, out_h, out_w, c_out = out.shape
+    total = kernel_cat.shape[1]
+    z, row = np.empty(total, dtype=out.dtype), np.empty(total, dtype=out.dtype)
+    best, where = np.empty(total, dtype=out.dtype), np.empty(total, dtype=np.uint8)
+    for s in range(n_samples):
+        for y in range(out_h):
+            for xx in range(out_w):
+                for k in range(size * size):
+                    top = y * size + k // size - padding
+                    left = xx * size + k % size - padding
+                    z[:] = 0.0
+                    t = 0
+                    for i in range(kernel):
+                        for j in range(kernel):
+                            if 0 <= top + i < height and 0 <= left + j < width:
+                                for c in range(c_in):
+                                    v = x[s, top + i, left + j, c]
+                                    for o in range(total):
+                                        z[o] += v * kernel_cat[t + c, o]
+                            t += c_in
+                    _activate_row(z, bias_cat, code, row)
+                    if k == 0:
+                        best[:] = row
+                        where[:] = 0
+                        continue
+                    for o in range(total):
+                        if row[o] > best[o] or row[o] != row[o]:  # as in _pool_activate
+                            best[o] = row[o]
+                            where[o] = k
+                for r in range(n_nets):
+                    for o in range(c_out):
+                        out[r, s, y, xx, o] = best[r * c_out + o]
+                        arg[r, s, y, xx, o] = where[r * c_out + o]
+
+
+def input_conv_pool_activate(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, kernel_size: int,
+                             padding: int, activation: str | None, size: int,
+                             out: np.ndarray | None = None,
+                             arg: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A whole conv block (conv, act, pool) on an input x (n, H, W, C) shared by all R networks.
+
+    Z[r, n, y, x, o] = b[r, o] + sum_{i, j, c} X[n, y + i - p, x + j - p, c] K[r, (i*k + j)*C + c, o]
+    for K (R, k*k*C, C_out), computed directly for all networks at once (each input value is read
+    once for R*C_out outputs), then :func:`pool_activate`: returns P (R, n, H'/s, W'/s, C_out) and
+    the positions of the first maxima, without storing Z.
+    """
+    n_nets, depth, c_out = kernel.shape
+    n_samples, height, width, _ = x.shape
+    conv_h, conv_w = height + 2 * padding - kernel_size + 1, width + 2 * padding - kernel_size + 1
+    shape = (n_nets, n_samples, conv_h // size, conv_w // size, c_out)
+    out = _output(out, shape, x.dtype)
+    arg = _output(arg, shape, np.uint8)
+    kernel_cat = np.ascontiguousarray(kernel.transpose(1, 0, 2)).reshape(depth, n_nets * c_out)
+    _input_conv_pool_activate(x, kernel_cat, bias.reshape(-1), kernel_size, padding,
+                              _code(activation), size, out, arg)
     return out, arg
 
 
@@ -161,24 +277,59 @@ def _pool_activate_backward(grad, out, arg, code, size, dz, bias_grad):
 def pool_activate_backward(grad: np.ndarray, out: np.ndarray, arg: np.ndarray,
                            activation: str | None, size: int, height: int, width: int, *,
                            bias_grad: np.ndarray | None = None,
-                           concatenate: bool = False) -> np.ndarray:
-    """dL/dZ of :func:`pool_activate` from dL/dP (R, n, H', W', C).
+                           out_grad: np.ndarray | None = None) -> np.ndarray:
+    """dL/dZ (R, n, H, W, C) of :func:`pool_activate` from dL/dP (R, n, H', W', C).
 
     dZ[r, n, s*y + i*, s*x + j*, c] = dL/dP[r, n, y, x, c] * act'(P[r, n, y, x, c]) at each window's
     first maximum (i*, j*), 0 elsewhere (act' from the output, e.g. 1 - P^2 for tanh). Adds
-    db[r, c] = sum dZ[r, ..., c] into ``bias_grad`` (R, C) when given. Returns dZ as (R, n, H, W, C),
-    or with ``concatenate`` as (n*H*W, R*C), all networks side by side.
+    db[r, c] = sum dZ[r, ..., c] into ``bias_grad`` (R, C) when given.
     """
     n_nets, n_samples, _, _, channels = grad.shape
-    if concatenate:
-        buffer = np.empty((n_samples, height, width, n_nets, channels), dtype=grad.dtype)
-        dz = buffer.transpose(3, 0, 1, 2, 4)
-    else:
-        buffer = dz = np.empty((n_nets, n_samples, height, width, channels), dtype=grad.dtype)
+    dz = _output(out_grad, (n_nets, n_samples, height, width, channels), grad.dtype)
     if bias_grad is None:
         bias_grad = np.zeros((n_nets, channels), dtype=grad.dtype)
     _pool_activate_backward(grad, out, arg, _code(activation), size, dz, bias_grad)
-    return buffer.reshape(-1, n_nets * channels) if concatenate else dz
+    return dz
+
+
+@njit(nogil=True, cache=True)
+def _input_conv_backward(grad, out, arg, x, code, size, kernel, padding, kernel_grad, bias_grad):
+    n_nets, n_samples, out_h, out_w, c_out = grad.shape
+    height, width, c_in = x.shape[1], x.shape[2], x.shape[3]
+    for r in range(n_nets):
+        for s in range(n_samples):
+            for y in range(out_h):
+                for xx in range(out_w):
+                    for o in range(c_out):
+                        g = grad[r, s, y, xx, o]
+                        if code != IDENTITY:
+                            g *= _derivative_from_output(out[r, s, y, xx, o], code)
+                        if g == 0.0:  # ReLU: about half the windows
+                            continue
+                        bias_grad[r, o] += g
+                        where = arg[r, s, y, xx, o]
+                        top = y * size + where // size - padding
+                        left = xx * size + where % size - padding
+                        k = 0
+                        for i in range(kernel):
+                            for j in range(kernel):
+                                if 0 <= top + i < height and 0 <= left + j < width:
+                                    for c in range(c_in):
+                                        kernel_grad[r, k + c, o] += g * x[s, top + i, left + j, c]
+                                k += c_in
+
+
+def input_conv_backward(grad: np.ndarray, out: np.ndarray, arg: np.ndarray, x: np.ndarray,
+                        activation: str | None, size: int, kernel: int, padding: int,
+                        kernel_grad: np.ndarray, bias_grad: np.ndarray) -> None:
+    """Parameter gradients of a conv block (conv, act, pool) applied to the shared input x.
+
+    With dZ as in :func:`pool_activate_backward`, nonzero only at the first maxima (r, n, Y, X, o):
+    dK[r, (i*k + j)*C + c, o] += sum dZ[r, n, Y, X, o] * X[n, Y + i - p, X + j - p, c] and
+    db[r, o] += sum dZ[r, n, Y, X, o], gathered from x (n, H, W, C) without forming dZ or patches.
+    """
+    _input_conv_backward(grad, out, arg, x, _code(activation), size, kernel, padding, kernel_grad,
+                         bias_grad)
 
 
 @cache
@@ -203,11 +354,15 @@ def map_chunks(function: Callable[[int, int], Result], n_items: int, chunk: int)
     bounds = iter([(start, min(start + chunk, n_items)) for start in range(0, n_items, chunk)])
     workers = max(1, numba.get_num_threads())
     executor = _executor(workers)
+    def submit(start: int, stop: int) -> Future:
+        # in the caller's context: NumPy's error state (np.errstate) is a context variable
+        return executor.submit(contextvars.copy_context().run, function, start, stop)
+
     with _blas().limit(limits=1, user_api="blas"):
-        pending = deque(executor.submit(function, *b) for b in islice(bounds, 2 * workers))
+        pending = deque(submit(*b) for b in islice(bounds, 2 * workers))
         while pending:
             result = pending.popleft().result()
             following = next(bounds, None)
             if following is not None:
-                pending.append(executor.submit(function, *following))
+                pending.append(submit(*following))
             yield result

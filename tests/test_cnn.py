@@ -1,0 +1,281 @@
+"""The batched CNN engine against independent ground truth (a loop-based NumPy forward pass,
+central finite differences, single networks) and its spec validation."""
+import warnings
+
+import numba
+import numpy as np
+import pytest
+
+from gdchaos import backend
+from gdchaos.cnn import CNN, PAPER_LAYERS, paper_cnn
+from gdchaos.errors import GdchaosError
+from gdchaos.train import gradient_step, train
+
+CONV = {"type": "conv", "channels": 3, "kernel": 3, "padding": 1}
+# (input shape, layers): every layer type, pooling with dropped rows, blocks before the first conv,
+# consecutive activations, a conv without activation, and no conv at all
+ARCHITECTURES = [
+    ((1, 6, 6), [CONV, {"type": "relu"}, {"type": "maxpool"},
+                 {"type": "conv", "channels": 2, "kernel": 2}, {"type": "tanh"}]),
+    ((2, 5, 5), [{"type": "conv", "channels": 3, "kernel": 2}, {"type": "sigmoid"},
+                 {"type": "maxpool", "size": 2}, {"type": "conv", "channels": 2, "kernel": 2, "padding": 1},
+                 {"type": "linear"}]),
+    ((2, 5, 5), [{"type": "maxpool", "size": 2}, {"type": "tanh"}, CONV, {"type": "relu"},
+                 {"type": "sigmoid"}, {"type": "maxpool", "size": 2}]),
+    ((2, 6, 6), [{"type": "conv", "channels": 2, "kernel": 3}, CONV, {"type": "maxpool", "size": 3},
+                 {"type": "tanh"}]),
+    ((2, 5, 5), [{"type": "relu"}]),
+]
+
+
+def _problem(model, n=7, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, model.n_features)), rng.integers(0, model.n_classes, n)
+
+
+def _params(model, n_networks, seed=1, std=0.5):
+    """Random weights and biases (nonzero biases, so that their gradients are exercised)."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(0.0, std, (n_networks, model.n_params))
+    theta[:, ~model.weight_mask()] *= 0.6
+    return theta
+
+
+def _reference_loss(model, theta_row, x, y):
+    """Mean cross-entropy + L2 of one network, by plain NumPy loops in NCHW layout."""
+    tensors = model.unflatten(theta_row[None])
+    tensors = [t[0] for t in tensors]
+    a = x.reshape(-1, *model.input_shape)
+    i = 0
+    for layer in model.layers:
+        if layer.type == "conv":
+            weight, bias = tensors[i], tensors[i + 1]
+            i += 2
+            k, p = layer.kernel, layer.padding
+            padded = np.pad(a, ((0, 0), (0, 0), (p, p), (p, p)))
+            h, w = padded.shape[2] - k + 1, padded.shape[3] - k + 1
+            out = np.zeros((a.shape[0], layer.channels, h, w)) + bias[None, :, None, None]
+            for di in range(k):
+                for dj in range(k):
+                    window = padded[:, :, di:di + h, dj:dj + w]
+                    out += np.einsum("nchw,oc->nohw", window, weight[:, :, di, dj])
+            a = out
+        elif layer.type == "relu":
+            a = np.maximum(a, 0.0)
+        elif layer.type == "tanh":
+            a = np.tanh(a)
+        elif layer.type == "sigmoid":
+            a = 1.0 / (1.0 + np.exp(-a))
+        else:
+            s = layer.size
+            n, c, h, w = a.shape
+            a = a[:, :, :h // s * s, :w // s * s].reshape(n, c, h // s, s, w // s, s).max(axis=(3, 5))
+    logits = a.reshape(len(a), -1) @ tensors[i] + tensors[i + 1]
+    top = logits.max(axis=1, keepdims=True)
+    log_p = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    weights = theta_row[model.weight_mask()]
+    return -log_p[np.arange(len(y)), y].mean() + 0.5 * model.l2 * weights @ weights
+
+
+@pytest.mark.parametrize("shape, layers", ARCHITECTURES)
+def test_loss_and_accuracy_match_loop_reference(shape, layers):
+    model = CNN(shape, layers, n_classes=3, l2=0.01)
+    x, y = _problem(model)
+    theta = _params(model, 2)
+    evaluation = model.evaluate(theta, x, y, grad=False)
+    for r in range(2):
+        assert evaluation.loss[r] == pytest.approx(_reference_loss(model, theta[r], x, y), rel=1e-12)
+    np.testing.assert_array_equal(model.accuracy(theta, x, y), evaluation.accuracy)
+
+
+@pytest.mark.parametrize("shape, layers", ARCHITECTURES)
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+def test_gradient_matches_central_differences(shape, layers, l2):
+    model = CNN(shape, layers, n_classes=3, l2=l2)
+    x, y = _problem(model)
+    theta = _params(model, 2)
+    grad = model.evaluate(theta, x, y).grad
+    h = 1e-6
+    for r in range(2):
+        basis = np.eye(model.n_params) * h
+        numeric = (model.evaluate(theta[r] + basis, x, y, grad=False).loss
+                   - model.evaluate(theta[r] - basis, x, y, grad=False).loss) / (2 * h)
+        error = np.max(np.abs(numeric - grad[r])) / np.max(np.abs(numeric))
+        assert error < 1e-6, (shape, l2, r, error)
+
+
+def test_batch_equals_separate_networks_with_own_learning_rates():
+    model = CNN((2, 6, 6), ARCHITECTURES[0][1], n_classes=4, l2=1e-3, init_std=0.3)
+    x, y = _problem(model, n=40)
+    theta = model.init(np.random.default_rng(3), 4)
+    eta = np.array([0.1, 1.0, 2.5, 7.0])
+    batch = theta.copy()
+    singles = [theta[r:r + 1].copy() for r in range(4)]
+    for _ in range(4):
+        evaluation = gradient_step(model, batch, eta, x, y)
+        for r in range(4):
+            single = gradient_step(model, singles[r], eta[r], x, y)
+            assert single.loss[0] == pytest.approx(evaluation.loss[r], rel=1e-12)
+    for r in range(4):
+        np.testing.assert_allclose(batch[r], singles[r][0], rtol=1e-12, atol=1e-14)
+
+
+def test_memory_budget_splits_samples_without_changing_results():
+    model = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3)
+    x, y = _problem(model, n=101)
+    theta = _params(model, 3)
+    whole = model.evaluate(theta, x, y)
+    assert model.chunk_size(3, memory_budget=20_000) < 10 < 101 <= model.chunk_size(3)
+    split = model.evaluate(theta, x, y, memory_budget=20_000)
+    np.testing.assert_allclose(split.loss, whole.loss, rtol=1e-13)
+    np.testing.assert_allclose(split.grad, whole.grad, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(split.accuracy, whole.accuracy)
+    np.testing.assert_array_equal(model.accuracy(theta, x, y, memory_budget=20_000), whole.accuracy)
+
+
+def test_results_do_not_depend_on_the_number_of_threads():
+    model = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3)
+    x, y = _problem(model, n=60)
+    theta = _params(model, 3)
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = model.evaluate(theta, x, y, memory_budget=30_000)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = model.evaluate(theta, x, y, memory_budget=30_000)
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(one.grad, two.grad)
+    np.testing.assert_array_equal(one.loss, two.loss)
+
+
+def test_maxpool_ties_go_to_the_first_maximum():
+    # kernel [[1, 0], [0, 0]] copies pixel (y, x) to Z[y, x]; the 2x2 window of Z at the origin is
+    # an exact 4-way tie while the patches under it differ, so dL/dK shows which one was chosen
+    model = CNN((1, 4, 4), [{"type": "conv", "channels": 1, "kernel": 2}, {"type": "maxpool"}], n_classes=2)
+    image = np.random.default_rng(0).random((4, 4)) + 2.0
+    image[:2, :2] = 1.5
+    theta = model.flatten([np.array([[[[1.0, 0.0], [0.0, 0.0]]]]), np.zeros((1, 1)),
+                           np.array([[[1.0, -1.0]]]), np.zeros((1, 2))])
+    evaluation = model.evaluate(theta, image.reshape(1, 16), np.array([0]))
+    p = 1.0 / (1.0 + np.exp(-2 * 1.5))  # softmax of logits (1.5, -1.5), label 0
+    d_pooled = (p - 1.0) - (1.0 - p)
+    np.testing.assert_allclose(evaluation.grad[0, :4], d_pooled * image[:2, :2].ravel(), rtol=1e-14)
+    # the same rule in the pooling kernels behind later convs, after an activation that saturates
+    z = np.array([30.0, 31.0, -2.0, 31.0]).reshape(1, 1, 2, 2, 1)
+    pooled, arg = backend.pool_activate(z, np.zeros((1, 1)), "tanh", 2)
+    assert pooled[0, 0, 0, 0, 0] == 1.0 and arg[0, 0, 0, 0, 0] == 0  # tanh(30) == tanh(31) == 1.0
+    z = np.array([-1.0, 2.0, 2.0, 2.0]).reshape(1, 1, 2, 2, 1)
+    pooled, arg = backend.pool_activate(z, np.zeros((1, 1)), None, 2)
+    assert arg[0, 0, 0, 0, 0] == 1
+    grad = backend.pool_activate_backward(np.full((1, 1, 1, 1, 1), 3.0), pooled, arg, None, 2, 2, 2)
+    np.testing.assert_array_equal(grad.ravel(), [0.0, 3.0, 0.0, 0.0])
+
+
+def test_paper_network_size_layout_and_initialisation():
+    model = paper_cnn()
+    assert model.n_params == 9_098
+    assert model.activation == "relu" and model.init_std == 0.01 and model.l2 == 0.0
+    assert [(t.name, t.shape, t.offset) for t in model.layout()] == [
+        ("W1", (8, 1, 3, 3), 0), ("b1", (8,), 72), ("W2", (16, 8, 3, 3), 80), ("b2", (16,), 1232),
+        ("W3", (784, 10), 1248), ("b3", (10,), 9088)]
+    theta = model.init(np.random.default_rng(0), 3)
+    weights = theta[:, model.weight_mask()]
+    assert np.all(theta[:, ~model.weight_mask()] == 0)
+    assert abs(weights.std() - 0.01) < 2e-4 and abs(weights.mean()) < 2e-4
+    tensors = model.unflatten(theta)
+    np.testing.assert_array_equal(model.flatten(tensors), theta)
+    tensors[1][:] = -1.0  # views write through
+    assert np.all(theta[:, 72:80] == -1.0)
+
+
+def test_spec_round_trips_through_a_dict():
+    model = CNN((3, 8, 8), [*PAPER_LAYERS[:3], {"type": "linear"}], n_classes=5, init_std=0.1,
+                l2=1e-4, dtype="float32")
+    values = model.to_dict()
+    assert values["layers"] == [dict(layer) for layer in PAPER_LAYERS[:3]]  # the implied linear dropped
+    assert CNN.from_dict(values) == model
+    assert CNN.from_dict({"layers": values["layers"]}) == CNN(layers=PAPER_LAYERS[:3])
+    assert CNN.from_dict(paper_cnn().to_dict()).n_params == 9_098
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"layers": [{"type": "pool"}]}, "model.layers[0].type"),
+    ({"layers": [{"channels": 2}]}, "model.layers[0].type"),
+    ({"layers": ["conv"]}, "model.layers[0]:"),
+    ({"layers": "conv"}, "model.layers:"),
+    ({"layers": [{"type": "conv", "kernel": 3}]}, "model.layers[0].channels"),
+    ({"layers": [{"type": "relu"}, {"type": "conv", "channels": 0, "kernel": 3}]},
+     "model.layers[1].channels"),
+    ({"layers": [{"type": "conv", "channels": True, "kernel": 3}]}, "model.layers[0].channels"),
+    ({"layers": [{"type": "conv", "channels": 2, "kernel": 2.5}]}, "model.layers[0].kernel"),
+    ({"layers": [{"type": "conv", "channels": 2, "kernel": 3, "padding": 3}]}, "model.layers[0].padding"),
+    ({"layers": [{"type": "conv", "channels": 2, "kernel": 3, "stride": 2}]}, "'stride'"),
+    ({"layers": [{"type": "conv", "channels": 2, "kernel": 7}], "input_shape": (1, 5, 5)},
+     "model.layers[0].kernel"),
+    ({"layers": [{"type": "maxpool", "size": 1}]}, "model.layers[0].size"),
+    ({"layers": [{"type": "maxpool", "size": 8}, {"type": "maxpool", "size": 4}]}, "model.layers[1].size"),
+    ({"layers": [{"type": "relu", "size": 2}]}, "'size'"),
+    ({"layers": [{"type": "linear"}, {"type": "relu"}]}, "model.layers[0].type"),
+    ({"input_shape": (1, 28)}, "model.input_shape"),
+    ({"input_shape": (1, 0, 28)}, "model.input_shape"),
+    ({"n_classes": 1}, "model.n_classes"),
+    ({"init_std": 0.0}, "model.init_std"),
+    ({"l2": -1.0}, "model.l2"),
+    ({"dtype": "float16"}, "model.dtype"),
+])
+def test_bad_specs_name_the_field(options, field):
+    with pytest.raises(GdchaosError) as error:
+        CNN(**options)
+    assert field in str(error.value) and "\n" not in str(error.value)
+
+
+def test_unknown_config_keys_and_bad_data_are_reported():
+    with pytest.raises(GdchaosError, match="model: unknown key 'stride'"):
+        CNN.from_dict({"stride": 2})
+    model = CNN((1, 4, 4), [{"type": "relu"}], n_classes=3)
+    with pytest.raises(GdchaosError, match=r"data: inputs must have shape \(N, 16\)"):
+        model.check_data(np.zeros((2, 15)), np.zeros(2, dtype=int))
+    with pytest.raises(GdchaosError, match="labels must lie in"):
+        model.check_data(np.zeros((2, 16)), np.array([0, 3]))
+    model.check_data(np.zeros((2, 16)), np.array([0, 2]))
+
+
+def test_train_records_epochs_and_distances_for_the_paper_network():
+    model = paper_cnn()
+    x, y = _problem(model, n=48)
+    reference = model.init(np.random.default_rng(0), 1)
+    noise = np.random.default_rng(1).uniform(-1e-8, 1e-8, (2, model.n_params)) * model.weight_mask()
+    theta = np.concatenate([reference, reference + noise])
+    records = list(train(model, theta, 0.5, x, y, 3, x_test=x[:10], y_test=y[:10],
+                         test_networks=np.array([0]), pairs=[[0, 1], [0, 2]]))
+    assert [r.epoch for r in records] == [0, 1, 2, 3]
+    assert records[0].distances == pytest.approx(np.abs(noise).sum(axis=1), rel=1e-6)
+    assert all(np.all(np.isfinite(r.distances)) and r.test_accuracy.shape == (1,) for r in records)
+    assert records[-1].loss[0] < records[0].loss[0]
+    assert records[-1].loss[0] == model.evaluate(theta[:1], x, y, grad=False).loss[0]
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_divergence_gives_nan_without_errors_or_warnings(activation):
+    layers = [CONV, {"type": activation}, {"type": "maxpool"}, {"type": "conv", "channels": 2, "kernel": 2}]
+    model = CNN((1, 6, 6), layers, n_classes=3, init_std=1.0)
+    x, y = _problem(model, n=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # also inside the worker threads
+        records = list(train(model, model.init(np.random.default_rng(0), 2), np.array([0.1, 1e300]),
+                             x, y, 10, memory_budget=20_000))
+    assert np.isfinite(records[-1].loss[0])
+    assert not np.isfinite(records[-1].loss[1]) or records[-1].loss[1] > 1e250
+
+
+def test_float32_option_follows_float64():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((20, 36)), rng.integers(0, 3, 20)
+    wide = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3)
+    narrow = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3, dtype="float32")
+    theta = _params(wide, 2)
+    expected, result = wide.evaluate(theta, x, y), narrow.evaluate(theta.astype(np.float32), x, y)
+    assert result.grad.dtype == np.float32
+    np.testing.assert_allclose(result.loss, expected.loss, rtol=1e-5)
+    np.testing.assert_allclose(result.grad, expected.grad, atol=1e-5 * np.abs(expected.grad).max())

@@ -1,0 +1,81 @@
+"""The sweep as a child process: ``python -m gdchaos run --headless``, stopped with SIGTERM, resumed by
+starting it again (the runner continues the file where it stopped)."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from gdchaos.config import SweepConfig, from_dict
+
+STOPPED_CODES = (130, -signal.SIGTERM)  # stopped cleanly, or before the runner took over SIGTERM
+
+
+class SweepProcess:
+    """One results file and the headless run that writes it (at most one child at a time)."""
+
+    def __init__(self, config: SweepConfig, output: str | Path) -> None:
+        self.output = Path(output).resolve()
+        self.config = from_dict({"output": str(self.output)}, config)
+        self.config_path = self.output.with_name(self.output.name + ".toml")
+        self._child: subprocess.Popen | None = None
+        self._stderr = None
+        self._failure: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._child is not None and self._child.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit status of the last child; None while it runs or before the first start."""
+        return None if self._child is None else self._child.poll()
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._child is None else self._child.pid
+
+    def start(self) -> None:
+        """Write the config next to the results file and start (or resume) the run."""
+        if self.running:
+            return
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(self.config.to_toml())
+        if self._stderr is not None:
+            self._stderr.close()
+        self._stderr, self._failure = tempfile.TemporaryFile(), None
+        command = [sys.executable, "-m", "gdchaos", "run", "--headless", "--config", str(self.config_path),
+                   "-o", str(self.output), "--quiet"]
+        # own session: a run left going on purpose survives the terminal that started the app
+        self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                       stderr=self._stderr, start_new_session=True)
+
+    def stop(self) -> None:
+        """Ask the run to stop: SIGTERM, which the runner treats like Ctrl-C (file stays resumable)."""
+        if self.running:
+            self._child.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until the child exits (call from a worker thread); its exit status."""
+        if self._child is None:
+            return None
+        try:
+            return self._child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def failure(self) -> str | None:
+        """What went wrong, one line, when the last child exited with an error."""
+        code = self.returncode
+        if code is None or code == 0 or code in STOPPED_CODES:
+            return None
+        if self._failure is None:  # read once: the child is gone, its stderr is complete
+            self._stderr.seek(0)
+            text = self._stderr.read().decode(errors="replace")
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            detail = lines[-1] if lines else "no message"
+            self._failure = (detail.removeprefix("gdchaos: error: ") if code == 2
+                             else f"run failed (exit {code}): {detail}")
+        return self._failure

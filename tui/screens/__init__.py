@@ -1,0 +1,1 @@
+"""Screens of the gdchaos TUI: setup, live, results, and the small dialogs."""

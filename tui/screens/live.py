@@ -1,0 +1,308 @@
+"""Live screen: follows a results file while a run writes it, our own child process or a foreign one."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+
+from gdchaos_tui.fmt import duration, fixed, num
+from gdchaos_tui.process import SweepProcess
+from gdchaos_tui.reader import ReadError, RunReader, RunState
+from gdchaos_tui.screens.results import ResultsScreen
+from gdchaos_tui.timing import EtaClock
+from gdchaos_tui.widgets.spark import LabelledSparkline
+
+POLL_SECONDS = 0.5
+COLUMNS = (("eta", "η"), ("status", "status"), ("done", "done"), ("lambda", "λ"), ("rho", "ρ %"), ("tau", "τ"))
+
+
+class LiveScreen(Screen):
+    """Per-eta progress and statistics, curves of the IC in flight, overall progress and ETA."""
+
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("s", "unfollow", "Stop following"),
+        Binding("f", "follow", "Follow"),
+        Binding("r", "resume", "Resume"),
+        Binding("c", "follow_work", "Current η"),
+        Binding("v", "results", "Results"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+    DEFAULT_CSS = """
+    #top { height: 1; padding: 0 1; }
+    #status { width: 1fr; }
+    #overall { width: auto; }
+    #overall Bar { width: 24; }
+    #body { height: 1fr; }
+    #etas { width: 44; height: 1fr; border: round $primary-darken-2; }
+    #curves { width: 1fr; height: 1fr; border: round $primary-darken-2; padding: 0 1; }
+    #message { height: auto; padding: 0 1; color: $error; }
+    """
+
+    class StateRead(Message):
+        def __init__(self, state: RunState) -> None:
+            super().__init__()
+            self.state = state
+
+    class ReadFailed(Message):
+        def __init__(self, error: str) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(self, reader: RunReader, process: SweepProcess | None = None,
+                 state: RunState | None = None) -> None:
+        super().__init__()
+        self.reader = reader
+        self.process = process
+        self.state = state
+        self.following = True
+        self._reading = False
+        self._stopping = False
+        self._focus = 0  # learning rate whose curves are shown
+        self._auto_focus: int | None = 0  # where the screen last moved the cursor; None: the user chose
+        self._clock = EtaClock()
+        self._eta_seconds: float | None = None
+        self._error = ""
+        self._announced = False
+        self._texts: dict[str, str] = {}  # what the status lines show
+        self._child_was_running = False
+
+    @property
+    def path(self) -> Path:
+        return self.reader.path
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="top"):
+            yield Static(id="status")
+            yield ProgressBar(total=1.0, show_eta=False, id="overall")
+        with Horizontal(id="body"):
+            yield DataTable(cursor_type="row", zebra_stripes=True, id="etas")
+            with Vertical(id="curves"):
+                yield LabelledSparkline("ln d(t)", id="log-d")
+                yield LabelledSparkline("loss", id="loss")
+                yield LabelledSparkline("λ(η)", id="lambda")
+                yield LabelledSparkline("ρ(η) %", id="rho")
+                yield LabelledSparkline("τ(η)", id="tau")
+        yield Static(id="message", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title, self.sub_title = "gdchaos", f"live · {self.path.name}"
+        table = self.query_one("#etas", DataTable)
+        table.border_title = "learning rates"
+        self.query_one("#curves").border_title = "curves"
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        self._poll_timer = self.set_interval(POLL_SECONDS, self.poll)
+        if self.state is not None:
+            self._show(self.state)
+        self.poll()
+
+    def on_screen_suspend(self) -> None:
+        self._poll_timer.pause()
+
+    def on_screen_resume(self) -> None:
+        self._poll_timer.resume()
+
+    # ------------------------------------------------------------------ reading
+    def poll(self) -> None:
+        """Note what the child process did, then read the file again (in a worker thread)."""
+        running = self.process is not None and self.process.running
+        if running != self._child_was_running:
+            self._child_was_running = running
+            self.refresh_bindings()
+            if self.state is not None:
+                self._fill_table(self.state)
+        if not running and self._stopping:
+            self._stopping = False
+            self._clock.reset()
+        if self.process is not None and (failure := self.process.failure()):
+            self._error = failure
+            if "being written by another" in failure:  # a foreign writer holds it: follow that one
+                self.process, self._error = None, ""
+                self.notify("another gdchaos run is writing this file; following it")
+        if self.following and not self._reading:
+            self._reading = True
+            self._read(self._focus)
+        self._show_status()
+
+    @work(thread=True, group="read")
+    def _read(self, focus: int) -> None:
+        try:
+            state = self.reader.read(focus)
+        except ReadError as exc:
+            self.post_message(self.ReadFailed(str(exc)))
+        else:
+            self.post_message(self.StateRead(state))
+
+    def on_live_screen_state_read(self, message: StateRead) -> None:
+        self._reading = False
+        self._error = "" if self._error.startswith("reading:") else self._error
+        self._show(message.state)
+
+    def on_live_screen_read_failed(self, message: ReadFailed) -> None:
+        self._reading = False
+        starting = self.process is not None and self.process.running and self.state is None
+        if not starting:  # a file being created or reopened by its writer is briefly unreadable
+            self._error = f"reading: {message.error} (retrying)"
+        self._show_status()
+
+    @on(DataTable.RowHighlighted, "#etas")
+    def _focus_changed(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row != event.data_table.cursor_row:
+            return  # stale: the cursor moved on since
+        if event.cursor_row != self._auto_focus and self._auto_focus is not None:
+            self._auto_focus = None  # the user picked a learning rate: stop following the work
+            self.refresh_bindings()
+        if event.cursor_row != self._focus:
+            self._focus = event.cursor_row
+            if not self._reading:
+                self._reading = True
+                self._read(self._focus)
+
+    # ---------------------------------------------------------------- display
+    def _show(self, state: RunState) -> None:
+        changed = state != self.state or not self.query_one("#etas", DataTable).row_count
+        self.state = state
+        self._eta_seconds = self._clock.update(state.fraction, state.finished)
+        if changed:  # most polls of a long run find nothing new: leave the widgets alone
+            self._fill(state)
+            self._follow_work(state)
+        if state.complete and not self._announced and not (self.process and self.process.running):
+            self._announced = True
+            self.notify("the sweep is complete: press v for the results", title=state.name)
+        self._show_status()
+        if changed:
+            self.refresh_bindings()
+
+    def _fill(self, state: RunState) -> None:
+        self._fill_table(state)
+        eta = state.rows[state.focus].eta
+        where = f"IC {state.focus_ic} at η={eta:g}" if state.focus_ic is not None else f"η={eta:g}"
+        self.query_one("#curves").border_title = f"curves · {where}"
+        self.query_one("#log-d", LabelledSparkline).show(state.log_d)
+        self.query_one("#loss", LabelledSparkline).show(state.loss)
+        for key, field in (("lambda", "lambda_mean"), ("rho", "rho"), ("tau", "tau_mean")):
+            values = [getattr(row, field) for row in state.rows]
+            self.query_one(f"#{key}", LabelledSparkline).show([v for v in values if math.isfinite(v)])
+        self.query_one("#overall", ProgressBar).update(progress=state.fraction)
+
+    def _follow_work(self, state: RunState) -> None:
+        """Unless the user picked one, show the learning rate being computed (else the last done)."""
+        statuses = [row.status for row in state.rows]
+        target = (statuses.index("running") if "running" in statuses
+                  else max((e for e, status in enumerate(statuses) if status == "done"), default=0))
+        if self._auto_focus is not None and target != self._auto_focus:
+            self._auto_focus = target
+            self.query_one("#etas", DataTable).move_cursor(row=target)
+
+    def action_follow_work(self) -> None:
+        """Show the learning rate being computed again, after the user picked another."""
+        self._auto_focus = -1  # no row: the next target moves the cursor
+        if self.state is not None:
+            self._follow_work(self.state)
+        self.refresh_bindings()
+
+    def _fill_table(self, state: RunState) -> None:
+        table = self.query_one("#etas", DataTable)
+        stopped = self.process is not None and not self.process.running  # our run: we know it is not
+        cells = [(f"{row.eta:g}", "stopped" if stopped and row.status == "running" else row.status,
+                  f"{row.progress:.0%}", fixed(row.lambda_mean), num(row.rho), num(row.tau_mean, 4))
+                 for row in state.rows]
+        if table.row_count != len(cells):
+            table.clear()
+            for e, values in enumerate(cells):
+                table.add_row(*values, key=str(e))
+            return
+        for e, values in enumerate(cells):
+            for (key, _), value, old in zip(COLUMNS, values, table.get_row_at(e)):
+                if value != old:
+                    table.update_cell(str(e), key, value, update_width=True)
+
+    def _show_status(self) -> None:
+        state = self.state
+        parts = [self._phase()]
+        if state is not None:
+            parts.append(f"units {state.units_done}/{state.units_total}")
+            if not state.complete and self._writer_active():
+                parts.append(f"ETA {duration(self._eta_seconds)}")
+        for selector, text in (("#status", " · ".join(parts)), ("#message", self._error)):
+            if self._texts.get(selector) != text:  # an update re-lays out the screen: only on changes
+                self._texts[selector] = text
+                self.query_one(selector, Static).update(text)
+
+    def _writer_active(self) -> bool:
+        return self.process.running if self.process is not None else self.following
+
+    def _phase(self) -> str:
+        state, process = self.state, self.process
+        if process is not None and process.running:
+            return "[b]stopping…[/b]" if self._stopping else ("[b]running[/b]" if state else "[b]starting…[/b]")
+        if state is not None and state.complete:
+            return "[b]finished[/b]"
+        if process is not None:
+            return "[b]failed[/b]" if process.failure() else "[b]stopped[/b] (r resumes)"
+        return "[b]following[/b]" if self.following else "[b]not following[/b]"
+
+    # ---------------------------------------------------------------- actions
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        owned = self.process is not None
+        complete = self.state is not None and self.state.complete
+        if action == "stop":
+            return (True if self.process.running and not self._stopping else None) if owned else False
+        if action == "unfollow":
+            return not owned and self.following
+        if action == "follow":
+            return not owned and not self.following
+        if action == "resume":
+            return None if complete or (owned and self.process.running) else True
+        if action == "follow_work":
+            return self._auto_focus is None
+        if action == "results":
+            return True if self.state is not None else None
+        return True
+
+    def action_stop(self) -> None:
+        """SIGTERM to our run: it finishes the epoch in hand, flushes and exits; the file stays resumable."""
+        self._stopping = True
+        self.process.stop()
+        self._show_status()
+        self.refresh_bindings()
+
+    def action_unfollow(self) -> None:
+        self.following = False
+        self._clock.reset()
+        self._show_status()
+        self.refresh_bindings()
+
+    def action_follow(self) -> None:
+        self.following = True
+        self.poll()
+        self.refresh_bindings()
+
+    def action_resume(self) -> None:
+        """Start the run again with the file's config; it continues where it stopped."""
+        if self.process is None:
+            if self.state is None:
+                self.notify("nothing to resume yet: the file has not been read", severity="warning")
+                return
+            self.process = SweepProcess(self.state.config, self.path)
+        self._error, self._announced, self.following = "", False, True
+        self._clock.reset()
+        try:
+            self.process.start()
+        except OSError as exc:
+            self._error = f"cannot start the run: {exc}"
+        self.poll()
+        self.refresh_bindings()
+
+    def action_results(self) -> None:
+        self.app.push_screen(ResultsScreen(self.reader, self.state))

@@ -1,0 +1,211 @@
+"""Setup screen: a preset prefills the form, every edit is validated, Start launches the sweep."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.worker import get_current_worker
+
+from gdchaos import data, presets
+from gdchaos.config import ACTIVATIONS, SweepConfig, from_dict
+from gdchaos.errors import GdchaosError
+from gdchaos.estimate import DATASET_SHAPES, estimate_seconds, network_size
+from gdchaos_tui.fmt import duration
+from gdchaos_tui.reader import ReadError, RunReader
+
+# form inputs: widget id -> label; the id is the config field an error message names (less "model.")
+INPUTS = {"hidden": "hidden", "ics": "q (ICs)", "etas": "eta grid", "replicas": "M replicas", "eps": "eps",
+          "epochs": "epochs T", "target": "target acc", "tau_epochs": "tau epochs", "output": "output"}
+PLACEHOLDERS = {"etas": "1,2.5,5  or  0.1:20:16  or  log:1e-3:20:16", "hidden": "64 or 32,32"}
+
+
+def _number(text: str) -> int | float | str:
+    """An int or float from the text; the text itself when neither (validation then names the field)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def form_values(config: SweepConfig) -> dict[str, str]:
+    """The text of every input for ``config``."""
+    return {
+        "hidden": ",".join(str(h) for h in config.model.hidden), "ics": str(config.ics),
+        "etas": ",".join(f"{eta:g}" for eta in config.etas), "replicas": str(config.replicas),
+        "eps": f"{config.eps:g}", "epochs": str(config.epochs), "target": f"{config.target:g}",
+        "tau_epochs": str(config.tau_epochs), "output": config.output,
+    }
+
+
+class SetupScreen(Screen):
+    """Configure a sweep; Start is enabled only while the whole config validates."""
+
+    class StartRequested(Message):
+        """The user asked to run ``config``."""
+
+        def __init__(self, config: SweepConfig) -> None:
+            super().__init__()
+            self.config = config
+
+    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+q", "app.quit", "Quit", priority=True)]
+    DEFAULT_CSS = """
+    SetupScreen { align-horizontal: center; }
+    #form {
+        grid-size: 4; grid-columns: 12 1fr 12 1fr; grid-rows: 1; grid-gutter: 1 1;
+        height: auto; max-width: 110; padding: 1 1 0 1;
+    }
+    #form Label { color: $text-muted; width: 12; }
+    #form .wide { column-span: 3; }
+    #form Input.bad { background-tint: $error 25%; }
+    #form #preset-about { column-span: 2; width: 1fr; }
+    #cost, #problem { height: auto; max-width: 110; padding: 0 2; }
+    #problem { color: $error; }
+    #cost { color: $text-muted; }
+    #actions { height: 3; max-width: 110; padding: 0 2; }
+    """
+
+    def __init__(self, base: SweepConfig | None = None, preset: str | None = None) -> None:
+        super().__init__()
+        self._preset = preset if preset or base else "iris-tanh"
+        self._base = base or presets.get(self._preset)
+        self.config: SweepConfig | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        values = form_values(self._base)
+        with Grid(id="form"):
+            yield Label("preset")
+            yield Select([(name, name) for name in presets.names()], value=self._preset or Select.NULL,
+                         prompt="(custom)", compact=True, id="preset")
+            yield Label(presets.describe(self._preset) if self._preset else "", id="preset-about", markup=False)
+            yield Label("dataset")
+            yield Select([(name, name) for name in data.names()], value=self._base.dataset, allow_blank=False,
+                         compact=True, id="dataset")
+            yield Label("activation")
+            yield Select([(name, name) for name in ACTIVATIONS], value=self._base.model.activation,
+                         allow_blank=False, compact=True, id="activation")
+            for key, label in INPUTS.items():
+                yield Label(label)
+                yield Input(values[key], placeholder=PLACEHOLDERS.get(key, ""), compact=True, id=key,
+                            classes="wide" if key in ("etas", "output") else "")
+        yield Static(id="cost", markup=False)
+        yield Static(id="problem", markup=False)
+        with Horizontal(id="actions"):
+            yield Button("Start", variant="success", id="start", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title, self.sub_title = "gdchaos", "new sweep"
+        self._show_model_kind()
+        self.validate_form()
+
+    # ------------------------------------------------------------------ editing
+    @on(Select.Changed, "#preset")
+    def _preset_chosen(self, event: Select.Changed) -> None:
+        if event.value is Select.NULL or event.value == self._preset:
+            return
+        self._preset, self._base = str(event.value), presets.get(str(event.value))
+        self.query_one("#preset-about", Label).update(presets.describe(self._preset))
+        self.query_one("#dataset", Select).value = self._base.dataset
+        self.query_one("#activation", Select).value = self._base.model.activation
+        for key, text in form_values(self._base).items():
+            self.query_one(f"#{key}", Input).value = text
+        self._show_model_kind()
+
+    def _show_model_kind(self) -> None:
+        """A CNN preset brings its layers: the hidden widths do not apply."""
+        hidden = self.query_one("#hidden", Input)
+        hidden.disabled = self._base.model.kind == "cnn"
+        hidden.placeholder = "layers from the preset (CNN)" if hidden.disabled else PLACEHOLDERS["hidden"]
+
+    @on(Input.Changed)
+    @on(Select.Changed, "#dataset, #activation")
+    def validate_form(self) -> None:
+        """Build the config from the form; show the first problem or the cost of the run."""
+        for widget in self.query(Input):
+            widget.remove_class("bad")
+        try:
+            self.config = self._build()
+        except GdchaosError as exc:
+            self.config = None
+            message = str(exc)
+            field = message.split(":", 1)[0].strip().removeprefix("model.")
+            if field in INPUTS:
+                self.query_one(f"#{field}", Input).add_class("bad")
+            self.query_one("#problem", Static).update(f"✗ {message}")
+            self.query_one("#cost", Static).update("")
+        else:
+            self.query_one("#problem", Static).update("")
+            self.query_one("#cost", Static).update("estimating the cost…")
+            self._estimate(self.config)
+        self.query_one("#start", Button).disabled = self.config is None
+
+    def _build(self) -> SweepConfig:
+        text = {key: self.query_one(f"#{key}", Input).value.strip() for key in INPUTS}
+        if not text["output"]:
+            raise GdchaosError("output: name the results file, e.g. sweep.h5")
+        model = {"activation": self.query_one("#activation", Select).value}
+        if self._base.model.kind == "mlp":
+            model["hidden"] = text["hidden"]
+        values = {
+            "dataset": self.query_one("#dataset", Select).value, "model": model,
+            "etas": text["etas"], "output": text["output"],
+            **{key: _number(text[key]) for key in ("ics", "replicas", "eps", "epochs", "target", "tau_epochs")},
+        }
+        return from_dict(values, self._base).validate()
+
+    # --------------------------------------------------------------------- cost
+    class CostKnown(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    @work(thread=True, exclusive=True, group="estimate")
+    def _estimate(self, config: SweepConfig) -> None:
+        """Network, size and estimated time (measures this machine once), and what Start does to the file."""
+        networks = len(config.etas) * config.ics * (config.replicas + 1)
+        text = f"{len(config.etas)} η × {config.ics} ICs × {config.replicas + 1} = {networks:,} networks"
+        try:
+            _, features, classes = DATASET_SHAPES[config.dataset]
+            shape = ("CNN" if config.model.kind == "cnn"
+                     else "-".join(str(n) for n in (features, *config.model.hidden, classes)))
+            text = (f"network {shape}, {network_size(config):,} parameters · {text} · "
+                    f"about {duration(estimate_seconds(config))}")
+        except Exception:  # an estimate is a hint: never let it break the form
+            pass
+        note = _file_note(Path(config.output), config)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.CostKnown(text + (f"\n{note}" if note else "")))
+
+    def on_setup_screen_cost_known(self, message: CostKnown) -> None:
+        if self.config is not None:
+            self.query_one("#cost", Static).update(message.text)
+
+    # -------------------------------------------------------------------- start
+    @on(Button.Pressed, "#start")
+    @on(Input.Submitted)
+    def action_start(self) -> None:
+        """Ask the app to run the config, if it is valid."""
+        if self.config is not None:
+            self.post_message(self.StartRequested(self.config))
+
+
+def _file_note(path: Path, config: SweepConfig) -> str:
+    """What starting does to an existing output file."""
+    if not path.exists():
+        return ""
+    try:
+        same = RunReader(path).config().identity() == config.identity()
+    except ReadError:
+        return f"⚠ {path} exists and is not a gdchaos results file: the run will refuse it"
+    if same:
+        return f"{path} exists with this config: Start resumes it"
+    return f"⚠ {path} holds a different sweep: the run will refuse it; choose another output"
