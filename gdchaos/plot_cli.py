@@ -134,8 +134,6 @@ def _note(text: str) -> None:
 
 def _open_files(paths: list[Path], stack: contextlib.ExitStack) -> tuple[list[Run], list[Any]]:
     """Results files as plot.Run, ``gdchaos cubic`` files as plot.Cubic, in the order given."""
-    import h5py
-
     from gdchaos import plot, results
     from gdchaos.cubic_cli import FORMAT_KIND
 
@@ -144,7 +142,7 @@ def _open_files(paths: list[Path], stack: contextlib.ExitStack) -> tuple[list[Ru
         if not path.is_file():
             raise GdchaosError(f"{path}: no such file")
         try:
-            with h5py.File(path, "r", libver="latest", swmr=True) as handle:
+            with results.open_handle(path) as handle:
                 if handle.attrs.get("kind") == FORMAT_KIND:
                     cubics.append(plot.load_cubic(handle, path))
                     continue

@@ -3,7 +3,9 @@
 Writers create every dataset at once (chunked, compressed, filled with "not computed" values) and
 then switch to SWMR mode, so other processes (the TUI, h5py in a notebook) can read the file while
 it is written. A unit of work is marked done only after its arrays are written and flushed, so a
-killed run loses at most the units in flight.
+killed run loses at most the units in flight. HDF5 file locking is off for readers and writers
+alike (a reader's lock would make a writer resuming the run fail to open the file); a lock file
+next to the results file keeps a second writer out.
 """
 from __future__ import annotations
 
@@ -130,7 +132,8 @@ def _create(path: Path, config, units: list[Unit], *, n_params: int, layout: lis
     n_eta, q, m, t1 = len(config.etas), config.ics, config.replicas, config.epochs + 1
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = h5py.File(path, "w", libver="latest")
+        path.unlink(missing_ok=True)  # a reader still holding the old file keeps reading it, untruncated
+        handle = h5py.File(path, "w", libver="latest", locking=False)
     except OSError as exc:
         raise GdchaosError(f"output: cannot write {path}: {exc.strerror or exc}") from None
     attrs = handle.attrs
@@ -201,7 +204,7 @@ def _create(path: Path, config, units: list[Unit], *, n_params: int, layout: lis
 def _open_existing(path: Path, config) -> h5py.File:
     clear_status_flags(path)  # a writer killed earlier leaves the file flagged "open for write"
     try:
-        handle = h5py.File(path, "r+", libver="latest")
+        handle = h5py.File(path, "r+", libver="latest", locking=False)
     except OSError:
         raise GdchaosError(f"output: {path} exists and is not a readable HDF5 file; use --overwrite or another -o") from None
     if handle.attrs.get("format") != FORMAT:
@@ -250,7 +253,7 @@ class Results:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self.file = h5py.File(self.path, "r", libver="latest", swmr=True)
+            self.file = open_handle(self.path)
         except (OSError, ValueError):
             raise GdchaosError(f"{self.path}: not a readable HDF5 file") from None
         if self.file.attrs.get("format") != FORMAT:
@@ -363,6 +366,11 @@ class Results:
     def fits(self) -> dict[str, np.ndarray]:
         """Per-initial-condition fit arrays (n_eta, q)."""
         return {name: self.file[f"fit/{name}"][:] for name in FIT_FIELDS}
+
+
+def open_handle(path: str | Path) -> h5py.File:
+    """``path`` read-only as a SWMR reader, without HDF5 file locking so it never blocks a writer."""
+    return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
 
 
 def open(path: str | Path) -> Results:  # noqa: A001 - the documented API name

@@ -198,6 +198,25 @@ def test_a_second_writer_is_refused(tmp_path):
     assert os.path.exists(output)
 
 
+def test_an_open_reader_does_not_block_resuming_or_overwriting(tmp_path):
+    config = tiny(tmp_path, ics_per_unit=1, etas_per_unit=1)
+    output = runner.run(config).path
+    with h5py.File(output, "r+") as handle:  # as if the run had been stopped before its last unit
+        handle["unit_done"][-1] = 0
+    toml = tmp_path / "config.toml"
+    toml.write_text(config.to_toml())
+    with results.open(output) as reader:
+        assert reader.progress() == (5, 6)
+        resumed = subprocess.run(_run_command(toml, output), capture_output=True, text=True, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        replaced = subprocess.run([*_run_command(toml, output), "--epochs", "20", "--overwrite"],
+                                  capture_output=True, text=True, timeout=120)
+        assert replaced.returncode == 0, replaced.stderr
+        assert reader["distances"].shape[-1] == 31  # still the file it opened, not a truncated one
+    with results.open(output) as run:
+        assert run.progress() == (6, 6) and run.config.epochs == 20
+
+
 def test_sharpness_every_k_epochs_is_recorded_and_summarised(tmp_path):
     config = tiny(tmp_path, etas=[0.5], epochs=12, tau_epochs=12, sharpness_every=4)
     with results.open(runner.run(config).path) as run:
