@@ -99,7 +99,11 @@ class Writer:
 
     def write_unit(self, unit: Unit, arrays: dict[str, np.ndarray], epochs_done: int, *,
                    done: bool) -> None:
-        """Write a unit's arrays (complete, or partial up to ``epochs_done``) and flush."""
+        """Write a unit's arrays (complete, or partial) and flush.
+
+        ``epochs_done``: epochs the unit has trained, 1..T+1 with the whole ball, then on past T+1
+        while its references train towards the target (at most ``tau_epochs`` + 1).
+        """
         es, ic = slice(unit.eta_start, unit.eta_stop), slice(unit.ic_start, unit.ic_stop)
         for name, values in arrays.items():
             self.file[name][es, ic] = values
@@ -366,6 +370,18 @@ class Results:
     def fits(self) -> dict[str, np.ndarray]:
         """Per-initial-condition fit arrays (n_eta, q)."""
         return {name: self.file[f"fit/{name}"][:] for name in FIT_FIELDS}
+
+
+def unit_fractions(epochs: np.ndarray, done: np.ndarray, config) -> np.ndarray:
+    """Share (0..1) of each unit's work done, from ``unit_epochs`` and ``unit_done``.
+
+    An epoch of 0..T trains the M+1 networks of every ball, one past T only the reference, and the
+    tau phase counts against its whole budget (it often ends early): units in flight stay below 1.
+    """
+    ball_epochs, ball = config.epochs + 1, config.replicas + 1
+    tau_epochs = max(config.tau_epochs - config.epochs, 0)
+    work = np.minimum(epochs, ball_epochs) * ball + np.clip(epochs - ball_epochs, 0, tau_epochs)
+    return np.where(done, 1.0, np.minimum(work / (ball_epochs * ball + tau_epochs), 0.99))
 
 
 def open_handle(path: str | Path) -> h5py.File:

@@ -94,8 +94,7 @@ def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
         if event.trajectory is not None:
             writer.write_trajectory(unit, *event.trajectory)
         if done or now - last_write >= PARTIAL_WRITE_SECONDS:
-            epochs_done = event.epoch + 1 if event.phase == "ball" else config.epochs + 1
-            writer.write_unit(unit, event.arrays, epochs_done, done=done)
+            writer.write_unit(unit, event.arrays, event.epoch + 1, done=done)
             last_write = now
         if reporter:
             reporter.progress(unit, event)

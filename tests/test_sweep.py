@@ -64,6 +64,24 @@ def test_tau_is_first_epoch_at_target_and_censored_when_never_reached(tmp_path):
             assert accuracy[1, ic, t] >= 0.9 and np.all(accuracy[1, ic, :t] < 0.9)
 
 
+def test_unit_epochs_advance_while_references_train_towards_the_target(tmp_path, monkeypatch):
+    written = []
+    write_unit = results.Writer.write_unit
+
+    def spy(self, unit, arrays, epochs_done, *, done):
+        written.append((epochs_done, done))
+        write_unit(self, unit, arrays, epochs_done, done=done)
+
+    monkeypatch.setattr(results.Writer, "write_unit", spy)
+    monkeypatch.setattr(runner, "PARTIAL_WRITE_SECONDS", 0.0)
+    config = tiny(tmp_path, etas=[0.0005], epochs=5, tau_epochs=40)  # never reaches the target: tau to the budget
+    with results.open(runner.run(config).path) as run:
+        assert run["unit_epochs"].tolist() == [41]
+    assert written == [(epochs, False) for epochs in range(1, 42)] + [(41, True)]
+    fractions = [results.unit_fractions(np.array([epochs]), np.array([done]), config)[0] for epochs, done in written]
+    assert np.all(np.diff(fractions) > 0) and fractions[5] == 6 * 3 / (6 * 3 + 35) and fractions[-1] == 1
+
+
 def test_same_config_gives_bit_identical_files(tmp_path):
     first = runner.run(tiny(tmp_path, "a.h5")).path
     second = runner.run(tiny(tmp_path, "b.h5")).path

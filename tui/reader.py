@@ -23,7 +23,7 @@ from gdchaos.analysis import EtaSummary, fit_local_exponent
 from gdchaos.config import SweepConfig, from_dict
 from gdchaos.errors import GdchaosError
 from gdchaos.report import analyse_arrays
-from gdchaos.results import FORMAT, FORMAT_VERSION, Unit
+from gdchaos.results import FORMAT, FORMAT_VERSION, Unit, unit_fractions
 
 
 VALUES = ("lambda_mean", "lambda_std", "rho", "tau_mean", "tau_std")  # per-eta statistics shown
@@ -156,10 +156,10 @@ class RunReader:
         units = [Unit(i, *map(int, row)) for i, row in enumerate(handle["units"][:])]
         done = handle["unit_done"][:].astype(bool)
         epochs = handle["unit_epochs"][:]
-        n_eta, q, t1 = len(eta), config.ics, config.epochs + 1
+        n_eta, q = len(eta), config.ics
         focus = min(max(focus, 0), n_eta - 1)
 
-        share = np.where(done, 1.0, np.minimum(epochs / t1, 0.99))  # per unit
+        share = unit_fractions(epochs, done, config)
         work = np.zeros(n_eta)
         running = np.zeros(n_eta, dtype=bool)
         complete = np.ones(n_eta, dtype=bool)

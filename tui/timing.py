@@ -2,8 +2,9 @@
 
 Two measures of work come from the file: ``done``, the share in finished units, and ``fraction``,
 which adds the epochs written by units in flight. Once units finish, the rate of ``done`` is used,
-counting down between completions: ``fraction`` stalls while a unit trains its references towards
-the target (``unit_epochs`` covers epochs 0..T only). Before any unit finishes, ``fraction`` is used.
+counting down between completions: ``fraction`` counts the tau phase (references training towards
+the target) against its whole budget, and most units end it early. Before any unit finishes,
+``fraction`` is used.
 """
 from __future__ import annotations
 
