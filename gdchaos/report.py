@@ -67,9 +67,15 @@ def analyse_file(handle: h5py.File, params: FitParams) -> tuple[dict[str, np.nda
     summaries, fits = analyse_arrays(handle["eta"][:], handle["distances"][()], handle["reached_epoch"][()],
                                      params, budget=budget, complete=complete)
     summary = summary_arrays(summaries)
-    if "sharpness" in handle:
-        summary["sharpness_late_median"] = np.where(complete, late_median(handle["sharpness"][()]), np.nan)
+    summary["sharpness_late_median"] = late_sharpness(handle, complete)
     return summary, fits
+
+
+def late_sharpness(handle: h5py.File, complete: np.ndarray) -> np.ndarray:
+    """:func:`late_median` of the file's sharpness at complete learning rates; NaN elsewhere or without it."""
+    if "sharpness" not in handle:
+        return np.full(complete.shape, np.nan)
+    return np.where(complete, late_median(handle["sharpness"][()]), np.nan)
 
 
 def late_median(sharpness: np.ndarray) -> np.ndarray:

@@ -275,7 +275,7 @@ class Results:
             if isinstance(item, h5py.Dataset):
                 item.refresh()
         for group in ("summary", "fit"):
-            for item in self.file[group].values():
+            for item in self.file.get(group, {}).values():
                 item.refresh()
 
     def close(self) -> None:
@@ -362,14 +362,46 @@ class Results:
         return out
 
     def summary(self) -> dict[str, np.ndarray]:
-        """Per-eta summary arrays (NaN where not analysed yet), with ``eta``."""
-        out = {name: self.file[f"summary/{name}"][:] for name in SUMMARY_FIELDS}
+        """Per-eta summary arrays (NaN where not analysed yet), with ``eta``.
+
+        Fields missing from a file of an older gdchaos are recomputed from its arrays.
+        """
+        from gdchaos.report import late_sharpness
+
+        out = read_group(self.file, "summary", SUMMARY_FIELDS, self.eta.shape)
+        missing = _missing(self.file, "summary", SUMMARY_FIELDS)
+        if missing - {"sharpness_late_median"}:
+            out.update((name, values) for name, values in self._analysis()[0].items() if name in missing)
+        elif missing:
+            out["sharpness_late_median"] = late_sharpness(self.file, self.eta_complete())
         out["eta"] = self.eta
         return out
 
     def fits(self) -> dict[str, np.ndarray]:
-        """Per-initial-condition fit arrays (n_eta, q)."""
-        return {name: self.file[f"fit/{name}"][:] for name in FIT_FIELDS}
+        """Per-initial-condition fit arrays (n_eta, q); missing ones (older files) are recomputed."""
+        out = read_group(self.file, "fit", FIT_FIELDS, self.file["distances"].shape[:2])
+        missing = _missing(self.file, "fit", FIT_FIELDS)
+        if missing:
+            out.update((name, values) for name, values in self._analysis()[1].items() if name in missing)
+        return out
+
+    def _analysis(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Summary and fits of the complete learning rates, fitted now with the run's parameters."""
+        from gdchaos.report import analyse_file
+
+        return analyse_file(self.file, self.config.fit_params())
+
+
+def read_group(handle: h5py.File, group: str, fields: tuple[str, ...],
+               shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Datasets ``group/<field>``; NaN arrays of ``shape`` for those a file lacks (older versions)."""
+    return {name: handle[f"{group}/{name}"][:] if f"{group}/{name}" in handle else np.full(shape, np.nan)
+            for name in fields}
+
+
+def _missing(handle: h5py.File, group: str, fields: tuple[str, ...]) -> set[str]:
+    """Fields of ``group`` the file lacks."""
+    return {name for name in fields if f"{group}/{name}" not in handle}
 
 
 def unit_fractions(epochs: np.ndarray, done: np.ndarray, config) -> np.ndarray:

@@ -252,6 +252,28 @@ def test_sharpness_every_k_epochs_is_recorded_and_summarised(tmp_path):
         assert run.summary()["sharpness_late_median"][0] == np.median(sharpness[0, :, 2:])
 
 
+def test_files_of_older_versions_without_summary_fields_still_open(tmp_path):
+    from gdchaos.table import rows_from_file
+
+    path = runner.run(tiny(tmp_path, epochs=12, tau_epochs=12, sharpness_every=4)).path
+    with results.open(path) as run:
+        summary, fits = run.summary(), run.fits()
+    assert np.all(np.isfinite(summary["sharpness_late_median"]))
+    with h5py.File(path, "r+") as handle:
+        del handle["summary/sharpness_late_median"]
+    with results.open(path) as run:
+        np.testing.assert_array_equal(run.summary()["sharpness_late_median"], summary["sharpness_late_median"])
+    with h5py.File(path, "r+") as handle:
+        del handle["summary"], handle["fit"]
+    with results.open(path) as run:
+        run.refresh()
+        for name, values in run.summary().items():
+            np.testing.assert_array_equal(values, summary[name], err_msg=name)
+        for name, values in run.fits().items():
+            np.testing.assert_array_equal(values, fits[name], err_msg=name)
+    assert rows_from_file(path)[0]["n_ic"] == 3
+
+
 def test_per_layer_distances_sum_to_the_total(tmp_path):
     config = tiny(tmp_path, model={"hidden": [6, 5]}, perturb_biases=True)
     with results.open(runner.run(config).path) as run:

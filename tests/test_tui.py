@@ -191,6 +191,22 @@ async def test_finished_file_opens_results_with_stored_fits(finished_file):
 
 
 @sync
+async def test_file_without_summary_and_fits_opens_results_with_its_own_fits(finished_file, tmp_path):
+    with results.open(finished_file) as run:
+        stored = run.fits()
+        lam = run.summary()["lambda_mean"]
+    path = Path(shutil.copy(finished_file, tmp_path / "old.h5"))
+    with h5py.File(path, "r+") as handle:  # as written by a gdchaos that stored no analysis
+        del handle["summary"], handle["fit"]
+    app = GdchaosTui(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one(FitCurves).fits)
+        table = app.screen.query_one("#summary", DataTable)
+        assert [fit.start for fit in app.screen.query_one(FitCurves).fits] == list(stored["start"][0].astype(int))
+        assert table.get_row_at(2)[1].startswith(f"{lam[2]:.3g} ±")
+
+
+@sync
 async def test_partial_file_opens_live_with_own_fits_of_complete_etas(live_file):
     app = GdchaosTui(live_file)
     async with app.run_test(size=(80, 24)) as pilot:

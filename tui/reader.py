@@ -23,7 +23,7 @@ from gdchaos.analysis import EtaSummary, fit_local_exponent
 from gdchaos.config import SweepConfig, from_dict
 from gdchaos.errors import GdchaosError
 from gdchaos.report import analyse_arrays
-from gdchaos.results import FORMAT, FORMAT_VERSION, Unit, unit_fractions
+from gdchaos.results import FORMAT, FORMAT_VERSION, Unit, read_group, unit_fractions
 
 
 VALUES = ("lambda_mean", "lambda_std", "rho", "tau_mean", "tau_std")  # per-eta statistics shown
@@ -108,8 +108,10 @@ class RunReader:
         with self._reading() as handle:
             params = _config(handle).fit_params()
             distances = handle["distances"][e]
-            analysed = not math.isnan(handle["summary/n_ic"][e])
-            stored = {name: handle[f"fit/{name}"][e] for name in ("start", "end", "lyapunov", "r2")}
+            fields = ("start", "end", "lyapunov", "r2")
+            n_ic = read_group(handle, "summary", ("n_ic",), handle["eta"].shape)["n_ic"][e]
+            analysed = not math.isnan(n_ic) and all(f"fit/{name}" in handle for name in fields)
+            stored = {name: handle[f"fit/{name}"][e] for name in fields} if analysed else {}
         out = []
         for ic, ball in enumerate(distances):
             if analysed:
@@ -187,7 +189,7 @@ class RunReader:
     def _statistics(self, handle: h5py.File, config: SweepConfig, eta: np.ndarray,
                     complete: np.ndarray) -> list[dict]:
         """Stored summary where the run wrote it, else this reader's own fits of complete etas."""
-        summary = {name: handle[f"summary/{name}"][:] for name in SUMMARY}
+        summary = read_group(handle, "summary", SUMMARY, eta.shape)
         stored = ~np.isnan(summary["n_ic"])
         todo = [e for e in range(len(eta)) if complete[e] and not stored[e] and e not in self._live]
         if todo:
