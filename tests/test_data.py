@@ -297,6 +297,18 @@ def test_iris_split_is_stratified() -> None:
     assert np.array_equal(gdchaos.data.load("iris")[0], x_train)  # the split is fixed
 
 
+def test_bundled_split_is_cached_so_a_run_child_never_imports_scikit_learn(private_cache: Path) -> None:
+    first = gdchaos.data.load("iris")
+    assert len(list(private_cache.glob("iris-*/x_train.npy"))) == 1
+    again = gdchaos.data.load("iris")
+    assert all(a.flags.writeable and a.flags.c_contiguous and type(a) is np.ndarray for a in again)
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(first, again))
+    code = ("import sys; from gdchaos import cli, data, progress, runner, table; cli.build_parser(); "
+            "print(data.fingerprint(*data.load('iris')), 'sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == [gdchaos.data.fingerprint(*first), "False"]
+
+
 def test_digits() -> None:
     x_train, y_train, x_test, y_test = gdchaos.data.load("digits")
     assert x_train.shape == (1437, 64) and x_test.shape == (360, 64)

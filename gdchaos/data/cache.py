@@ -1,7 +1,9 @@
-"""Parsed uint8 arrays saved as ``.npy`` files so that a dataset loads fast the second time.
+"""Parsed arrays saved as ``.npy`` files so that a dataset loads fast the second time.
 
 The folder is ``<cache root>/<name>-<key>``, the key hashing the manifest's checksums: the files were
-verified against them, so equal keys mean equal content.
+verified against them, so equal keys mean equal content. Datasets bundled with scikit-learn cache
+their split (importing scikit-learn takes seconds); their key adds how the split is made and the
+scikit-learn version.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +28,19 @@ Arrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 def cache_dir(spec: DatasetSpec) -> Path:
     """The folder holding the parsed arrays of ``spec``."""
     checksums = {role: file.checksums for role, file in sorted(spec.files.items())}
-    text = json.dumps([_VERSION, spec.format, checksums], sort_keys=True)
+    source = [_VERSION, spec.format, checksums]
+    if spec.bundled:
+        source += [spec.loader, spec.test, spec.split_seed, spec.scale, _sklearn_version()]
+    text = json.dumps(source, sort_keys=True)
     return cache_root() / f"{spec.name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def _sklearn_version() -> str | None:
+    """The installed scikit-learn's version, read without importing it."""
+    try:
+        return metadata.version("scikit-learn")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def load_cached(spec: DatasetSpec) -> Arrays | None:

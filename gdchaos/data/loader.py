@@ -25,11 +25,11 @@ def load(name: str, data_dir: str | os.PathLike[str] | None = None) -> Arrays:
     (iris keeps its raw measurements); labels are int64. Files are looked up in
     ``<data folder>/<name>/`` (see :mod:`gdchaos.data.locations`), checked against the manifest's
     checksums once, and their parsed arrays cached, so a second load is fast. The scikit-learn
-    datasets (iris, digits) ignore ``data_dir``.
+    datasets (iris, digits) ignore ``data_dir``; their split is cached too.
     """
     spec = dataset_spec(name)
     if spec.bundled:
-        return load_bundled(spec)
+        return _bundled(spec)
     paths = _present_files(spec, dataset_dir(name, data_dir))
     for role, path in paths.items():
         verify(path, spec.files[role], name)
@@ -39,6 +39,16 @@ def load(name: str, data_dir: str | os.PathLike[str] | None = None) -> Arrays:
         cache.store(spec, raw)
     x_train, y_train, x_test, y_test = raw
     return _scaled(x_train, spec), _labels(y_train), _scaled(x_test, spec), _labels(y_test)
+
+
+def _bundled(spec: DatasetSpec) -> Arrays:
+    """A scikit-learn dataset's split; from the cache after the first load, without importing scikit-learn."""
+    cached = cache.load_cached(spec)
+    if cached is not None:
+        return tuple(np.array(array) for array in cached)
+    arrays = load_bundled(spec)
+    cache.store(spec, arrays)
+    return arrays
 
 
 def _present_files(spec: DatasetSpec, folder: Path) -> dict[str, Path]:
