@@ -100,7 +100,9 @@ class HessianOperator:
         """Forward pass and dL/dz, dL/dA (without the weight gradients) on one chunk."""
         model = self.model
         weights, biases = params[0::2], params[1::2]
-        outputs = model._logits(weights, biases, _first_layer_matrix(weights[0]), self._x[chunk])
+        stop = min(chunk.stop, self._x.shape[0])
+        outputs = model._logits(weights, biases, _first_layer_matrix(weights[0]), self._x,
+                                chunk.start, stop, None)
         hidden, logits = outputs[:-1], outputs[-1]
         _, _, delta = backend.softmax_cross_entropy(logits, biases[-1], self._y[chunk], self._scale)
         deltas, grads_a = [delta], []

@@ -175,6 +175,7 @@ class MLP:
             loss, correct, gradient = backend.small_mlp(theta, x, y, self.sizes, self.activation,
                                                         1.0 / n_samples, grad)
             return self._with_l2(theta, loss / n_samples, correct / n_samples, gradient)
+        sparse = backend.sparse_rows(x)
         params = self.unflatten(theta)
         weights, biases = params[0::2], params[1::2]
         first = _first_layer_matrix(weights[0])
@@ -182,14 +183,19 @@ class MLP:
         correct = np.zeros(n_nets, dtype=np.int64)
         gradient = np.zeros_like(theta) if grad else None
         grads = self.unflatten(gradient) if grad else None
-        step = self.chunk_size(n_nets, memory_budget)
+        step = self._chunk_step(n_nets, memory_budget, sparse)
         for start in range(0, n_samples, step):
             stop = min(start + step, n_samples)
-            chunk_loss, chunk_correct = self._chunk(
-                weights, biases, first, x[start:stop], y[start:stop], 1.0 / n_samples, grads)
+            chunk_loss, chunk_correct = self._chunk(weights, biases, first, x, y, start, stop,
+                                                    sparse, 1.0 / n_samples, grads, _scratch)
             loss += chunk_loss
             correct += chunk_correct
         return self._with_l2(theta, loss / n_samples, correct / n_samples, gradient)
+
+    def _chunk_step(self, n_nets: int, memory_budget: int, sparse) -> int:
+        """Samples per chunk; whole blocks of the sparse input's block-wise order when sparse."""
+        step = self.chunk_size(n_nets, memory_budget)
+        return step if sparse is None else max(backend.SPARSE_BLOCK, step - step % backend.SPARSE_BLOCK)
 
     def _is_small(self, n_samples: int) -> bool:
         """Whether one network's activations fit in cache: use the whole-network kernel."""
@@ -213,33 +219,48 @@ class MLP:
         if self._is_small(x.shape[0]):
             _, correct, _ = backend.small_mlp(theta, x, y, self.sizes, self.activation, 1.0, False)
             return correct / max(1, x.shape[0])
+        sparse = backend.sparse_rows(x)
         params = self.unflatten(theta)
         weights, biases = params[0::2], params[1::2]
         first = _first_layer_matrix(weights[0])
         correct = np.zeros(n_nets, dtype=np.int64)
-        step = self.chunk_size(n_nets, memory_budget)
+        step = self._chunk_step(n_nets, memory_budget, sparse)
         for start in range(0, x.shape[0], step):
-            chunk = x[start:start + step]
-            logits = self._logits(weights, biases, first, chunk)[-1]
-            correct += backend.count_correct(logits, biases[-1], y[start:start + step])
+            stop = min(start + step, x.shape[0])
+            logits = self._logits(weights, biases, first, x, start, stop, sparse, _scratch)[-1]
+            correct += backend.count_correct(logits, biases[-1], y[start:stop])
         return correct / max(1, x.shape[0])
 
     # --------------------------------------------------------------- kernels
-    def _logits(self, weights, biases, first, x) -> list[np.ndarray]:
-        """Hidden activations [A_1, ..., A_{L-1}] (R, n, h) followed by pre-bias logits (R, n, C)."""
-        z = backend.input_matmul(x, first)
-        outputs = [backend.bias_activation_split(z, biases[0], self.activation)]
-        for w, b in zip(weights[1:-1], biases[1:-1]):
-            outputs.append(backend.bias_activation_(backend.batched_matmul(outputs[-1], w), b,
-                                                    self.activation))
-        outputs.append(backend.batched_matmul(outputs[-1], weights[-1]))
+    def _logits(self, weights, biases, first, x, start, stop, sparse, work=None) -> list[np.ndarray]:
+        """Hidden activations [A_1, ..., A_{L-1}] (R, n, h) followed by pre-bias logits (R, n, C),
+        for samples [start, stop) of x (read through its sparse form when there is one).
+
+        ``work(tag, shape)`` gives the arrays written (fresh ones by default; evaluations pass the
+        thread's reusable scratch arrays, valid until the next evaluation on this thread).
+        """
+        work = work or _fresh
+        n_nets, n, dtype = first.shape[1] // self.sizes[1], stop - start, first.dtype
+        out = work("a1", (n_nets, n, self.sizes[1]), dtype)
+        if sparse is None:
+            z = backend.input_matmul(x[start:stop], first, out=work("z", (n, first.shape[1]), dtype))
+            outputs = [backend.bias_activation_split(z, biases[0], self.activation, out=out)]
+        else:
+            outputs = [backend.sparse_forward(sparse, start, stop, first, biases[0], self.activation,
+                                              out=out)]
+        for layer, (w, b) in enumerate(zip(weights[1:-1], biases[1:-1]), start=2):
+            z = backend.batched_matmul(outputs[-1], w, out=work(f"a{layer}", (n_nets, n, w.shape[2]), dtype))
+            outputs.append(backend.bias_activation_(z, b, self.activation))
+        outputs.append(backend.batched_matmul(outputs[-1], weights[-1],
+                                              out=work("logits", (n_nets, n, self.sizes[-1]), dtype)))
         return outputs
 
-    def _chunk(self, weights, biases, first, x, y, scale, grads):
-        """Forward and backward pass on one chunk of samples; gradients are added into ``grads``."""
-        outputs = self._logits(weights, biases, first, x)
+    def _chunk(self, weights, biases, first, x, y, start, stop, sparse, scale, grads, work):
+        """Forward and backward pass on samples [start, stop); gradients are added into ``grads``."""
+        outputs = self._logits(weights, biases, first, x, start, stop, sparse, work)
         hidden, logits = outputs[:-1], outputs[-1]
-        loss, correct, delta = backend.softmax_cross_entropy(logits, biases[-1], y, scale)
+        loss, correct, delta = backend.softmax_cross_entropy(
+            logits, biases[-1], y[start:stop], scale, grad=work("delta_out", logits.shape, logits.dtype))
         if grads is None:
             return loss, correct
         grad_w, grad_b = grads[0::2], grads[1::2]
@@ -247,14 +268,32 @@ class MLP:
             below = hidden[layer - 1]
             grad_w[layer] += backend.batched_matmul(below.transpose(0, 2, 1), delta)
             grad_b[layer] += delta.sum(axis=1)
-            grad_below = backend.batched_matmul(delta, weights[layer].transpose(0, 2, 1))
+            grad_below = backend.batched_matmul(delta, weights[layer].transpose(0, 2, 1),
+                                                out=work(f"grad_a{layer}", below.shape, below.dtype))
+            if layer == 1 and sparse is not None:
+                backend.sparse_backward(sparse, start, stop, grad_below, below, self.activation,
+                                        grad_w[0], grad_b[0])
+                return loss, correct
+            n_nets, n, width = below.shape
+            shape = (n, n_nets * width) if layer == 1 else below.shape
             delta = backend.activation_backward(grad_below, below, self.activation,
-                                                concatenate=layer == 1)
+                                                concatenate=layer == 1,
+                                                out=work(f"delta{layer}", shape, below.dtype))
         n_nets, n_in, width = grad_w[0].shape
-        grad_first = backend.input_matmul_transposed(x, delta)
+        grad_first = backend.input_matmul_transposed(x[start:stop], delta)
         grad_w[0] += grad_first.reshape(n_in, n_nets, width).transpose(1, 0, 2)
         grad_b[0] += delta.sum(axis=0).reshape(n_nets, width)
         return loss, correct
+
+
+def _scratch(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """This thread's reusable work array for ``tag`` (no page faults on every evaluation)."""
+    return backend.scratch(f"mlp-{tag}", shape, dtype)
+
+
+def _fresh(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A new work array (for results kept beyond the evaluation, e.g. by the Hessian)."""
+    return np.empty(shape, dtype)
 
 
 def _first_layer_matrix(w1: np.ndarray) -> np.ndarray:

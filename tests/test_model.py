@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pytest
 
+import gdchaos.backend.sparse
 import gdchaos.model
 from gdchaos.errors import GdchaosError
 from gdchaos.model import MLP
@@ -12,14 +13,18 @@ from gdchaos.train import gradient_step, train
 ARCHITECTURES = [(5, 7, 3), (5, 7, 6, 3), (5, 6, 4, 5, 3)]  # depths 1 to 3
 
 
-@pytest.fixture(autouse=True, params=["whole-network", "layered"])
+@pytest.fixture(autouse=True, params=["whole-network", "layered", "sparse-input"])
 def kernel_path(request, monkeypatch):
-    """Run every test through both evaluation paths: the whole-network kernel for small
-    networks (backend.small_mlp) and the layer-by-layer path for large ones."""
-    if request.param == "layered":
-        monkeypatch.setattr(gdchaos.model, "SMALL_NETWORK_BYTES", 0)
-    else:
+    """Run every test through the three evaluation paths: the whole-network kernel for small
+    networks (backend.small_mlp), the layer-by-layer path for large ones, and the latter with
+    the first layer read through the sparse form of the input (backend.sparse)."""
+    if request.param == "whole-network":
         monkeypatch.setattr(gdchaos.model, "SMALL_NETWORK_BYTES", 1 << 40)
+    else:
+        monkeypatch.setattr(gdchaos.model, "SMALL_NETWORK_BYTES", 0)
+    sparse = request.param == "sparse-input"
+    monkeypatch.setattr(gdchaos.backend.sparse, "MIN_FEATURES", 1 if sparse else 1 << 40)
+    monkeypatch.setattr(gdchaos.backend.sparse, "MAX_DENSITY", 1.0)
     return request.param
 
 

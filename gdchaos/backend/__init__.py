@@ -38,6 +38,8 @@ from gdchaos.backend.conv import (
 )
 
 from gdchaos.backend.small import small_mlp
+from gdchaos.backend.sparse import BLOCK as SPARSE_BLOCK
+from gdchaos.backend.sparse import SparseRows, sparse_backward, sparse_forward, sparse_rows
 
 __all__ = [
     "small_mlp",
@@ -48,4 +50,5 @@ __all__ = [
     "col2im", "im2col", "input_conv_backward", "input_conv_pool_activate",
     "map_chunks", "matmul", "pool_activate",
     "pool_activate_backward", "scratch",
+    "SPARSE_BLOCK", "SparseRows", "sparse_backward", "sparse_forward", "sparse_rows",
 ]

@@ -77,9 +77,9 @@ def _launch(kernel, work: int, *args) -> None:
         numba.set_num_threads(previous)
 
 
-def input_matmul(x: np.ndarray, w_cat: np.ndarray) -> np.ndarray:
+def input_matmul(x: np.ndarray, w_cat: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Z = X @ W_cat: the first layer of all R networks as one BLAS product, (N, d) @ (d, R*h)."""
-    return x @ w_cat
+    return np.matmul(x, w_cat, out=out)
 
 
 def input_matmul_transposed(x: np.ndarray, delta_cat: np.ndarray) -> np.ndarray:
@@ -104,15 +104,16 @@ def _small_batched_matmul(a, b, out):
                     out[r, i, j] += value * b[r, k, j]
 
 
-def batched_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """C[r] = A[r] @ B[r] for every network r.
+def batched_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """C[r] = A[r] @ B[r] for every network r (into ``out`` when given).
 
     One BLAS call per network for large matrices; for small ones (many tiny networks, e.g. Iris
     balls over a whole learning-rate grid) a parallel Numba loop over networks.
     """
     if a.shape[1] * a.shape[2] * b.shape[2] >= SMALL_MATMUL:
-        return np.matmul(a, b)
-    out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
+        return np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
     _launch(_small_batched_matmul, a.size + out.size, a, b, out)
     return out
 
@@ -167,16 +168,16 @@ def _activation_backward(grad_a, a, code, out, out_is_cat):
 
 
 def activation_backward(grad_a: np.ndarray, a: np.ndarray, activation: str, *,
-                        concatenate: bool = False) -> np.ndarray:
+                        concatenate: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Delta = dL/dA * act'(Z), with act' from the stored output A (tanh: 1 - A^2).
 
     With ``concatenate`` the result is laid out as (N, R*h) for :func:`input_matmul_transposed`;
-    otherwise as (R, N, h).
+    otherwise as (R, N, h). ``out``, when given, has that shape.
     """
     n_nets, n_samples, width = a.shape
     if concatenate:
-        out = np.empty((1, n_samples, n_nets * width), dtype=a.dtype)
-    else:
+        out = np.empty((1, n_samples, n_nets * width), dtype=a.dtype) if out is None else out[None]
+    elif out is None:
         out = np.empty_like(a)
     _launch(_activation_backward, a.size, grad_a, a, activation_code(activation), out, concatenate)
     return out[0] if concatenate else out
@@ -212,16 +213,18 @@ def _softmax_cross_entropy(logits, bias, labels, scale, grad, loss_parts, correc
         correct_parts[r] = correct
 
 
-def softmax_cross_entropy(logits: np.ndarray, bias: np.ndarray, labels: np.ndarray,
-                          scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def softmax_cross_entropy(logits: np.ndarray, bias: np.ndarray, labels: np.ndarray, scale: float,
+                          grad: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed cross-entropy of softmax(logits + b), stably via log-sum-exp, for every network.
 
     loss_r = sum_n [log sum_c exp(z_nc) - z_{n,y_n}];  dL/dz = scale * (softmax(z) - onehot(y)).
     ``logits`` (R, N, C) gets the bias added in place. Returns (summed loss per network (R,),
-    number of correct arg-max predictions per network (R,), scaled gradient (R, N, C)).
+    number of correct arg-max predictions per network (R,), scaled gradient (R, N, C), written
+    into ``grad`` when given).
     """
     n_nets = logits.shape[0]
-    grad = np.empty_like(logits)
+    if grad is None:
+        grad = np.empty_like(logits)
     loss = np.empty(n_nets, dtype=np.float64)
     correct = np.empty(n_nets, dtype=np.int64)
     _launch(_softmax_cross_entropy, logits.size, logits, bias, labels, scale, grad, loss, correct)

@@ -1,0 +1,110 @@
+"""Sparse first-layer kernels (backend.sparse) against dense NumPy products."""
+import numba
+import numpy as np
+import pytest
+
+import gdchaos.backend.sparse as sparse
+import gdchaos.model
+from gdchaos.model import MLP, _first_layer_matrix
+
+ACTIVATIONS = {"tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
+               "relu": lambda z: np.maximum(z, 0)}
+DERIVATIVES = {"tanh": lambda a: 1 - a * a, "sigmoid": lambda a: a * (1 - a),
+               "relu": lambda a: (a > 0).astype(float)}
+
+
+def _sparse_input(n=300, d=70, density=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, d))
+    x[rng.random((n, d)) > density] = 0.0
+    x[5] = 0.0  # a sample with no nonzero at all
+    return x
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+@pytest.mark.parametrize("start, stop", [(0, 300), (64, 192), (128, 300)])
+def test_forward_and_backward_match_dense_products(activation, start, stop):
+    x = _sparse_input()
+    rng = np.random.default_rng(1)
+    n_nets, width = 3, 5
+    w1 = rng.normal(size=(n_nets, x.shape[1], width))
+    b1 = rng.normal(size=(n_nets, width))
+    rows = sparse.to_sparse_rows(x)
+    a = sparse.sparse_forward(rows, start, stop, _first_layer_matrix(w1), b1, activation)
+    z = np.einsum("nd,rdh->rnh", x[start:stop], w1) + b1[:, None, :]
+    np.testing.assert_allclose(a, ACTIVATIONS[activation](z), rtol=1e-12, atol=1e-14)
+
+    grad_a = rng.normal(size=a.shape)
+    grad_w, grad_b = np.ones_like(w1), np.ones_like(b1)  # gradients are added into these
+    sparse.sparse_backward(rows, start, stop, grad_a, a, activation, grad_w, grad_b)
+    delta = grad_a * DERIVATIVES[activation](a)
+    np.testing.assert_allclose(grad_w, 1 + np.einsum("nd,rnh->rdh", x[start:stop], delta),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_b, 1 + delta.sum(axis=1), rtol=1e-12, atol=1e-12)
+
+
+def test_backward_refuses_chunks_that_cut_a_block():
+    x = _sparse_input()
+    rows = sparse.to_sparse_rows(x)
+    a = np.zeros((1, 10, 2))
+    with pytest.raises(ValueError, match="blocks of 64"):
+        sparse.sparse_backward(rows, 10, 20, a, a, "tanh", np.zeros((1, 70, 2)), np.zeros((1, 2)))
+
+
+def test_model_uses_sparse_form_only_for_wide_mostly_zero_inputs():
+    assert sparse.sparse_rows(_sparse_input()) is not None
+    assert sparse.sparse_rows(_sparse_input(density=0.9)) is None
+    assert sparse.sparse_rows(_sparse_input(d=4)) is None
+    assert sparse.sparse_rows(_sparse_input()[:, ::2]) is None  # not contiguous
+
+
+def test_cache_notices_an_input_edited_in_place():
+    x = _sparse_input()
+    first = sparse.sparse_rows(x)
+    assert sparse.sparse_rows(x) is first
+    x *= 2.0
+    again = sparse.sparse_rows(x)
+    assert again is not first and np.array_equal(again.values, 2.0 * first.values)
+
+
+@pytest.fixture
+def layered(monkeypatch):
+    monkeypatch.setattr(gdchaos.model, "SMALL_NETWORK_BYTES", 0)
+
+
+def _evaluate(model, theta, x, y, dense: bool, monkeypatch, **kwargs):
+    monkeypatch.setattr(sparse, "MAX_DENSITY", 0.0 if dense else 0.4)
+    return model.evaluate(theta, x.copy(), y, **kwargs)  # a fresh array: no cached sparse form
+
+
+@pytest.mark.parametrize("sizes", [(70, 9, 4), (70, 8, 6, 4)])
+def test_evaluation_equals_the_dense_path_with_chunks(sizes, layered, monkeypatch):
+    x = _sparse_input(n=1000)
+    y = np.random.default_rng(2).integers(0, sizes[-1], x.shape[0])
+    model = MLP(sizes, l2=0.01)
+    theta = model.init(np.random.default_rng(3), 4)
+    dense = _evaluate(model, theta, x, y, True, monkeypatch)
+    for budget in (1 << 30, 20_000):  # one chunk; chunks of 64-sample blocks
+        got = _evaluate(model, theta, x, y, False, monkeypatch, memory_budget=budget)
+        np.testing.assert_allclose(got.loss, dense.loss, rtol=1e-12)
+        np.testing.assert_array_equal(got.accuracy, dense.accuracy)
+        assert np.abs(got.grad - dense.grad).max() <= 1e-12 * np.abs(dense.grad).max()
+    accuracy = model.accuracy(theta, x, y)
+    np.testing.assert_array_equal(accuracy, dense.accuracy)
+
+
+def test_sparse_path_is_bit_identical_across_threads_and_batching(layered):
+    x = _sparse_input(n=700, d=100)
+    y = np.random.default_rng(4).integers(0, 3, x.shape[0])
+    model = MLP((100, 150, 3))  # 2 networks x 150 units: the backward splits columns
+    theta = model.init(np.random.default_rng(5), 2)
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = model.evaluate(theta, x, y)
+    finally:
+        numba.set_num_threads(previous)
+    many = model.evaluate(theta, x, y)
+    assert np.array_equal(one.grad, many.grad) and np.array_equal(one.loss, many.loss)
+    alone = model.evaluate(theta[1:], x, y)
+    assert np.array_equal(alone.grad[0], many.grad[1])
