@@ -175,11 +175,13 @@ def _backward(block_ptr, block_samples, block_values, n_features, start, stop, g
         for b in range(first_block, last_block):
             base = b * BLOCK
             for s in range(max(start, base), min(stop, base + BLOCK)):
-                for c in range(span):
-                    r, u = (c0 + c) // width, (c0 + c) % width
-                    value = grad_a[r, s - start, u] * _derivative_from_output(a[r, s - start, u], code)
-                    delta[s - base, c] = value
-                    gb[c] += value
+                for r in range(c0 // width, (c1 + width - 1) // width):
+                    u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
+                    offset = r * width - c0
+                    for u in range(u0, u1):
+                        value = grad_a[r, s - start, u] * _derivative_from_output(a[r, s - start, u], code)
+                        delta[s - base, offset + u] = value
+                        gb[offset + u] += value
             for j in range(n_features):
                 p, end = block_ptr[b * n_features + j], block_ptr[b * n_features + j + 1]
                 while p + 4 <= end:
