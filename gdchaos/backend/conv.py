@@ -32,9 +32,11 @@ from typing import TypeVar
 import numba
 import numpy as np
 from numba import njit
+
 from threadpoolctl import ThreadpoolController
 
 from gdchaos.backend.dense import _activate, _derivative_from_output, activation_code
+from gdchaos.backend.jit import kernel
 
 IDENTITY = -1  # activation code of "no activation"
 _THREAD = threading.local()
@@ -74,7 +76,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     return np.matmul(a, b, out=out)
 
 
-@njit(nogil=True, cache=True)
+@kernel(nogil=True)
 def _im2col(a, kernel, padding, cols):
     n_maps, height, width, channels = a.shape
     out_h, out_w = cols.shape[1], cols.shape[2]
@@ -108,7 +110,7 @@ def im2col(a: np.ndarray, kernel: int, padding: int, out: np.ndarray | None = No
     return cols
 
 
-@njit(nogil=True, cache=True)
+@kernel(nogil=True)
 def _col2im(cols, kernel, padding, out):
     n_maps, height, width, channels = out.shape
     out_h, out_w = cols.shape[1], cols.shape[2]
@@ -155,7 +157,7 @@ def _activate_row(z, bias, code, out):
             out[c] = _activate(z[c] + bias[c], code)
 
 
-@njit(nogil=True, cache=True)
+@kernel(nogil=True)
 def _pool_activate(z, bias, code, size, out, arg):
     n_nets, n_samples, out_h, out_w, channels = out.shape
     row = np.empty(channels, dtype=out.dtype)
@@ -196,7 +198,7 @@ def pool_activate(z: np.ndarray, bias: np.ndarray, activation: str | None, size:
     return out, arg
 
 
-@njit(nogil=True, cache=True)
+@kernel(nogil=True)
 def _input_conv_pool_activate(x, kernel_cat, bias_cat, kernel, padding, code, size, out, arg):
     n_samples, height, width, c_in = x.shape
     n_nets, _, out_h, out_w, c_out = out.shape
@@ -257,7 +259,7 @@ def input_conv_pool_activate(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray
     return out, arg
 
 
-@njit(nogil=True, cache=True)
+@kernel(nogil=True)
 def _pool_activate_backward(grad, out, arg, code, size, dz, bias_grad):
     n_nets, n_samples, out_h, out_w, channels = grad.shape
     for r in range(n_nets):
@@ -292,7 +294,7 @@ def pool_activate_backward(grad: np.ndarray, out: np.ndarray, arg: np.ndarray,
     return dz
 
 
-@njit(nogil=True, cache=True)
+@kernel(nogil=True)
 def _input_conv_backward(grad, out, arg, x, code, size, kernel, padding, kernel_grad, bias_grad):
     n_nets, n_samples, out_h, out_w, c_out = grad.shape
     height, width, c_in = x.shape[1], x.shape[2], x.shape[3]

@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from gdchaos.backend.dense import _derivative_from_output, _launch, activation_code
+from gdchaos.backend.jit import kernel
 
 
 @njit(inline="always")
@@ -28,7 +29,7 @@ def _curvature_from_output(a: float, code: int) -> float:
     return 0.0
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _activation_rop_split(rz_cat, a, r_bias, code, out):
     n_nets, n_samples, width = a.shape
     for n in prange(n_samples):
@@ -50,7 +51,7 @@ def activation_rop_split(rz_cat: np.ndarray, a: np.ndarray, r_bias: np.ndarray,
     return out
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _activation_rop(rz, a, r_bias, code):
     n_nets, n_samples, width = a.shape
     for n in prange(n_samples):
@@ -65,7 +66,7 @@ def activation_rop_(rz: np.ndarray, a: np.ndarray, r_bias: np.ndarray, activatio
     return rz
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _softmax_rop(logits, r_logits, r_bias, scale):
     n_nets, n_samples, n_classes = logits.shape
     for r in prange(n_nets):
@@ -96,7 +97,7 @@ def softmax_rop_(logits: np.ndarray, r_logits: np.ndarray, r_bias: np.ndarray,
     return r_logits
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _activation_backward_rop(grad_a, r_grad_a, a, ra, code, out, out_is_cat):
     n_nets, n_samples, width = a.shape
     for n in prange(n_samples):

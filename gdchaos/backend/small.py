@@ -13,14 +13,16 @@ different blocks. Same mathematics as :mod:`gdchaos.model` (which the tests comp
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from gdchaos.backend import vecmath
 from gdchaos.backend.dense import _activate, _derivative_from_output, _launch, activation_code
+from gdchaos.backend.jit import kernel
 
 BLOCK = 64  # networks per block (vector length of the inner loops)
 
 
-@njit(parallel=True, cache=True)
+@kernel(parallel=True)
 def _small_mlp(theta_t, x, labels, sizes, code, scale, want_grad, loss_out, correct_out, grad_t):
     n_params, n_nets = theta_t.shape
     n_samples = x.shape[0]
@@ -87,7 +89,7 @@ def _small_mlp(theta_t, x, labels, sizes, code, scale, want_grad, loss_out, corr
                         arg_max[i] = c
             for c in range(n_classes):
                 for i in range(w):
-                    delta[c, i] = np.exp(acts[logit0 + c, i] - row_max[i])
+                    delta[c, i] = vecmath.exp_nonpositive(acts[logit0 + c, i] - row_max[i])
                     total[i] += delta[c, i]
             for i in range(w):
                 loss[i] += row_max[i] + np.log(total[i]) - acts[logit0 + y, i]

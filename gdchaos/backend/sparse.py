@@ -20,9 +20,10 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from gdchaos.backend.dense import _activate, _derivative_from_output, activation_code, num_threads
+from gdchaos.backend.jit import kernel
 
 BLOCK = 64  # samples per column-wise block of X (a block of Delta, BLOCK x K, stays in cache)
 MAX_DENSITY = 0.4  # inputs with more nonzeros than this use the dense BLAS products
@@ -119,7 +120,7 @@ def sparse_rows(x: np.ndarray) -> SparseRows | None:
     return _CACHE.get(x)
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
+@kernel(parallel=True)
 def _forward(indptr, indices, values, start, stop, w_cat, bias, code, out):
     n_nets, width = bias.shape
     n_columns = n_nets * width
@@ -160,7 +161,7 @@ def sparse_forward(rows: SparseRows, start: int, stop: int, w_cat: np.ndarray, b
     return out
 
 
-@njit(parallel=True, cache=True, fastmath={"contract"})
+@kernel(parallel=True)
 def _backward(block_ptr, block_samples, block_values, n_features, start, stop, grad_a, a, code,
               n_parts, grad_w, grad_b):
     n_nets, _, width = a.shape

@@ -1,0 +1,21 @@
+"""The Numba options shared by every kernel of the engine.
+
+- ``error_model="numpy"``: a float division by zero gives inf or NaN, as in NumPy, instead of
+  raising (divergence at large learning rates is data, never an error); without it Numba guards
+  every division with a branch, and loops that divide (tanh, softmax) cannot be vectorised.
+- ``fastmath={"contract"}``: a*b + c may become one fused multiply-add (one rounding instead of
+  two). No other fast-math flag: NaN and inf must propagate exactly, and sums keep their order.
+- ``cache=True``: compiled kernels are kept next to the sources. Numba checks only the source
+  file of the kernel itself; after editing an inlined helper in another file (e.g. vecmath.py),
+  delete the ``__pycache__`` folders of ``gdchaos/backend``.
+
+Results are deterministic for a given machine: the same code on the same data gives the same bits.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+
+def kernel(**options):
+    """``numba.njit`` with the engine's options (``parallel``, ``nogil``, ... may be added)."""
+    return njit(cache=True, error_model="numpy", fastmath={"contract"}, **options)
