@@ -57,7 +57,9 @@ class HessianOperator:
         self.model, self.theta = model, theta
         self._x, self._y = x.astype(model.dtype, copy=False), y
         self._scale = 1.0 / x.shape[0]
-        step = model.chunk_size(2 * theta.shape[0], memory_budget)  # about twice evaluate's arrays
+        self._sparse = backend.sparse_rows(self._x)
+        # about twice evaluate's arrays per chunk
+        step = model._chunk_step(2 * theta.shape[0], memory_budget, self._sparse)
         self._chunks = [slice(start, start + step) for start in range(0, x.shape[0], step)]
         widths = model.sizes[1:]
         kept = np.dtype(model.dtype).itemsize * theta.shape[0] * x.shape[0] * (
@@ -90,7 +92,7 @@ class HessianOperator:
                 state = self._linearise(params, chunk)
             else:
                 state = self._kept[index] if rows is None else self._kept[index].select(rows)
-            self._r_pass(params, direction, state, self._x[chunk], out)
+            self._r_pass(params, direction, state, chunk, out)
         if self.model.l2 > 0:
             for hv_w, v_w in zip(out[0::2], direction[0::2]):
                 hv_w += self.model.l2 * v_w
@@ -102,7 +104,7 @@ class HessianOperator:
         weights, biases = params[0::2], params[1::2]
         stop = min(chunk.stop, self._x.shape[0])
         outputs = model._logits(weights, biases, _first_layer_matrix(weights[0]), self._x,
-                                chunk.start, stop, None)
+                                chunk.start, stop, self._sparse)
         hidden, logits = outputs[:-1], outputs[-1]
         _, _, delta = backend.softmax_cross_entropy(logits, biases[-1], self._y[chunk], self._scale)
         deltas, grads_a = [delta], []
@@ -113,13 +115,17 @@ class HessianOperator:
                                                              model.activation))
         return _Linearisation(hidden, logits, deltas, grads_a)
 
-    def _r_pass(self, params, direction, state: _Linearisation, x: np.ndarray, out) -> None:
+    def _r_pass(self, params, direction, state: _Linearisation, chunk: slice, out) -> None:
         """R-forward and R-backward pass on one chunk; its share of H v is added into ``out``."""
         activation, n_layers = self.model.activation, self.model.n_layers
         weights, r_weights, r_biases = params[0::2], direction[0::2], direction[1::2]
-        r_hidden = [backend.activation_rop_split(
-            backend.input_matmul(x, _first_layer_matrix(r_weights[0])), state.hidden[0],
-            r_biases[0], activation)]
+        start, stop = chunk.start, min(chunk.stop, self._x.shape[0])
+        first = _first_layer_matrix(r_weights[0])
+        if self._sparse is None:
+            r_z = backend.input_matmul(self._x[start:stop], first)
+        else:
+            r_z = backend.sparse_matmul(self._sparse, start, stop, first)
+        r_hidden = [backend.activation_rop_split(r_z, state.hidden[0], r_biases[0], activation)]
         for layer in range(1, n_layers):
             rz = backend.batched_matmul(r_hidden[-1], weights[layer])
             rz += backend.batched_matmul(state.hidden[layer - 1], r_weights[layer])
@@ -138,7 +144,11 @@ class HessianOperator:
             r_delta = backend.activation_backward_rop(state.grads_a[layer - 1], r_grad_a, below,
                                                       r_below, activation, concatenate=layer == 1)
         n_nets, n_in, width = out_w[0].shape
-        out_w[0] += backend.input_matmul_transposed(x, r_delta).reshape(
+        if self._sparse is None:
+            r_grad_first = backend.input_matmul_transposed(self._x[start:stop], r_delta)
+        else:
+            r_grad_first = backend.sparse_transposed_matmul(self._sparse, start, stop, r_delta)
+        out_w[0] += r_grad_first.reshape(
             n_in, n_nets, width).transpose(1, 0, 2)
         out_b[0] += r_delta.sum(axis=0).reshape(n_nets, width)
 

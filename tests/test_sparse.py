@@ -108,3 +108,32 @@ def test_sparse_path_is_bit_identical_across_threads_and_batching(layered):
     assert np.array_equal(one.grad, many.grad) and np.array_equal(one.loss, many.loss)
     alone = model.evaluate(theta[1:], x, y)
     assert np.array_equal(alone.grad[0], many.grad[1])
+
+
+@pytest.mark.parametrize("start, stop", [(0, 300), (64, 256)])
+def test_plain_products_match_dense(start, stop):
+    x = _sparse_input()
+    rng = np.random.default_rng(6)
+    rows = sparse.to_sparse_rows(x)
+    w_cat = rng.normal(size=(x.shape[1], 300))  # 300 columns: split between threads
+    np.testing.assert_allclose(sparse.sparse_matmul(rows, start, stop, w_cat), x[start:stop] @ w_cat,
+                               rtol=1e-12, atol=1e-12)
+    delta = rng.normal(size=(stop - start, 300))
+    np.testing.assert_allclose(sparse.sparse_transposed_matmul(rows, start, stop, delta),
+                               x[start:stop].T @ delta, rtol=1e-12, atol=1e-12)
+
+
+def test_hessian_vector_products_equal_the_dense_path(layered, monkeypatch):
+    from gdchaos.hessian import hessian_vector_product
+
+    x = _sparse_input(n=500)
+    y = np.random.default_rng(7).integers(0, 4, x.shape[0])
+    model = MLP((70, 9, 4), activation="tanh", l2=0.01)
+    theta = model.init(np.random.default_rng(8), 3)
+    v = np.random.default_rng(9).normal(size=theta.shape)
+    products = {}
+    for density in (0.0, 0.4):  # dense path, then sparse
+        monkeypatch.setattr(sparse, "MAX_DENSITY", density)
+        products[density] = hessian_vector_product(model, theta, v, x.copy(), y, memory_budget=40_000)
+    scale = np.abs(products[0.0]).max()
+    assert np.abs(products[0.4] - products[0.0]).max() <= 1e-12 * scale

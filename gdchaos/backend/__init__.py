@@ -39,7 +39,14 @@ from gdchaos.backend.conv import (
 
 from gdchaos.backend.small import small_mlp
 from gdchaos.backend.sparse import BLOCK as SPARSE_BLOCK
-from gdchaos.backend.sparse import SparseRows, sparse_backward, sparse_forward, sparse_rows
+from gdchaos.backend.sparse import (
+    SparseRows,
+    sparse_backward,
+    sparse_forward,
+    sparse_matmul,
+    sparse_rows,
+    sparse_transposed_matmul,
+)
 
 __all__ = [
     "small_mlp",
@@ -50,5 +57,6 @@ __all__ = [
     "col2im", "im2col", "input_conv_backward", "input_conv_pool_activate",
     "map_chunks", "matmul", "pool_activate",
     "pool_activate_backward", "scratch",
-    "SPARSE_BLOCK", "SparseRows", "sparse_backward", "sparse_forward", "sparse_rows",
+    "SPARSE_BLOCK", "SparseRows", "sparse_backward", "sparse_forward", "sparse_matmul",
+    "sparse_rows", "sparse_transposed_matmul",
 ]

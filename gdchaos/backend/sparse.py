@@ -20,7 +20,7 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from gdchaos.backend.dense import _activate, _derivative_from_output, activation_code, num_threads
 from gdchaos.backend.jit import kernel
@@ -120,31 +120,64 @@ def sparse_rows(x: np.ndarray) -> SparseRows | None:
     return _CACHE.get(x)
 
 
+@njit(inline="always")
+def _gather_row(indptr, indices, values, n, w_cat, z):
+    """z = sum_j X[n, j] W_cat[j, :] over the nonzeros of sample n, four at a time."""
+    z[:] = 0.0
+    p, end = indptr[n], indptr[n + 1]
+    while p + 4 <= end:
+        j0, j1, j2, j3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
+        v0, v1, v2, v3 = values[p], values[p + 1], values[p + 2], values[p + 3]
+        for k in range(z.size):
+            z[k] += (v0 * w_cat[j0, k] + v1 * w_cat[j1, k]) + (v2 * w_cat[j2, k] + v3 * w_cat[j3, k])
+        p += 4
+    while p < end:
+        j0, v0 = indices[p], values[p]
+        for k in range(z.size):
+            z[k] += v0 * w_cat[j0, k]
+        p += 1
+
+
+@njit(inline="always")
+def _scatter_block(block_ptr, block_samples, block_values, n_features, b, delta, g):
+    """g[j, :] += sum_s X[b*BLOCK + s, j] delta[s, :] over the nonzeros of block b, four at a time."""
+    for j in range(n_features):
+        p, end = block_ptr[b * n_features + j], block_ptr[b * n_features + j + 1]
+        while p + 4 <= end:
+            s0, s1 = block_samples[p], block_samples[p + 1]
+            s2, s3 = block_samples[p + 2], block_samples[p + 3]
+            v0, v1, v2, v3 = block_values[p], block_values[p + 1], block_values[p + 2], block_values[p + 3]
+            for c in range(g.shape[1]):
+                g[j, c] += (v0 * delta[s0, c] + v1 * delta[s1, c]) + (v2 * delta[s2, c] + v3 * delta[s3, c])
+            p += 4
+        while p < end:
+            s0, v0 = block_samples[p], block_values[p]
+            for c in range(g.shape[1]):
+                g[j, c] += v0 * delta[s0, c]
+            p += 1
+
+
 @kernel(parallel=True)
 def _forward(indptr, indices, values, start, stop, w_cat, bias, code, out):
     n_nets, width = bias.shape
-    n_columns = n_nets * width
     n_tasks = (stop - start + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     for task in prange(n_tasks):
-        z = np.empty(n_columns, dtype=out.dtype)
+        z = np.empty(n_nets * width, dtype=out.dtype)
         first = start + task * ROWS_PER_TASK
         for n in range(first, min(stop, first + ROWS_PER_TASK)):
-            z[:] = 0.0
-            p, end = indptr[n], indptr[n + 1]
-            while p + 4 <= end:
-                j0, j1, j2, j3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
-                v0, v1, v2, v3 = values[p], values[p + 1], values[p + 2], values[p + 3]
-                for k in range(n_columns):
-                    z[k] += (v0 * w_cat[j0, k] + v1 * w_cat[j1, k]) + (v2 * w_cat[j2, k] + v3 * w_cat[j3, k])
-                p += 4
-            while p < end:
-                j0, v0 = indices[p], values[p]
-                for k in range(n_columns):
-                    z[k] += v0 * w_cat[j0, k]
-                p += 1
+            _gather_row(indptr, indices, values, n, w_cat, z)
             for r in range(n_nets):
                 for u in range(width):
                     out[r, n - start, u] = _activate(z[r * width + u] + bias[r, u], code)
+
+
+@kernel(parallel=True)
+def _matmul(indptr, indices, values, start, stop, w_cat, out):
+    n_tasks = (stop - start + ROWS_PER_TASK - 1) // ROWS_PER_TASK
+    for task in prange(n_tasks):
+        first = start + task * ROWS_PER_TASK
+        for n in range(first, min(stop, first + ROWS_PER_TASK)):
+            _gather_row(indptr, indices, values, n, w_cat, out[n - start])
 
 
 def sparse_forward(rows: SparseRows, start: int, stop: int, w_cat: np.ndarray, bias: np.ndarray,
@@ -158,6 +191,13 @@ def sparse_forward(rows: SparseRows, start: int, stop: int, w_cat: np.ndarray, b
         out = np.empty((n_nets, stop - start, width), dtype=w_cat.dtype)
     _forward(rows.indptr, rows.indices, rows.values, start, stop, w_cat, bias,
              activation_code(activation), out)
+    return out
+
+
+def sparse_matmul(rows: SparseRows, start: int, stop: int, w_cat: np.ndarray) -> np.ndarray:
+    """Z = X[start:stop] @ W_cat, (n, K): the product alone (Hessian-vector products need it)."""
+    out = np.empty((stop - start, w_cat.shape[1]), dtype=w_cat.dtype)
+    _matmul(rows.indptr, rows.indices, rows.values, start, stop, w_cat, out)
     return out
 
 
@@ -183,25 +223,50 @@ def _backward(block_ptr, block_samples, block_values, n_features, start, stop, g
                         value = grad_a[r, s - start, u] * _derivative_from_output(a[r, s - start, u], code)
                         delta[s - base, offset + u] = value
                         gb[offset + u] += value
-            for j in range(n_features):
-                p, end = block_ptr[b * n_features + j], block_ptr[b * n_features + j + 1]
-                while p + 4 <= end:
-                    s0, s1 = block_samples[p], block_samples[p + 1]
-                    s2, s3 = block_samples[p + 2], block_samples[p + 3]
-                    v0, v1, v2, v3 = block_values[p], block_values[p + 1], block_values[p + 2], block_values[p + 3]
-                    for c in range(span):
-                        g[j, c] += (v0 * delta[s0, c] + v1 * delta[s1, c]) + (v2 * delta[s2, c] + v3 * delta[s3, c])
-                    p += 4
-                while p < end:
-                    s0, v0 = block_samples[p], block_values[p]
-                    for c in range(span):
-                        g[j, c] += v0 * delta[s0, c]
-                    p += 1
+            _scatter_block(block_ptr, block_samples, block_values, n_features, b, delta, g)
         for c in range(span):
             r, u = (c0 + c) // width, (c0 + c) % width
             grad_b[r, u] += gb[c]
             for j in range(n_features):
                 grad_w[r, j, u] += g[j, c]
+
+
+@kernel(parallel=True)
+def _transposed_matmul(block_ptr, block_samples, block_values, n_features, start, stop, delta_cat,
+                       n_parts, out):
+    n_columns = delta_cat.shape[1]
+    first_block, last_block = start // BLOCK, (stop + BLOCK - 1) // BLOCK
+    for part in prange(n_parts):
+        c0, c1 = part * n_columns // n_parts, (part + 1) * n_columns // n_parts
+        g = np.zeros((n_features, c1 - c0), dtype=out.dtype)
+        delta = np.zeros((BLOCK, c1 - c0), dtype=out.dtype)
+        for b in range(first_block, last_block):
+            base = b * BLOCK
+            for s in range(max(start, base), min(stop, base + BLOCK)):
+                delta[s - base] = delta_cat[s - start, c0:c1]
+            _scatter_block(block_ptr, block_samples, block_values, n_features, b, delta, g)
+        out[:, c0:c1] = g
+
+
+def _check_blocks(rows: SparseRows, start: int, stop: int) -> None:
+    if start % BLOCK or (stop % BLOCK and stop != rows.n_samples):
+        raise ValueError(f"sparse: samples [{start}, {stop}) do not start and end on "
+                         f"blocks of {BLOCK}")
+
+
+def _n_parts(n_columns: int) -> int:
+    """Column parts of the backward kernels: one per thread while each keeps enough columns."""
+    return max(1, min(num_threads(), n_columns // COLUMNS_PER_PART))
+
+
+def sparse_transposed_matmul(rows: SparseRows, start: int, stop: int,
+                             delta_cat: np.ndarray) -> np.ndarray:
+    """G = X[start:stop]^T @ Delta_cat, (d, K), for Delta_cat (n, K); blocks as :func:`sparse_backward`."""
+    _check_blocks(rows, start, stop)
+    out = np.empty((rows.n_features, delta_cat.shape[1]), dtype=delta_cat.dtype)
+    _transposed_matmul(rows.block_ptr, rows.block_samples, rows.block_values, rows.n_features,
+                       start, stop, delta_cat, _n_parts(delta_cat.shape[1]), out)
+    return out
 
 
 def sparse_backward(rows: SparseRows, start: int, stop: int, grad_a: np.ndarray, a: np.ndarray,
@@ -212,10 +277,7 @@ def sparse_backward(rows: SparseRows, start: int, stop: int, grad_a: np.ndarray,
     dW1[r] += X[start:stop]^T Delta[r] (``grad_w`` (R, d, h)) and db1[r] += sum_n Delta[r, n].
     ``start`` and ``stop`` must be multiples of ``BLOCK`` (or ``stop`` = N). The R*h columns are split between threads.
     """
-    if start % BLOCK or (stop % BLOCK and stop != rows.n_samples):
-        raise ValueError(f"sparse_backward: samples [{start}, {stop}) do not start and end on "
-                         f"blocks of {BLOCK}")
-    n_columns = a.shape[0] * a.shape[2]
-    n_parts = max(1, min(num_threads(), n_columns // COLUMNS_PER_PART))
+    _check_blocks(rows, start, stop)
+    n_parts = _n_parts(a.shape[0] * a.shape[2])
     _backward(rows.block_ptr, rows.block_samples, rows.block_values, rows.n_features, start, stop,
               grad_a, a, activation_code(activation), n_parts, grad_w, grad_b)
