@@ -119,8 +119,6 @@ class SweepConfig:
                 raise GdchaosError(f"trajectory_ics: initial-condition indices in [0, {self.ics - 1}]; got {ic!r}")
         if len(set(self.trajectory_ics)) != len(self.trajectory_ics):
             raise GdchaosError("trajectory_ics: each initial condition at most once")
-        if self.sharpness_every and self.model.kind != "mlp":
-            raise GdchaosError("sharpness_every: Hessian-vector products exist for MLPs only; use 0 with a CNN")
         self.fit_params()
         return self
 

@@ -9,6 +9,7 @@ import pytest
 from gdchaos import backend
 from gdchaos.cnn import CNN, PAPER_LAYERS, paper_cnn
 from gdchaos.errors import GdchaosError
+from gdchaos.hessian import CNNHessianOperator, hessian_vector_product
 from gdchaos.train import gradient_step, train
 
 CONV = {"type": "conv", "channels": 3, "kernel": 3, "padding": 1}
@@ -104,6 +105,23 @@ def test_gradient_matches_central_differences(shape, layers, l2):
         assert error < 1e-6, (shape, l2, r, error)
 
 
+@pytest.mark.parametrize("shape, layers", ARCHITECTURES)
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+def test_hessian_vector_products_match_central_differences_of_the_gradient(shape, layers, l2):
+    """Exact H v (R-operator) on every layer type; dense Hessians and the sharpness of a small CNN
+    are checked in tests/test_hessian.py."""
+    model = CNN(shape, layers, n_classes=3, l2=l2)
+    x, y = _problem(model)
+    theta = _params(model, 2)
+    v = np.random.default_rng(7).normal(size=theta.shape)
+    hv = hessian_vector_product(model, theta, v, x, y)
+    h = 1e-5
+    numeric = (model.evaluate(theta + h * v, x, y).grad - model.evaluate(theta - h * v, x, y).grad) / (2 * h)
+    for r in range(2):
+        error = np.max(np.abs(hv[r] - numeric[r])) / np.max(np.abs(numeric[r]))
+        assert error < 1e-6, (shape, l2, r, error)
+
+
 def test_batch_equals_separate_networks_with_own_learning_rates():
     model = CNN((2, 6, 6), ARCHITECTURES[0][1], n_classes=4, l2=1e-3, init_std=0.3)
     x, y = _problem(model, n=40)
@@ -147,6 +165,26 @@ def test_results_do_not_depend_on_the_number_of_threads():
         numba.set_num_threads(previous)
     np.testing.assert_array_equal(one.grad, two.grad)
     np.testing.assert_array_equal(one.loss, two.loss)
+
+
+@pytest.mark.parametrize("kept", [False, True])  # the theta-only arrays recomputed or kept
+def test_hessian_vector_products_do_not_depend_on_the_number_of_threads(kept):
+    model = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3, l2=1e-3)
+    x, y = _problem(model, n=300)
+    theta = _params(model, 3)
+    v = np.random.default_rng(2).normal(size=theta.shape)
+    budget = CNNHessianOperator(model, theta, x, y, memory_budget=1).kept_bytes(3, 300) if kept else 30_000
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = CNNHessianOperator(model, theta, x, y, memory_budget=budget)
+        assert (one._kept is not None) == kept and 300 > 16 * one._step  # several tasks
+        one = one(v)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = CNNHessianOperator(model, theta, x, y, memory_budget=budget)(v)
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(one, two)
 
 
 def test_maxpool_ties_go_to_the_first_maximum():

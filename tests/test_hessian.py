@@ -1,11 +1,14 @@
-"""Exact Hessian-vector products and the sharpness against dense Hessians from finite differences."""
+"""Exact Hessian-vector products and the sharpness against dense Hessians from finite differences
+(MLPs first, then CNNs)."""
 import warnings
 
 import numpy as np
 import pytest
 
+from gdchaos.cnn import CNN
 from gdchaos.errors import GdchaosError
-from gdchaos.hessian import HessianOperator, hessian_vector_product, top_eigenvalue
+from gdchaos.hessian import (CNNHessianOperator, HessianOperator, hessian_operator,
+                             hessian_vector_product, top_eigenvalue)
 from gdchaos.model import MLP
 
 ARCHITECTURES = [(5, 7, 3), (5, 6, 4, 3)]
@@ -197,3 +200,89 @@ def test_hvp_rejects_mismatched_shapes():
     model, theta, x, y = _setup((5, 7, 3), "tanh", 0.0)
     with pytest.raises(GdchaosError, match="v:"):
         hessian_vector_product(model, theta[None], theta[None, :-1], x, y)
+
+
+# ------------------------------------------------------------------------------------------ CNN
+def _tiny_cnn(activation, l2, n=11, seed=1):
+    """1x6x6 images, conv 1->2 (3x3, pad 1) + activation + maxpool 2, linear 18->3 (77 parameters),
+    nonzero biases; for relu the premise of finite differences is checked by the caller."""
+    model = CNN(input_shape=(1, 6, 6), layers=[
+        {"type": "conv", "channels": 2, "kernel": 3, "padding": 1}, {"type": activation},
+        {"type": "maxpool", "size": 2}], n_classes=3, l2=l2, init_std=0.6)
+    rng = np.random.default_rng(seed)
+    x, y = rng.random((n, model.n_features)), rng.integers(0, 3, n)
+    theta = model.init(np.random.default_rng(seed + 1), 1)[0]
+    theta[~model.weight_mask()] = rng.normal(0, 0.3, (~model.weight_mask()).sum())
+    return model, theta, x, y
+
+
+def _conv_margins(model, theta, x):
+    """Smallest |z| of the conv's pre-activations (relu's kink) and smallest gap between the two
+    largest activated values of a pooling window whose maximum is not 0 (a switch of the maximum):
+    finite differences with step h are exact up to O(h^2) only if both stay far above h."""
+    weight, bias = (t[0] for t in model.unflatten(theta[None])[:2])
+    images = np.pad(x.reshape(-1, 6, 6), ((0, 0), (1, 1), (1, 1)))
+    z = np.zeros((len(x), 2, 6, 6)) + bias[None, :, None, None]
+    for i in range(3):
+        for j in range(3):
+            z += images[:, None, i:i + 6, j:j + 6] * weight[None, :, 0, i, j, None, None]
+    a = {"relu": np.maximum(z, 0), "tanh": np.tanh(z)}[model.activation]
+    windows = np.sort(a.reshape(len(x), 2, 3, 2, 3, 2).transpose(0, 1, 2, 4, 3, 5).reshape(-1, 4), axis=1)
+    live = windows[:, -1] != 0
+    return np.abs(z).min(), (windows[live, -1] - windows[live, -2]).min()
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("l2", [0.0, 0.05])
+def test_cnn_hessian_matches_finite_differences_of_gradient(activation, l2):
+    model, theta, x, y = _tiny_cnn(activation, l2)
+    kink, gap = _conv_margins(model, theta, x)
+    assert gap > 1e-3 and (activation != "relu" or kink > 1e-3)  # premise: h = 1e-5 switches nothing
+    numeric = _dense_from_gradients(model, theta, x, y)
+    exact = _dense_from_hvp(model, theta, x, y)
+    scale = np.abs(numeric).max()
+    assert np.abs(exact - numeric).max() / scale < 1e-6
+    assert np.abs(exact - exact.T).max() / scale < 1e-12
+    v = np.random.default_rng(5).normal(size=theta.size)
+    h = 1e-5
+    grads = model.evaluate(np.stack([theta + h * v, theta - h * v]), x, y).grad
+    directional = (grads[0] - grads[1]) / (2 * h)
+    hv = hessian_vector_product(model, theta[None], v[None], x, y)[0]
+    assert np.abs(hv - directional).max() / np.abs(directional).max() < 1e-6
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_cnn_power_iteration_matches_eigvalsh(activation):
+    model, theta, x, y = _tiny_cnn(activation, 0.01)
+    spectrum = np.linalg.eigvalsh(_dense_from_hvp(model, theta, x, y))
+    result = top_eigenvalue(model, theta[None], x, y, tol=1e-10, max_iter=2000)
+    assert result.converged[0]
+    assert result.eigenvalue[0] == pytest.approx(spectrum[-1], rel=1e-6)
+
+
+def test_cnn_batch_equals_separate_networks_kept_or_recomputed():
+    model, theta, x, y = _tiny_cnn("tanh", 1e-3, n=30)
+    rng = np.random.default_rng(3)
+    thetas = theta + 0.3 * rng.normal(size=(4, theta.size))
+    v = rng.normal(size=thetas.shape)
+    batch = hessian_vector_product(model, thetas, v, x, y)
+    for r in range(4):
+        single = hessian_vector_product(model, thetas[r:r + 1], v[r:r + 1], x, y)[0]
+        np.testing.assert_allclose(batch[r], single, rtol=1e-12, atol=1e-12 * np.abs(single).max())
+    kept = CNNHessianOperator(model, thetas, x, y)
+    recomputed = CNNHessianOperator(model, thetas, x, y, memory_budget=1)  # 1 sample a chunk
+    assert kept._kept is not None and recomputed._kept is None and recomputed._step == 1
+    rows = np.array([3, 1])
+    for operator in (kept, recomputed):
+        np.testing.assert_allclose(operator(v), batch, rtol=1e-12, atol=1e-13 * np.abs(batch).max())
+        np.testing.assert_allclose(operator(v[rows], rows), batch[rows], rtol=1e-12,
+                                   atol=1e-13 * np.abs(batch).max())
+
+
+def test_hessian_operator_dispatches_on_the_model_type():
+    model, theta, x, y = _tiny_cnn("relu", 0.0)
+    assert isinstance(hessian_operator(model, theta[None], x, y), CNNHessianOperator)
+    mlp, theta, x, y = _setup((5, 7, 3), "tanh", 0.0)
+    assert isinstance(hessian_operator(mlp, theta[None], x, y), HessianOperator)
+    with pytest.raises(GdchaosError, match="no Hessian-vector product for str"):
+        hessian_operator("model", theta[None], x, y)

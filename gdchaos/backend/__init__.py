@@ -8,6 +8,9 @@ from gdchaos.backend.curvature import (
     activation_backward_rop,
     activation_rop_,
     activation_rop_split,
+    input_conv_pool_rop,
+    pool_activate_rop,
+    pool_backward_rop_,
     softmax_rop_,
 )
 from gdchaos.backend.dense import (
@@ -51,6 +54,7 @@ from gdchaos.backend.sparse import (
 __all__ = [
     "small_mlp",
     "activation_backward_rop", "activation_rop_", "activation_rop_split", "softmax_rop_",
+    "input_conv_pool_rop", "pool_activate_rop", "pool_backward_rop_",
     "ACTIVATIONS", "activation_backward", "activation_code", "batched_matmul", "bias_activation_",
     "bias_activation_split", "count_correct", "gradient_step_", "input_matmul",
     "input_matmul_transposed", "l1_distances", "num_threads", "softmax_cross_entropy",

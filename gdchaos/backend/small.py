@@ -60,18 +60,34 @@ def _small_mlp(theta_t, x, labels, sizes, code, scale, want_grad, loss_out, corr
                 out0 = act_offsets[layer]
                 in0 = act_offsets[layer - 1] if layer > 0 else 0
                 for j in range(n_out):
-                    for i in range(w):
-                        acts[out0 + j, i] = params[b0 + j, i]
-                for k in range(n_in):
-                    for j in range(n_out):
-                        row = w0 + k * n_out + j
+                    # a_j = b_j + sum_k in_k W_kj, four inputs per pass over the block of networks
+                    a = acts[out0 + j]
+                    a[:] = params[b0 + j]
+                    k = 0
+                    while k + 4 <= n_in:
+                        p0, p1 = params[w0 + k * n_out + j], params[w0 + (k + 1) * n_out + j]
+                        p2, p3 = params[w0 + (k + 2) * n_out + j], params[w0 + (k + 3) * n_out + j]
                         if layer == 0:
-                            value = x[n, k]
+                            v0, v1, v2, v3 = x[n, k], x[n, k + 1], x[n, k + 2], x[n, k + 3]
                             for i in range(w):
-                                acts[out0 + j, i] += value * params[row, i]
+                                a[i] += (v0 * p0[i] + v1 * p1[i]) + (v2 * p2[i] + v3 * p3[i])
                         else:
+                            q0, q1 = acts[in0 + k], acts[in0 + k + 1]
+                            q2, q3 = acts[in0 + k + 2], acts[in0 + k + 3]
                             for i in range(w):
-                                acts[out0 + j, i] += acts[in0 + k, i] * params[row, i]
+                                a[i] += (q0[i] * p0[i] + q1[i] * p1[i]) + (q2[i] * p2[i] + q3[i] * p3[i])
+                        k += 4
+                    while k < n_in:
+                        p0 = params[w0 + k * n_out + j]
+                        if layer == 0:
+                            v0 = x[n, k]
+                            for i in range(w):
+                                a[i] += v0 * p0[i]
+                        else:
+                            q0 = acts[in0 + k]
+                            for i in range(w):
+                                a[i] += q0[i] * p0[i]
+                        k += 1
                 if layer < n_layers - 1:
                     for j in range(n_out):
                         for i in range(w):
@@ -124,14 +140,25 @@ def _small_mlp(theta_t, x, labels, sizes, code, scale, want_grad, loss_out, corr
                 if layer == 0:
                     break
                 for k in range(n_in):
-                    for i in range(w):
-                        below[k, i] = 0.0
-                    for j in range(n_out):
-                        row = w0 + k * n_out + j
+                    # dL/da_k = act'(a_k) sum_j W_kj delta_j, four outputs per pass
+                    b = below[k]
+                    b[:] = 0.0
+                    row = w0 + k * n_out
+                    j = 0
+                    while j + 4 <= n_out:
+                        p0, p1, p2, p3 = params[row + j], params[row + j + 1], params[row + j + 2], params[row + j + 3]
+                        d0, d1, d2, d3 = delta[j], delta[j + 1], delta[j + 2], delta[j + 3]
                         for i in range(w):
-                            below[k, i] += params[row, i] * delta[j, i]
+                            b[i] += (p0[i] * d0[i] + p1[i] * d1[i]) + (p2[i] * d2[i] + p3[i] * d3[i])
+                        j += 4
+                    while j < n_out:
+                        p0, d0 = params[row + j], delta[j]
+                        for i in range(w):
+                            b[i] += p0[i] * d0[i]
+                        j += 1
+                    q = acts[in0 + k]
                     for i in range(w):
-                        below[k, i] *= _derivative_from_output(acts[in0 + k, i], code)
+                        b[i] *= _derivative_from_output(q[i], code)
                 delta, below = below, delta
         for i in range(w):
             loss_out[r0 + i] = loss[i]
