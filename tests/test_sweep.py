@@ -341,6 +341,30 @@ def test_cnn_sweep_runs_through_the_same_runner(tmp_path):
         np.testing.assert_allclose(run["layer_distances"].sum(axis=3), run["distances"], rtol=1e-12)
 
 
+def test_cnn_sweep_records_sharpness(tmp_path):
+    from gdchaos import data
+    from gdchaos.hessian import top_eigenvalue
+    from gdchaos.sweep import build_model
+
+    config = from_dict({"dataset": "digits", "etas": [0.5], "ics": 2, "replicas": 1, "epochs": 4,
+                        "tau_epochs": 4, "sharpness_every": 2, "sharpness_subset": 300,
+                        "output": str(tmp_path / "cnn.h5")}, presets.get("mnist-cnn")).validate()
+    with results.open(runner.run(config).path) as run:
+        np.testing.assert_array_equal(run["sharpness_epochs"], [0, 2, 4])
+        sharpness, params, units = run["sharpness"][()], run["initial_params"][()], run.units
+        assert sharpness.shape == (1, 2, 3) and np.all(np.isfinite(sharpness)) and np.all(sharpness > 0)
+        assert np.all(run["sharpness_iterations"][()] >= 2)
+    x, y, _, _ = data.load("digits")
+    model = build_model(config, x.shape[1], 10)
+    # epoch 0 is a cold start with the sweep's settings on the references of each unit (the eigenvalue
+    # itself is checked against numpy.linalg.eigvalsh in tests/test_hessian.py)
+    for unit in units:
+        expected = top_eigenvalue(model, params[unit.ic_start:unit.ic_stop], x, y, tol=config.sharpness_tol,
+                                  max_iter=config.sharpness_max_iter, subset=config.sharpness_subset,
+                                  seed=config.seed).eigenvalue
+        np.testing.assert_allclose(sharpness[0, unit.ic_start:unit.ic_stop, 0], expected, rtol=1e-10)
+
+
 def test_cnn_needs_an_image_dataset(tmp_path):
     config = from_dict({"dataset": "iris", "output": str(tmp_path / "x.h5")}, presets.get("mnist-cnn"))
     with pytest.raises(ValueError, match="model.kind: cnn needs an image dataset"):
