@@ -172,17 +172,26 @@ class _ConvLinearisation:
     logits: np.ndarray  # z = F W + b (R, n, C), bias included
     delta: np.ndarray  # dL/dz (R, n, C)
 
-    def select(self, rows: np.ndarray | None) -> _ConvLinearisation:
-        """The networks ``rows`` only (copies); with ``rows`` None, copies of everything (to keep
-        them beyond the thread's work arrays)."""
-        take = (lambda a: a.copy()) if rows is None else (lambda a: a[rows])
-        outs = [take(a) for a in self.outs]
+    def select(self, rows: np.ndarray) -> _ConvLinearisation:
+        """The same for the networks ``rows`` only."""
+        outs = [a[rows] for a in self.outs]
         # the features are the last block's output, or shared by all networks without conv
-        features = outs[-1].reshape(*outs[-1].shape[:2], -1) if outs else self.features.copy()
-        inputs = self.inputs.copy() if rows is None and self.inputs is not None else self.inputs
-        return _ConvLinearisation(inputs, outs, [take(a) for a in self.args],
-                                  [take(a) for a in self.grads], features, take(self.logits),
-                                  take(self.delta))
+        features = outs[-1].reshape(*outs[-1].shape[:2], -1) if outs else self.features
+        return _ConvLinearisation(self.inputs, outs, [a[rows] for a in self.args],
+                                  [g[rows] for g in self.grads], features, self.logits[rows],
+                                  self.delta[rows])
+
+    def keep(self, data: np.ndarray) -> _ConvLinearisation:
+        """Copies that outlive the thread's work arrays; a shared array that is a view of the
+        input ``data`` (the first conv's input when the network starts with it) is not copied."""
+        def own(a: np.ndarray) -> np.ndarray:
+            return a if np.may_share_memory(a, data) else a.copy()
+
+        outs = [a.copy() for a in self.outs]
+        features = outs[-1].reshape(*outs[-1].shape[:2], -1) if outs else own(self.features)
+        return _ConvLinearisation(None if self.inputs is None else own(self.inputs), outs,
+                                  [a.copy() for a in self.args], [g.copy() for g in self.grads],
+                                  features, self.logits.copy(), self.delta.copy())
 
 
 class CNNHessianOperator:
@@ -210,15 +219,16 @@ class CNNHessianOperator:
         if self.kept_bytes(theta.shape[0], x.shape[0]) <= memory_budget:
             params = model._kernels(theta)
             self._kept = list(backend.map_chunks(
-                lambda start, stop: self._linearise(params, start, stop).select(None),
+                lambda start, stop: self._linearise(params, start, stop).keep(self._x),
                 x.shape[0], self._step))
 
     def kept_bytes(self, n_nets: int, n_samples: int) -> int:
         """Bytes of the theta-only arrays of ``n_nets`` networks on ``n_samples`` samples."""
         model, blocks = self.model, self.model._blocks
         maps = sum(int(np.prod(block.shape_out)) for block in blocks[self._first:])
-        shared = int(np.prod(blocks[self._first].shape_in if self._first < len(blocks)
-                             else model._flat_shape))
+        # the first conv's input, or without conv the features: a copy unless they are the data
+        shared = 0 if self._first == 0 or not blocks else int(np.prod(
+            blocks[self._first].shape_in if self._first < len(blocks) else model._flat_shape))
         floats = n_nets * (2 * maps + 2 * model.n_classes) + shared
         return n_samples * (np.dtype(model.dtype).itemsize * floats + n_nets * maps)
 
