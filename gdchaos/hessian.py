@@ -213,8 +213,8 @@ class CNNHessianOperator:
         self._scale = 1.0 / x.shape[0]
         blocks = model._blocks
         self._first = next((i for i, b in enumerate(blocks) if b.conv is not None), len(blocks))
-        # the R-pass holds about three times the work arrays of an evaluation per chunk
-        self._step = model.chunk_size(3 * theta.shape[0], memory_budget)
+        # about twice the work arrays of an evaluation per chunk
+        self._step = model.chunk_size(2 * theta.shape[0], memory_budget)
         self._kept = None
         if self.kept_bytes(theta.shape[0], x.shape[0]) <= memory_budget:
             params = model._kernels(theta)
