@@ -35,7 +35,8 @@ from numba import njit
 
 from threadpoolctl import ThreadpoolController
 
-from gdchaos.backend.dense import _activate, _derivative_from_output, activation_code
+from gdchaos.backend.dense import _activate_row as _activate_dense_row
+from gdchaos.backend.dense import _derivative_from_output, activation_code
 from gdchaos.backend.jit import kernel
 
 IDENTITY = -1  # activation code of "no activation"
@@ -153,8 +154,7 @@ def _activate_row(z, bias, code, out):
             v = z[c] + bias[c]
             out[c] = v if v > 0.0 else 0.0
     else:
-        for c in range(out.size):
-            out[c] = _activate(z[c] + bias[c], code)
+        _activate_dense_row(z, bias, code, out)
 
 
 @kernel(nogil=True)

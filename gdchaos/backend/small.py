@@ -16,7 +16,7 @@ import numpy as np
 from numba import prange
 
 from gdchaos.backend import vecmath
-from gdchaos.backend.dense import _activate, _derivative_from_output, _launch, activation_code
+from gdchaos.backend.dense import _activate_row, _derivative_from_output, _launch, activation_code
 from gdchaos.backend.jit import kernel
 
 BLOCK = 64  # networks per block (vector length of the inner loops)
@@ -51,6 +51,7 @@ def _small_mlp(theta_t, x, labels, sizes, code, scale, want_grad, loss_out, corr
         row_max = np.empty(w)
         arg_max = np.empty(w, dtype=np.int64)
         total = np.empty(w)
+        zeros = np.zeros(w)  # _activate_row adds a bias: the biases are already in
         for n in range(n_samples):
             # ------------------------------------------------------ forward
             for layer in range(n_layers):
@@ -90,8 +91,7 @@ def _small_mlp(theta_t, x, labels, sizes, code, scale, want_grad, loss_out, corr
                         k += 1
                 if layer < n_layers - 1:
                     for j in range(n_out):
-                        for i in range(w):
-                            acts[out0 + j, i] = _activate(acts[out0 + j, i], code)
+                        _activate_row(acts[out0 + j], zeros, code, acts[out0 + j])
             # ------------------------------------------------------ loss
             y = labels[n]
             for i in range(w):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from gdchaos.backend.dense import _activate, _derivative_from_output, activation_code, num_threads
+from gdchaos.backend.dense import _activate_row, _derivative_from_output, activation_code, num_threads
 from gdchaos.backend.jit import kernel
 
 BLOCK = 64  # samples per column-wise block of X (a block of Delta, BLOCK x K, stays in cache)
@@ -167,8 +167,7 @@ def _forward(indptr, indices, values, start, stop, w_cat, bias, code, out):
         for n in range(first, min(stop, first + ROWS_PER_TASK)):
             _gather_row(indptr, indices, values, n, w_cat, z)
             for r in range(n_nets):
-                for u in range(width):
-                    out[r, n - start, u] = _activate(z[r * width + u] + bias[r, u], code)
+                _activate_row(z[r * width:(r + 1) * width], bias[r], code, out[r, n - start])
 
 
 @kernel(parallel=True)
