@@ -58,8 +58,7 @@ class HessianOperator:
 
     def __init__(self, model: MLP, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *,
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
-        if theta.ndim != 2 or theta.shape[1] != model.n_params:
-            raise GdchaosError(f"theta: expected shape (R, {model.n_params}), got {theta.shape}")
+        _check_theta(model, theta)
         self.model, self.theta = model, theta
         self._x, self._y = x.astype(model.dtype, copy=False), y
         self._scale = 1.0 / x.shape[0]
@@ -206,8 +205,7 @@ class CNNHessianOperator:
 
     def __init__(self, model: CNN, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *,
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
-        if theta.ndim != 2 or theta.shape[1] != model.n_params:
-            raise GdchaosError(f"theta: expected shape (R, {model.n_params}), got {theta.shape}")
+        _check_theta(model, theta)
         self.model, self.theta = model, theta
         self._x, self._y = x.astype(model.dtype, copy=False), y
         self._scale = 1.0 / x.shape[0]
@@ -514,11 +512,16 @@ def _power_iteration(apply: Callable[[np.ndarray, np.ndarray], np.ndarray], star
     return quotient, vector, iterations, converged
 
 
+def _check_theta(model: Model, theta: np.ndarray) -> None:
+    """Raise ``GdchaosError`` unless theta is (R, P) for the model's P."""
+    if theta.ndim != 2 or theta.shape[1] != model.n_params:
+        raise GdchaosError(f"theta: expected shape (R, {model.n_params}), got {theta.shape}")
+
+
 def _check_arguments(model: Model, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                      v0: np.ndarray | None, tol: float, max_iter: int, subset: int | None) -> None:
     """Raise ``GdchaosError`` on bad arguments of :func:`top_eigenvalue`."""
-    if theta.ndim != 2 or theta.shape[1] != model.n_params:
-        raise GdchaosError(f"theta: expected shape (R, {model.n_params}), got {theta.shape}")
+    _check_theta(model, theta)
     model.check_data(x, y)
     if v0 is not None:
         if np.shape(v0) != theta.shape:
