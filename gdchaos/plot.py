@@ -410,10 +410,14 @@ def sharpness_figure(run: Run, etas: Sequence[int], ics: np.ndarray) -> Figure:
     """Top Hessian eigenvalue against epoch, one panel per learning rate, with 2/eta dashed (Fig. 14).
 
     Each initial condition faint, their median bold (robust to the spikes of single ICs). The y axis
-    is logarithmic when the positive values span more than a decade (values <= 0, a flat or indefinite
-    Hessian, are drawn on its bottom edge), else linear.
+    is logarithmic in every panel when the positive values and 2/eta of all panels span more than a
+    decade (values <= 0, a flat or indefinite Hessian, are drawn on its bottom edge), else linear.
     """
     epochs = run.results.file["sharpness_epochs"][()]
+    values = np.concatenate([run.array("sharpness", e, ics).ravel() for e in etas]
+                            + [2.0 / run.eta[np.asarray(etas)]])
+    positive = values[np.isfinite(values) & (values > 0)]
+    logarithmic = positive.size > 0 and positive.max() > 10 * positive.min()
     width = min(PAGE_WIDTH, 0.4 + 2.2 * len(etas))
     fig = Figure(figsize=(width, 2.1), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(etas)))
@@ -429,8 +433,7 @@ def sharpness_figure(run: Run, etas: Sequence[int], ics: np.ndarray) -> Figure:
         ax.set_title(rf"$\eta$ = {run.eta[e]:g}")
         ax.set_xlabel("epoch $t$")
         ax.set_xlim(epochs[0], epochs[-1])
-        positive = sharp[np.isfinite(sharp) & (sharp > 0)]
-        if positive.size and positive.max() > 10 * positive.min():
+        if logarithmic:
             ax.set_yscale("log", nonpositive="clip")  # values <= 0 sit on the bottom edge
             ax.set_ylim(bottom=0.5 * positive.min())
             _plain_log_ticks(ax.yaxis, positive.min(), positive.max())
