@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import time
 
 import numpy as np
@@ -11,7 +12,11 @@ from gdchaos.config import SweepConfig
 # training-set sizes and feature counts, so estimates need no data on disk
 DATASET_SHAPES = {"iris": (120, 4, 3), "digits": (1437, 64, 10), "mnist": (60000, 784, 10),
                   "fashion-mnist": (60000, 784, 10), "cifar10": (50000, 3072, 10)}
-EPOCH_OVERHEAD_SECONDS = 1.5e-3  # Python and kernel-launch cost of one batched epoch
+TEST_SIZES = {"iris": 30, "digits": 360, "mnist": 10000, "fashion-mnist": 10000, "cifar10": 10000}
+DATASET_DENSITY = {"iris": 1.0, "digits": 0.5, "mnist": 0.19, "fashion-mnist": 0.5, "cifar10": 1.0}
+CALIBRATION_SAMPLES = {"mlp": 8192, "cnn": 512}  # samples of the timed evaluations
+CALIBRATION_WORK = 2e9  # at most this many network-parameter-samples per timed evaluation
+MAX_CALIBRATION_NETWORKS = 4800
 TAU_FRACTION = 0.5  # assumed share of the tau budget the references still train past T
 
 
@@ -27,50 +32,55 @@ def network_size(config: SweepConfig) -> int:
     return _model(config).n_params
 
 
-def flops_per_sample(config: SweepConfig) -> float:
-    """Multiply-adds x 2 of one forward pass on one sample (convolutions reuse their weights)."""
-    if config.model.kind != "cnn":
-        return 2.0 * network_size(config)
-    from gdchaos.sweep import IMAGE_SHAPES
-
-    channels, height, width = IMAGE_SHAPES[config.dataset]
-    flops = 0.0
-    for layer in config.model.layers:
-        if layer["type"] == "conv":
-            size, pad = layer["kernel"], layer.get("padding", 0)
-            height, width = height + 2 * pad - size + 1, width + 2 * pad - size + 1
-            flops += 2.0 * height * width * size * size * channels * layer["channels"]
-            channels = layer["channels"]
-        elif layer["type"] == "maxpool":
-            height, width = height // layer.get("size", 2), width // layer.get("size", 2)
-    return flops + 2.0 * channels * height * width * DATASET_SHAPES[config.dataset][2]
-
-
-@functools.lru_cache(maxsize=1)
-def machine_flops() -> float:
-    """Measured float64 matrix-product speed of this machine (FLOP/s), ~0.2 s to measure."""
-    a = np.random.default_rng(0).random((2000, 784))
-    b = np.random.default_rng(1).random((784, 256))
-    a @ b
-    start = time.perf_counter()
-    repeats = 5
-    for _ in range(repeats):
-        a @ b
-    return repeats * 2 * a.shape[0] * a.shape[1] * b.shape[1] / (time.perf_counter() - start)
-
-
 def estimate_seconds(config: SweepConfig) -> float:
-    """Seconds for the whole sweep: 3 forward passes' flops per sample and network-epoch, plus overhead.
+    """Seconds for the whole sweep, from a timed evaluation of the config's network on this machine.
 
-    The tau phase is assumed to train the references for half of the remaining budget.
+    c = seconds per network and training sample of one gradient evaluation, measured on synthetic
+    data of the data set's shape and sparsity (see :func:`seconds_per_network_sample`); then
+    t = c N (ball network-epochs + tau network-epochs) (1 + N_test / (3 N)), the last factor for the
+    test accuracy (a forward pass, about a third of a gradient). The tau phase is assumed to train
+    the references for ``TAU_FRACTION`` of the budget left after T.
     """
-    n_samples = DATASET_SHAPES[config.dataset][0]
+    n_samples, n_test = DATASET_SHAPES[config.dataset][0], TEST_SIZES[config.dataset]
     n_eta, ball = len(config.etas), config.replicas + 1
     ball_epochs = n_eta * config.ics * ball * (config.epochs + 1)
     tau_epochs = n_eta * config.ics * (config.tau_epochs - config.epochs) * TAU_FRACTION
-    flops = 3.0 * flops_per_sample(config) * n_samples * (ball_epochs + tau_epochs)
+    per_sample = seconds_per_network_sample(config)
+    return per_sample * n_samples * (ball_epochs + tau_epochs) * (1 + n_test / (3 * n_samples))
+
+
+def seconds_per_network_sample(config: SweepConfig) -> float:
+    """Measured seconds of one gradient evaluation per network and sample, for this config's network
+    with as many networks as its first unit of work trains at once (cached per model and batch)."""
     from gdchaos.sweep import plan_units
 
-    units = len(plan_units(config, _model(config), n_samples))
-    overhead = units * (config.epochs + 1 + (config.tau_epochs - config.epochs) * TAU_FRACTION) * EPOCH_OVERHEAD_SECONDS
-    return flops / machine_flops() + overhead
+    model = _model(config)
+    unit = plan_units(config, model, DATASET_SHAPES[config.dataset][0])[0]
+    networks = (unit.eta_stop - unit.eta_start) * (unit.ic_stop - unit.ic_start) * (config.replicas + 1)
+    return _timed_evaluation(config.dataset, json.dumps(config.to_dict()["model"], sort_keys=True),
+                             min(networks, MAX_CALIBRATION_NETWORKS))
+
+
+@functools.lru_cache(maxsize=32)
+def _timed_evaluation(dataset: str, model_json: str, networks: int) -> float:
+    """Median seconds per network-sample of gradient evaluations on synthetic data (first call
+    compiles, or loads, the kernels and is not counted)."""
+    from gdchaos.config import from_dict
+    from gdchaos.sweep import build_model
+
+    n_samples, features, classes = DATASET_SHAPES[dataset]
+    config = from_dict({"dataset": dataset, "model": json.loads(model_json)})
+    model = build_model(config, features, classes)
+    n = min(n_samples, CALIBRATION_SAMPLES[config.model.kind],
+            max(256, int(CALIBRATION_WORK // (networks * model.n_params))))
+    n -= n % 64 if n >= 64 else 0
+    rng = np.random.default_rng(0)
+    x = rng.random((n, features)) * (rng.random((n, features)) < DATASET_DENSITY[dataset])
+    y = rng.integers(0, classes, n)
+    theta = model.init(rng, networks)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        model.evaluate(theta, x, y)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:])) / (networks * n)

@@ -1,0 +1,35 @@
+"""Run-time estimates (gdchaos.estimate) are measured on this machine and scale with the work."""
+import time
+
+import numpy as np
+
+from gdchaos import data, estimate
+from gdchaos.config import from_dict
+from gdchaos.model import MLP
+
+
+def _config(**values):
+    base = {"dataset": "iris", "etas": [0.1, 1.0], "ics": 4, "replicas": 2, "epochs": 20,
+            "tau_epochs": 20, "model": {"hidden": [10]}}
+    base.update(values)
+    return from_dict(base)
+
+
+def test_estimate_scales_with_learning_rates_ics_and_epochs():
+    one = estimate.estimate_seconds(_config())
+    assert one > 0
+    longer = estimate.estimate_seconds(_config(epochs=41, tau_epochs=41))  # 42 epochs instead of 21
+    assert abs(longer - one * 42 / 21) < 1e-9 * one
+
+
+def test_calibration_is_of_the_order_of_a_real_evaluation():
+    x, y, _, _ = data.load("iris")
+    model = MLP((4, 10, 3))
+    theta = model.init(np.random.default_rng(0), 24)
+    model.evaluate(theta, x, y)
+    start = time.perf_counter()
+    for _ in range(20):
+        model.evaluate(theta, x, y)
+    measured = (time.perf_counter() - start) / 20 / (24 * x.shape[0])
+    predicted = estimate.seconds_per_network_sample(_config(etas=[0.1, 1.0, 2.0], ics=4, replicas=1))
+    assert measured / 20 < predicted < measured * 20
