@@ -15,6 +15,7 @@ DATASET_SHAPES = {"iris": (120, 4, 3), "digits": (1437, 64, 10), "mnist": (60000
 TEST_SIZES = {"iris": 30, "digits": 360, "mnist": 10000, "fashion-mnist": 10000, "cifar10": 10000}
 DATASET_DENSITY = {"iris": 1.0, "digits": 0.5, "mnist": 0.19, "fashion-mnist": 0.5, "cifar10": 1.0}
 CALIBRATION_SAMPLES = {"mlp": 8192, "cnn": 512}  # samples of the timed evaluations
+CALIBRATION_SECONDS = 0.1  # time evaluations for at least this long (tiny ones: up to 50)
 CALIBRATION_WORK = 2e9  # at most this many network-parameter-samples per timed evaluation
 MAX_CALIBRATION_NETWORKS = 4800
 TAU_FRACTION = 0.5  # assumed share of the tau budget the references still train past T
@@ -63,8 +64,9 @@ def seconds_per_network_sample(config: SweepConfig) -> float:
 
 @functools.lru_cache(maxsize=32)
 def _timed_evaluation(dataset: str, model_json: str, networks: int) -> float:
-    """Median seconds per network-sample of gradient evaluations on synthetic data (first call
-    compiles, or loads, the kernels and is not counted)."""
+    """Median seconds per network-sample of gradient evaluations on synthetic data: at least 3
+    and up to 50 of them, until ``CALIBRATION_SECONDS`` (the first call compiles, or loads, the
+    kernels and is not counted)."""
     from gdchaos.config import from_dict
     from gdchaos.sweep import build_model
 
@@ -78,9 +80,10 @@ def _timed_evaluation(dataset: str, model_json: str, networks: int) -> float:
     x = rng.random((n, features)) * (rng.random((n, features)) < DATASET_DENSITY[dataset])
     y = rng.integers(0, classes, n)
     theta = model.init(rng, networks)
-    times = []
-    for _ in range(3):
+    model.evaluate(theta, x, y)
+    times: list[float] = []
+    while len(times) < 3 or (sum(times) < CALIBRATION_SECONDS and len(times) < 50):
         start = time.perf_counter()
         model.evaluate(theta, x, y)
         times.append(time.perf_counter() - start)
-    return float(np.median(times[1:])) / (networks * n)
+    return float(np.median(times)) / (networks * n)
