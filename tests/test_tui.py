@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import shutil
 import subprocess
 import sys
@@ -353,6 +354,8 @@ async def test_start_stop_resume_then_results(tmp_path, monkeypatch):
         live = app.screen
         assert isinstance(live, LiveScreen) and live.process.running
         assert (tmp_path / "run.h5.toml").exists()
+        if hasattr(os, "getpriority"):  # the run yields the CPU to the app
+            assert os.getpriority(os.PRIO_PROCESS, live.process.pid) > os.getpriority(os.PRIO_PROCESS, 0)
 
         spark = live.query_one("#log-d", LabelledSparkline)
         await wait_for(pilot, lambda: spark.data, what="ln d(t) data")

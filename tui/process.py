@@ -2,6 +2,7 @@
 starting it again (the runner continues the file where it stopped)."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 from gdchaos.config import SweepConfig, from_dict
 
 STOPPED_CODES = (130, -signal.SIGTERM)  # stopped cleanly, or before the runner took over SIGTERM
+CHILD_NICENESS = 5  # the sweep yields the CPU to the app (and to the user's shell)
 
 
 class SweepProcess:
@@ -48,9 +50,16 @@ class SweepProcess:
         self._stderr, self._failure = tempfile.TemporaryFile(), None
         command = [sys.executable, "-m", "gdchaos", "run", "--headless", "--config", str(self.config_path),
                    "-o", str(self.output), "--quiet"]
-        # own session: a run left going on purpose survives the terminal that started the app
+        # own session: a run left going on purpose survives the terminal that started the app;
+        # a lower priority (nice CHILD_NICENESS): on a busy machine keys still answer at once
         self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=self._stderr, start_new_session=True)
+        if hasattr(os, "setpriority"):  # POSIX; set from here: preexec_fn is unsafe with threads
+            own = os.getpriority(os.PRIO_PROCESS, 0)
+            try:
+                os.setpriority(os.PRIO_PROCESS, self._child.pid, min(own + CHILD_NICENESS, 19))
+            except ProcessLookupError:  # already ended (e.g. a config error): nothing to lower
+                pass
 
     def stop(self) -> None:
         """Ask the run to stop: SIGTERM, which the runner treats like Ctrl-C (file stays resumable)."""
