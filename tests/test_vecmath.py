@@ -14,8 +14,10 @@ def _apply(x, which):
             out[i] = vecmath.exp_nonpositive(x[i])
         elif which == 1:
             out[i] = vecmath.tanh(x[i])
-        else:
+        elif which == 2:
             out[i] = vecmath.sigmoid(x[i])
+        else:
+            out[i] = vecmath.expm1_nonpositive(x[i])
     return out
 
 
@@ -38,6 +40,13 @@ def test_exp_of_nonpositive_arguments_within_one_ulp():
     assert _ulps(_apply(x, 0), np.exp(x)) <= 1.0
 
 
+def test_expm1_of_nonpositive_arguments_within_two_ulp():
+    """Also near 0, where exp(x) - 1 would lose every digit: what tanh is built on."""
+    x = -np.abs(_arguments())
+    x = x[x >= -708]
+    assert _ulps(_apply(x, 3), np.expm1(x)) <= 2.0
+
+
 def test_tanh_within_three_ulp_everywhere():
     x = _arguments()
     assert _ulps(_apply(x, 1), np.tanh(x)) <= 3.0
@@ -51,7 +60,7 @@ def test_sigmoid_relative_error():
     assert np.max(np.abs(_apply(x, 2)[ok] - want[ok]) / want[ok]) < 1e-14
 
 
-@pytest.mark.parametrize("which", [0, 1, 2])
+@pytest.mark.parametrize("which", [0, 1, 2, 3])
 def test_nan_propagates(which):
     assert np.isnan(_apply(np.array([np.nan]), which)[0])
 

@@ -1,170 +1,232 @@
-"""Whole-network kernel for many small MLPs (Iris-sized): networks on the innermost axis.
+"""Whole-network kernel for many small MLPs (Iris-sized): samples on the innermost axis.
 
 For tiny networks the layer-by-layer path (one BLAS call or kernel per layer for all networks)
-streams large arrays through memory several times per epoch, and per-network loops over 3-10
-units cannot use SIMD. Here the parameters are transposed to (P, R) so that the innermost loop
-runs over a block of networks: one sample at a time, every multiply-add is a contiguous vector
-operation over the block, and a block's activations and gradients stay in cache. Threads take
-different blocks. Same mathematics as :mod:`gdchaos.model` (which the tests compare against):
+streams large arrays through memory several times per epoch. Here each thread takes whole
+networks, one after another, and keeps one network's activations on all samples, (units, N),
+in its cache. Every loop runs over the samples of one unit: a contiguous, vectorised pass with
+the network's weights as scalars (x is transposed once to (features, N)). Weight gradients are
+dot products over the samples. Threads take different networks, so a network's result does not
+depend on the batch it is in. Same mathematics as :mod:`gdchaos.model` (which the tests compare
+against):
 
     a_0 = x,  a_l = act(a_{l-1} W_l + b_l),  z_L = a_{L-1} W_L + b_L,
-    loss = sum_n [logsumexp(z_n) - z_{n,y_n}],  dL/dz = scale (softmax(z) - onehot(y)).
+    loss = sum_n [logsumexp(z_n) - z_{n,y_n}],  dL/dz = scale (softmax(z) - onehot(y)),
+    dL/dW_l = a_{l-1}^T delta_l,  dL/db_l = sum_n delta_l,  delta_{l-1} = (delta_l W_l^T) act'(a_{l-1}).
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from gdchaos.backend import vecmath
-from gdchaos.backend.dense import _activate_row, _derivative_from_output, _launch, activation_code
+from gdchaos.backend.dense import _launch, activation_code
 from gdchaos.backend.jit import kernel
 
-BLOCK = 64  # networks per block (vector length of the inner loops)
+CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
+LOG_EVERY = 32  # the loss sums log(prod of 32 softmax denominators): each is in [1, C]
+
+
+# The sums over samples may be reordered (``reassoc``) so that LLVM vectorises them with several
+# partial sums: the order is fixed by the compiled code, so results stay deterministic and do not
+# depend on the batch. Separate functions: the flag stays on these instructions when inlined.
+@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def _dot(a, b, n):
+    """sum_k a[k] b[k], k < n."""
+    s = 0.0
+    for k in range(n):
+        s += a[k] * b[k]
+    return s
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def _dot4(a, b0, b1, b2, b3, n):
+    """The four sums_k a[k] b_i[k], k < n, in one pass over a."""
+    s0 = s1 = s2 = s3 = 0.0
+    for k in range(n):
+        s0 += a[k] * b0[k]
+        s1 += a[k] * b1[k]
+        s2 += a[k] * b2[k]
+        s3 += a[k] * b3[k]
+    return s0, s1, s2, s3
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def _sum(a, n):
+    """sum_k a[k], k < n."""
+    s = 0.0
+    for k in range(n):
+        s += a[k]
+    return s
 
 
 @kernel(parallel=True)
-def _small_mlp(theta_t, x, labels, sizes, code, scale, want_grad, loss_out, correct_out, grad_t):
-    n_params, n_nets = theta_t.shape
-    n_samples = x.shape[0]
+def _small_mlp(theta, x_t, labels, sizes, code, scale, want_grad, loss_out, correct_out, grad_out, n_chunks):
+    n_nets, n_params = theta.shape
+    n_samples = x_t.shape[1]
     n_layers = sizes.shape[0] - 1
-    act_offsets = np.zeros(n_layers + 1, dtype=np.int64)  # rows of a_1..a_L in `acts`
-    param_offsets = np.zeros(n_layers + 1, dtype=np.int64)  # row of W_l in theta_t (b_l follows)
+    act_offsets = np.zeros(n_layers + 1, dtype=np.int64)
+    param_offsets = np.zeros(n_layers + 1, dtype=np.int64)
     for layer in range(n_layers):
         act_offsets[layer + 1] = act_offsets[layer] + sizes[layer + 1]
         param_offsets[layer + 1] = param_offsets[layer] + sizes[layer] * sizes[layer + 1] + sizes[layer + 1]
     width_max = 0
-    for layer in range(n_layers + 1):
+    for layer in range(1, n_layers + 1):
         width_max = max(width_max, sizes[layer])
     n_classes = sizes[n_layers]
     logit0 = act_offsets[n_layers - 1]
-    n_blocks = (n_nets + BLOCK - 1) // BLOCK
-    for block in prange(n_blocks):
-        r0 = block * BLOCK
-        w = min(BLOCK, n_nets - r0)
-        params = np.ascontiguousarray(theta_t[:, r0:r0 + w])
-        acts = np.empty((act_offsets[n_layers], w))
-        delta = np.empty((width_max, w))
-        below = np.empty((width_max, w))
-        grads = np.zeros((n_params, w))
-        loss = np.zeros(w)
-        correct = np.zeros(w, dtype=np.int64)
-        row_max = np.empty(w)
-        arg_max = np.empty(w, dtype=np.int64)
-        total = np.empty(w)
-        zeros = np.zeros(w)  # _activate_row adds a bias: the biases are already in
-        for n in range(n_samples):
-            # ------------------------------------------------------ forward
+    for chunk in prange(n_chunks):
+        acts = np.empty((act_offsets[n_layers], n_samples))
+        delta = np.empty((width_max, n_samples))
+        below = np.empty((width_max, n_samples))
+        row_max = np.empty(n_samples)
+        arg_max = np.empty(n_samples, dtype=np.int64)
+        inv = np.empty(n_samples)
+        r_start = chunk * n_nets // n_chunks
+        r_stop = (chunk + 1) * n_nets // n_chunks
+        for r in range(r_start, r_stop):
+            p = theta[r]
+            # ---------------------------------------------------------- forward
             for layer in range(n_layers):
                 n_in, n_out = sizes[layer], sizes[layer + 1]
                 w0 = param_offsets[layer]
                 b0 = w0 + n_in * n_out
                 out0 = act_offsets[layer]
-                in0 = act_offsets[layer - 1] if layer > 0 else 0
-                for j in range(n_out):
-                    # a_j = b_j + sum_k in_k W_kj, four inputs per pass over the block of networks
+                ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
+                for j in range(n_out):  # a_j = act(b_j + sum_k in_k W_kj), four inputs per pass
                     a = acts[out0 + j]
-                    a[:] = params[b0 + j]
+                    bias = p[b0 + j]
                     k = 0
+                    if n_in >= 4:
+                        c0, c1, c2, c3 = p[w0 + j], p[w0 + n_out + j], p[w0 + 2 * n_out + j], p[w0 + 3 * n_out + j]
+                        i0, i1, i2, i3 = ins[0], ins[1], ins[2], ins[3]
+                        for n in range(n_samples):
+                            a[n] = bias + ((c0 * i0[n] + c1 * i1[n]) + (c2 * i2[n] + c3 * i3[n]))
+                        k = 4
+                    else:
+                        for n in range(n_samples):
+                            a[n] = bias
                     while k + 4 <= n_in:
-                        p0, p1 = params[w0 + k * n_out + j], params[w0 + (k + 1) * n_out + j]
-                        p2, p3 = params[w0 + (k + 2) * n_out + j], params[w0 + (k + 3) * n_out + j]
-                        if layer == 0:
-                            v0, v1, v2, v3 = x[n, k], x[n, k + 1], x[n, k + 2], x[n, k + 3]
-                            for i in range(w):
-                                a[i] += (v0 * p0[i] + v1 * p1[i]) + (v2 * p2[i] + v3 * p3[i])
-                        else:
-                            q0, q1 = acts[in0 + k], acts[in0 + k + 1]
-                            q2, q3 = acts[in0 + k + 2], acts[in0 + k + 3]
-                            for i in range(w):
-                                a[i] += (q0[i] * p0[i] + q1[i] * p1[i]) + (q2[i] * p2[i] + q3[i] * p3[i])
+                        c0, c1 = p[w0 + k * n_out + j], p[w0 + (k + 1) * n_out + j]
+                        c2, c3 = p[w0 + (k + 2) * n_out + j], p[w0 + (k + 3) * n_out + j]
+                        i0, i1, i2, i3 = ins[k], ins[k + 1], ins[k + 2], ins[k + 3]
+                        for n in range(n_samples):
+                            a[n] += (c0 * i0[n] + c1 * i1[n]) + (c2 * i2[n] + c3 * i3[n])
                         k += 4
                     while k < n_in:
-                        p0 = params[w0 + k * n_out + j]
-                        if layer == 0:
-                            v0 = x[n, k]
-                            for i in range(w):
-                                a[i] += v0 * p0[i]
-                        else:
-                            q0 = acts[in0 + k]
-                            for i in range(w):
-                                a[i] += q0[i] * p0[i]
+                        c0 = p[w0 + k * n_out + j]
+                        i0 = ins[k]
+                        for n in range(n_samples):
+                            a[n] += c0 * i0[n]
                         k += 1
-                if layer < n_layers - 1:
-                    for j in range(n_out):
-                        _activate_row(acts[out0 + j], zeros, code, acts[out0 + j])
-            # ------------------------------------------------------ loss
-            y = labels[n]
-            for i in range(w):
-                row_max[i] = acts[logit0, i]
-                arg_max[i] = 0
-                total[i] = 0.0
+                    if layer < n_layers - 1:
+                        if code == 0:
+                            for n in range(n_samples):
+                                a[n] = vecmath.tanh(a[n])
+                        elif code == 1:
+                            for n in range(n_samples):
+                                a[n] = vecmath.sigmoid(a[n])
+                        else:
+                            for n in range(n_samples):
+                                a[n] = a[n] if a[n] > 0.0 else 0.0
+            # ---------------------------------------------------------- loss
+            z0 = acts[logit0]
+            for n in range(n_samples):
+                row_max[n] = z0[n]
+                arg_max[n] = 0
             for c in range(1, n_classes):
-                for i in range(w):
-                    if acts[logit0 + c, i] > row_max[i]:
-                        row_max[i] = acts[logit0 + c, i]
-                        arg_max[i] = c
+                z = acts[logit0 + c]
+                for n in range(n_samples):
+                    bigger = z[n] > row_max[n]
+                    row_max[n] = z[n] if bigger else row_max[n]
+                    arg_max[n] = c if bigger else arg_max[n]
+            for n in range(n_samples):  # inv: the softmax denominators, then scale / them
+                inv[n] = 0.0
             for c in range(n_classes):
-                for i in range(w):
-                    delta[c, i] = vecmath.exp_nonpositive(acts[logit0 + c, i] - row_max[i])
-                    total[i] += delta[c, i]
-            for i in range(w):
-                loss[i] += row_max[i] + np.log(total[i]) - acts[logit0 + y, i]
-                if arg_max[i] == y:
-                    correct[i] += 1
+                z = acts[logit0 + c]
+                e = delta[c]
+                for n in range(n_samples):
+                    e[n] = vecmath.exp_nonpositive(z[n] - row_max[n])
+                    inv[n] += e[n]
+            loss = 0.0
+            correct = 0
+            product = 1.0
+            for n in range(n_samples):
+                y = labels[n]
+                product *= inv[n]
+                if n % LOG_EVERY == LOG_EVERY - 1:
+                    loss += np.log(product)
+                    product = 1.0
+                loss += row_max[n] - acts[logit0 + y, n]
+                correct += arg_max[n] == y
+            loss_out[r] = loss + np.log(product)
+            correct_out[r] = correct
             if not want_grad:
                 continue
-            for c in range(n_classes):  # delta = scale (softmax - onehot)
-                for i in range(w):
-                    delta[c, i] *= scale / total[i]
-            for i in range(w):
-                delta[y, i] -= scale
-            # ------------------------------------------------------ backward
+            for n in range(n_samples):
+                inv[n] = scale / inv[n]
+            for c in range(n_classes):
+                e = delta[c]
+                for n in range(n_samples):
+                    e[n] *= inv[n]
+            for n in range(n_samples):  # delta = scale (softmax - onehot)
+                delta[labels[n], n] -= scale
+            g = grad_out[r]
+            # ---------------------------------------------------------- backward
             for layer in range(n_layers - 1, -1, -1):
                 n_in, n_out = sizes[layer], sizes[layer + 1]
                 w0 = param_offsets[layer]
                 b0 = w0 + n_in * n_out
-                in0 = act_offsets[layer - 1] if layer > 0 else 0
+                ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
                 for j in range(n_out):
-                    for i in range(w):
-                        grads[b0 + j, i] += delta[j, i]
+                    g[b0 + j] = _sum(delta[j], n_samples)
                 for k in range(n_in):
-                    for j in range(n_out):
-                        row = w0 + k * n_out + j
-                        if layer == 0:
-                            value = x[n, k]
-                            for i in range(w):
-                                grads[row, i] += value * delta[j, i]
-                        else:
-                            for i in range(w):
-                                grads[row, i] += acts[in0 + k, i] * delta[j, i]
-                if layer == 0:
-                    break
-                for k in range(n_in):
-                    # dL/da_k = act'(a_k) sum_j W_kj delta_j, four outputs per pass
-                    b = below[k]
-                    b[:] = 0.0
                     row = w0 + k * n_out
                     j = 0
-                    while j + 4 <= n_out:
-                        p0, p1, p2, p3 = params[row + j], params[row + j + 1], params[row + j + 2], params[row + j + 3]
-                        d0, d1, d2, d3 = delta[j], delta[j + 1], delta[j + 2], delta[j + 3]
-                        for i in range(w):
-                            b[i] += (p0[i] * d0[i] + p1[i] * d1[i]) + (p2[i] * d2[i] + p3[i] * d3[i])
+                    while j + 4 <= n_out:  # one pass over in_k for four weights
+                        g[row + j], g[row + j + 1], g[row + j + 2], g[row + j + 3] = _dot4(
+                            ins[k], delta[j], delta[j + 1], delta[j + 2], delta[j + 3], n_samples)
                         j += 4
                     while j < n_out:
-                        p0, d0 = params[row + j], delta[j]
-                        for i in range(w):
-                            b[i] += p0[i] * d0[i]
+                        g[row + j] = _dot(ins[k], delta[j], n_samples)
                         j += 1
-                    q = acts[in0 + k]
-                    for i in range(w):
-                        b[i] *= _derivative_from_output(q[i], code)
+                if layer == 0:
+                    break
+                for k in range(n_in):  # dL/da_k = act'(a_k) sum_j W_kj delta_j, four outputs per pass
+                    b = below[k]
+                    row = w0 + k * n_out
+                    j = 0
+                    if n_out >= 4:
+                        c0, c1, c2, c3 = p[row], p[row + 1], p[row + 2], p[row + 3]
+                        d0, d1, d2, d3 = delta[0], delta[1], delta[2], delta[3]
+                        for n in range(n_samples):
+                            b[n] = (c0 * d0[n] + c1 * d1[n]) + (c2 * d2[n] + c3 * d3[n])
+                        j = 4
+                    else:
+                        for n in range(n_samples):
+                            b[n] = 0.0
+                    while j + 4 <= n_out:
+                        c0, c1, c2, c3 = p[row + j], p[row + j + 1], p[row + j + 2], p[row + j + 3]
+                        d0, d1, d2, d3 = delta[j], delta[j + 1], delta[j + 2], delta[j + 3]
+                        for n in range(n_samples):
+                            b[n] += (c0 * d0[n] + c1 * d1[n]) + (c2 * d2[n] + c3 * d3[n])
+                        j += 4
+                    while j < n_out:
+                        c0, d0 = p[row + j], delta[j]
+                        for n in range(n_samples):
+                            b[n] += c0 * d0[n]
+                        j += 1
+                    q = ins[k]
+                    if code == 0:
+                        for n in range(n_samples):
+                            b[n] *= 1.0 - q[n] * q[n]
+                    elif code == 1:
+                        for n in range(n_samples):
+                            b[n] *= q[n] * (1.0 - q[n])
+                    else:
+                        for n in range(n_samples):
+                            b[n] *= 1.0 if q[n] > 0.0 else 0.0
                 delta, below = below, delta
-        for i in range(w):
-            loss_out[r0 + i] = loss[i]
-            correct_out[r0 + i] = correct[i]
-        if want_grad:
-            grad_t[:, r0:r0 + w] = grads
 
 
 def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...],
@@ -174,11 +236,14 @@ def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple
     ``theta`` (R, P) uses the flat layout of :class:`gdchaos.model.MLP`.
     """
     n_nets, n_params = theta.shape
-    theta_t = np.ascontiguousarray(theta.T)
+    theta = np.ascontiguousarray(theta)
+    n_samples = x.shape[0]
+    x_t = np.ascontiguousarray(x.T, dtype=np.float64)  # float32 networks also compute in float64
     loss = np.empty(n_nets)
     correct = np.empty(n_nets, dtype=np.int64)
-    grad_t = np.empty((n_params, n_nets) if grad else (0, n_nets), dtype=theta.dtype)
-    _launch(_small_mlp, n_nets * x.shape[0] * n_params, theta_t, x, labels,
+    gradient = np.empty((n_nets if grad else 0, n_params), dtype=theta.dtype)
+    n_chunks = max(1, min(n_nets, CHUNKS_PER_THREAD * numba.get_num_threads()))
+    _launch(_small_mlp, n_nets * n_samples * n_params, theta, x_t, np.ascontiguousarray(labels),
             np.asarray(sizes, dtype=np.int64), activation_code(activation), scale, grad, loss, correct,
-            grad_t)
-    return loss, correct, np.ascontiguousarray(grad_t.T) if grad else None
+            gradient, n_chunks)
+    return loss, correct, gradient if grad else None
