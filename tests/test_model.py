@@ -1,6 +1,7 @@
 """The batched MLP engine against independent ground truth (finite differences, single networks)."""
 import warnings
 
+import numba
 import numpy as np
 import pytest
 
@@ -95,6 +96,27 @@ def test_batch_equals_separate_networks_with_own_learning_rates(sizes):
             assert single.loss[0] == pytest.approx(evaluation.loss[r], rel=1e-12)
     for r in range(4):
         np.testing.assert_allclose(batch[r], singles[r][0], rtol=1e-12, atol=1e-12)
+
+
+def test_whole_network_kernel_is_bit_identical_across_batches_and_threads(kernel_path):
+    """Each network runs through the same code whatever batch it is in and whichever thread takes it."""
+    if kernel_path != "whole-network":
+        pytest.skip("property of the whole-network kernel")
+    model = MLP((5, 7, 6, 3), activation="tanh")
+    x, y = _problem(model.sizes, n=37)
+    theta = model.init(np.random.default_rng(4), 50)
+    batch = model.evaluate(theta, x, y)
+    alone = model.evaluate(theta[17:18], x, y)
+    np.testing.assert_array_equal(alone.grad[0], batch.grad[17])
+    np.testing.assert_array_equal(alone.loss[0], batch.loss[17])
+    previous = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = model.evaluate(theta, x, y)
+    finally:
+        numba.set_num_threads(previous)
+    np.testing.assert_array_equal(serial.grad, batch.grad)
+    np.testing.assert_array_equal(serial.loss, batch.loss)
 
 
 def test_memory_budget_splits_samples_without_changing_results():
