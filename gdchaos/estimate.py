@@ -19,6 +19,9 @@ CALIBRATION_SECONDS = 0.1  # time evaluations for at least this long (tiny ones:
 CALIBRATION_WORK = 2e9  # at most this many network-parameter-samples per timed evaluation
 MAX_CALIBRATION_NETWORKS = 4800
 TAU_FRACTION = 0.5  # assumed share of the tau budget the references still train past T
+# fixed costs measured on the 2-core development machine (iris-tanh preset, 2026-11-27)
+START_SECONDS = 2.0  # imports, loading Numba's cached kernels, creating the results file
+FIT_SECONDS = 1.3e-3  # analysis of one eps-ball (one initial condition at one eta), T = 201
 
 
 def _model(config: SweepConfig):
@@ -40,14 +43,20 @@ def estimate_seconds(config: SweepConfig) -> float:
     data of the data set's shape and sparsity (see :func:`seconds_per_network_sample`); then
     t = c N (ball network-epochs + tau network-epochs) (1 + N_test / (3 N)), the last factor for the
     test accuracy (a forward pass, about a third of a gradient). The tau phase is assumed to train
-    the references for ``TAU_FRACTION`` of the budget left after T.
+    the references for ``TAU_FRACTION`` of the budget left after T. Plus :func:`overhead_seconds`.
     """
     n_samples, n_test = DATASET_SHAPES[config.dataset][0], TEST_SIZES[config.dataset]
     n_eta, ball = len(config.etas), config.replicas + 1
     ball_epochs = n_eta * config.ics * ball * (config.epochs + 1)
     tau_epochs = n_eta * config.ics * (config.tau_epochs - config.epochs) * TAU_FRACTION
     per_sample = seconds_per_network_sample(config)
-    return per_sample * n_samples * (ball_epochs + tau_epochs) * (1 + n_test / (3 * n_samples))
+    compute = per_sample * n_samples * (ball_epochs + tau_epochs) * (1 + n_test / (3 * n_samples))
+    return compute + overhead_seconds(config)
+
+
+def overhead_seconds(config: SweepConfig) -> float:
+    """Seconds outside training: start-up plus the analysis of every eps-ball (fixed figures)."""
+    return START_SECONDS + FIT_SECONDS * len(config.etas) * config.ics
 
 
 def seconds_per_network_sample(config: SweepConfig) -> float:

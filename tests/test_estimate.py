@@ -16,10 +16,12 @@ def _config(**values):
 
 
 def test_estimate_scales_with_learning_rates_ics_and_epochs():
-    one = estimate.estimate_seconds(_config())
+    fixed = estimate.overhead_seconds(_config())
+    one = estimate.estimate_seconds(_config()) - fixed
     assert one > 0
-    longer = estimate.estimate_seconds(_config(epochs=41, tau_epochs=41))  # 42 epochs instead of 21
+    longer = estimate.estimate_seconds(_config(epochs=41, tau_epochs=41)) - fixed  # 42 epochs, not 21
     assert abs(longer - one * 42 / 21) < 1e-9 * one
+    assert estimate.overhead_seconds(_config(ics=8)) > fixed  # one fit per ball
 
 
 def test_calibration_is_of_the_order_of_a_real_evaluation():
