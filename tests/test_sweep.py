@@ -120,7 +120,10 @@ def test_existing_file_with_another_config_is_refused(tmp_path):
 
 
 def _write_config(tmp_path, **extra):
-    lines = ['etas = [0.5, 10.0]', 'ics = 4', 'replicas = 2', 'epochs = 600', 'tau_epochs = 600',
+    # 8 units of 121 Iris networks x 600 epochs, about 0.4 s each: a run lasts long enough to be read,
+    # stopped and killed mid-sweep (the replicas set a unit's duration; more epochs would also make
+    # the final fits slower)
+    lines = ['etas = [0.5, 10.0]', 'ics = 4', 'replicas = 120', 'epochs = 600', 'tau_epochs = 600',
              'ics_per_unit = 1', 'etas_per_unit = 1', 'seed = 3']
     lines += [f"{key} = {value}" for key, value in extra.items()]
     path = tmp_path / "config.toml"
