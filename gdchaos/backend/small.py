@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from gdchaos.backend import vecmath
 from gdchaos.backend.dense import _launch, activation_code
-from gdchaos.backend.jit import kernel
+from gdchaos.backend.jit import kernel, reduction
 
 CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
 LOG_EVERY = 32  # the loss sums log(prod of 32 softmax denominators): each is in [1, C]
 
 
-# The sums over samples may be reordered (``reassoc``) so that LLVM vectorises them with several
-# partial sums: the order is fixed by the compiled code, so results stay deterministic and do not
-# depend on the batch. Separate functions: the flag stays on these instructions when inlined.
-@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+# sums over samples: vectorised with several partial sums (see jit.reduction)
+@reduction()
 def _dot(a, b, n):
     """sum_k a[k] b[k], k < n."""
     s = 0.0
@@ -39,7 +37,7 @@ def _dot(a, b, n):
     return s
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+@reduction()
 def _dot4(a, b0, b1, b2, b3, n):
     """The four sums_k a[k] b_i[k], k < n, in one pass over a."""
     s0 = s1 = s2 = s3 = 0.0
@@ -51,7 +49,7 @@ def _dot4(a, b0, b1, b2, b3, n):
     return s0, s1, s2, s3
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract", "reassoc"})
+@reduction()
 def _sum(a, n):
     """sum_k a[k], k < n."""
     s = 0.0
