@@ -167,8 +167,11 @@ def window_grid(y: np.ndarray, first_end: int, last_end: int, stop: int,
     keep = b - a + 1 >= params.min_len
     a, b = a[keep], b[keep]
     slope, intercept, sse, r2 = _lines(cums, a, b)
-    before, _, sse_before, _ = _lines(cums, np.zeros_like(a), a - 1)
-    after, after_intercept, sse_after, _ = _lines(cums, b + 1, np.full_like(b, stop))
+    # the transient line depends on a only, the saturated line on b only: fit each once, then gather
+    starts, ends = np.arange(last_end + 1), np.arange(first_end, last_end + 1)
+    before, _, sse_before, _ = (v[a] for v in _lines(cums, np.zeros_like(starts), starts - 1))
+    after, after_intercept, sse_after, _ = (v[b - first_end] for v in _lines(cums, ends + 1,
+                                                                             np.full_like(ends, stop)))
     n = stop + 1.0
     optional = (a > 0).astype(np.float64) + (b < stop)
     total = sse + sse_before + sse_after + n * _RESOLUTION**2
