@@ -21,7 +21,7 @@ MAX_CALIBRATION_NETWORKS = 4800
 TAU_FRACTION = 0.5  # assumed share of the tau budget the references still train past T
 # fixed costs measured on the 2-core development machine (iris-tanh preset, 2026-11-27)
 START_SECONDS = 2.0  # imports, loading Numba's cached kernels, creating the results file
-FIT_SECONDS = 1.3e-3  # analysis of one eps-ball (one initial condition at one eta), T = 201
+FIT_SECONDS = 0.9e-3  # analysis of one eps-ball (one initial condition at one eta), T = 201
 
 
 def _model(config: SweepConfig):
