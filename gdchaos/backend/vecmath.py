@@ -37,16 +37,23 @@ def _bits_float(typingctx, bits):
 
 
 @njit(inline="always")
-def exp_nonpositive(x: float) -> float:
-    """e^x for x <= 0 (larger x is not supported): e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln2/2.
+def _reduce(x: float) -> tuple[float, float]:
+    """x = k ln 2 + r, k = round(x / ln 2), |r| <= ln2/2, for x <= 0: returns (r, 2^k).
 
-    e^r by its Taylor polynomial of degree 13 (error < 4e-18), 2^k built in the exponent bits.
-    x < -708 gives e^-708 instead of a subnormal or 0: negligible wherever it is added to 1.
+    x < -708 is raised to -708 (e^-708 = 3.3e-308, the smallest result kept normal); NaN
+    propagates through r.
     """
     x = EXP_FLOOR if x < EXP_FLOOR else x  # NaN fails the test and propagates
     shifted = x * LOG2E + ROUND
     k = shifted - ROUND
     r = (x - k * LN2_HI) - k * LN2_LO
+    # the low bits of ``shifted`` hold k; shifting k + 1023 into the exponent field gives 2^k
+    return r, _bits_float((_float_bits(shifted) + 1023) << 52)
+
+
+@njit(inline="always")
+def _series_tail(r: float) -> float:
+    """P(r) = 1/2 + r/6 + ... + r^11/13! by Horner: e^r = 1 + r + r^2 P(r) (error < 4e-18 for |r| <= ln2/2)."""
     p = 1.0 / 6227020800.0
     p = p * r + 1.0 / 479001600.0
     p = p * r + 1.0 / 39916800.0
@@ -58,11 +65,20 @@ def exp_nonpositive(x: float) -> float:
     p = p * r + 1.0 / 120.0
     p = p * r + 1.0 / 24.0
     p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    # the low bits of ``shifted`` hold k; shifting k + 1023 into the exponent field gives 2^k
-    return p * _bits_float((_float_bits(shifted) + 1023) << 52)
+    return p * r + 0.5
+
+
+@njit(inline="always")
+def exp_nonpositive(x: float) -> float:
+    """e^x for x <= 0 (larger x is not supported): e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln2/2.
+
+    e^r by its Taylor polynomial of degree 13 (Horner, ending in ... r + 1), 2^k built in the
+    exponent bits. x < -708 gives e^-708 instead of a subnormal or 0: negligible wherever it is
+    added to 1.
+    """
+    r, two_k = _reduce(x)
+    p = _series_tail(r) * r + 1.0
+    return (p * r + 1.0) * two_k
 
 
 @njit(inline="always")
@@ -70,27 +86,11 @@ def expm1_nonpositive(x: float) -> float:
     """e^x - 1 for x <= 0, accurate to a few ulp also near 0 (where e^x - 1 cancels).
 
     x = k ln 2 + r as in :func:`exp_nonpositive`; e^x - 1 = 2^k (e^r - 1) + (2^k - 1), with
-    e^r - 1 = r + r^2 (1/2 + r/6 + ... + r^11/13!) (error < 5e-18 relative); both terms are
-    exact or well conditioned (k = 0 gives e^r - 1 itself, k != 0 a result below -0.29).
+    e^r - 1 = r + r^2 P(r); both terms are exact or well conditioned (k = 0 gives e^r - 1 itself,
+    k != 0 a result below -0.29).
     """
-    x = EXP_FLOOR if x < EXP_FLOOR else x  # NaN fails the test and propagates
-    shifted = x * LOG2E + ROUND
-    k = shifted - ROUND
-    r = (x - k * LN2_HI) - k * LN2_LO
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    q = r + (r * r) * p
-    two_k = _bits_float((_float_bits(shifted) + 1023) << 52)
+    r, two_k = _reduce(x)
+    q = r + (r * r) * _series_tail(r)
     return two_k * q + (two_k - 1.0)
 
 
