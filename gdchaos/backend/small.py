@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
 from gdchaos.backend import vecmath
-from gdchaos.backend.dense import _launch, activation_code
+from gdchaos.backend.dense import _activate_row, _derivative_from_output, _launch, activation_code
 from gdchaos.backend.jit import kernel, reduction
 
 CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
@@ -58,6 +58,34 @@ def _sum(a, n):
     return s
 
 
+@njit(inline="always")
+def _weighted_rows(out, bias, rows, p, index0, stride, count, n_samples):
+    """out[n] = bias + sum_{i < count} p[index0 + i stride] rows[i, n], four rows per pass over the
+    samples (forward: a_j from the inputs and column j of W; backward: dL/da_k from delta and row k)."""
+    i = 0
+    if count >= 4:
+        c0, c1, c2, c3 = p[index0], p[index0 + stride], p[index0 + 2 * stride], p[index0 + 3 * stride]
+        r0, r1, r2, r3 = rows[0], rows[1], rows[2], rows[3]
+        for n in range(n_samples):
+            out[n] = bias + ((c0 * r0[n] + c1 * r1[n]) + (c2 * r2[n] + c3 * r3[n]))
+        i = 4
+    else:
+        for n in range(n_samples):
+            out[n] = bias
+    while i + 4 <= count:
+        c0, c1 = p[index0 + i * stride], p[index0 + (i + 1) * stride]
+        c2, c3 = p[index0 + (i + 2) * stride], p[index0 + (i + 3) * stride]
+        r0, r1, r2, r3 = rows[i], rows[i + 1], rows[i + 2], rows[i + 3]
+        for n in range(n_samples):
+            out[n] += (c0 * r0[n] + c1 * r1[n]) + (c2 * r2[n] + c3 * r3[n])
+        i += 4
+    while i < count:
+        c0, r0 = p[index0 + i * stride], rows[i]
+        for n in range(n_samples):
+            out[n] += c0 * r0[n]
+        i += 1
+
+
 @kernel(parallel=True)
 def _small_mlp(theta, x_t, labels, sizes, code, scale, want_grad, loss_out, correct_out, grad_out, n_chunks):
     n_nets, n_params = theta.shape
@@ -80,6 +108,7 @@ def _small_mlp(theta, x_t, labels, sizes, code, scale, want_grad, loss_out, corr
         row_max = np.empty(n_samples)
         arg_max = np.empty(n_samples, dtype=np.int64)
         inv = np.empty(n_samples)
+        zeros = np.zeros(n_samples)  # _activate_row adds a bias: the biases are already in
         r_start = chunk * n_nets // n_chunks
         r_stop = (chunk + 1) * n_nets // n_chunks
         for r in range(r_start, r_stop):
@@ -93,40 +122,9 @@ def _small_mlp(theta, x_t, labels, sizes, code, scale, want_grad, loss_out, corr
                 ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
                 for j in range(n_out):  # a_j = act(b_j + sum_k in_k W_kj), four inputs per pass
                     a = acts[out0 + j]
-                    bias = p[b0 + j]
-                    k = 0
-                    if n_in >= 4:
-                        c0, c1, c2, c3 = p[w0 + j], p[w0 + n_out + j], p[w0 + 2 * n_out + j], p[w0 + 3 * n_out + j]
-                        i0, i1, i2, i3 = ins[0], ins[1], ins[2], ins[3]
-                        for n in range(n_samples):
-                            a[n] = bias + ((c0 * i0[n] + c1 * i1[n]) + (c2 * i2[n] + c3 * i3[n]))
-                        k = 4
-                    else:
-                        for n in range(n_samples):
-                            a[n] = bias
-                    while k + 4 <= n_in:
-                        c0, c1 = p[w0 + k * n_out + j], p[w0 + (k + 1) * n_out + j]
-                        c2, c3 = p[w0 + (k + 2) * n_out + j], p[w0 + (k + 3) * n_out + j]
-                        i0, i1, i2, i3 = ins[k], ins[k + 1], ins[k + 2], ins[k + 3]
-                        for n in range(n_samples):
-                            a[n] += (c0 * i0[n] + c1 * i1[n]) + (c2 * i2[n] + c3 * i3[n])
-                        k += 4
-                    while k < n_in:
-                        c0 = p[w0 + k * n_out + j]
-                        i0 = ins[k]
-                        for n in range(n_samples):
-                            a[n] += c0 * i0[n]
-                        k += 1
+                    _weighted_rows(a, p[b0 + j], ins, p, w0 + j, n_out, n_in, n_samples)
                     if layer < n_layers - 1:
-                        if code == 0:
-                            for n in range(n_samples):
-                                a[n] = vecmath.tanh(a[n])
-                        elif code == 1:
-                            for n in range(n_samples):
-                                a[n] = vecmath.sigmoid(a[n])
-                        else:
-                            for n in range(n_samples):
-                                a[n] = a[n] if a[n] > 0.0 else 0.0
+                        _activate_row(a, zeros, code, a)
             # ---------------------------------------------------------- loss
             z0 = acts[logit0]
             for n in range(n_samples):
@@ -192,38 +190,10 @@ def _small_mlp(theta, x_t, labels, sizes, code, scale, want_grad, loss_out, corr
                     break
                 for k in range(n_in):  # dL/da_k = act'(a_k) sum_j W_kj delta_j, four outputs per pass
                     b = below[k]
-                    row = w0 + k * n_out
-                    j = 0
-                    if n_out >= 4:
-                        c0, c1, c2, c3 = p[row], p[row + 1], p[row + 2], p[row + 3]
-                        d0, d1, d2, d3 = delta[0], delta[1], delta[2], delta[3]
-                        for n in range(n_samples):
-                            b[n] = (c0 * d0[n] + c1 * d1[n]) + (c2 * d2[n] + c3 * d3[n])
-                        j = 4
-                    else:
-                        for n in range(n_samples):
-                            b[n] = 0.0
-                    while j + 4 <= n_out:
-                        c0, c1, c2, c3 = p[row + j], p[row + j + 1], p[row + j + 2], p[row + j + 3]
-                        d0, d1, d2, d3 = delta[j], delta[j + 1], delta[j + 2], delta[j + 3]
-                        for n in range(n_samples):
-                            b[n] += (c0 * d0[n] + c1 * d1[n]) + (c2 * d2[n] + c3 * d3[n])
-                        j += 4
-                    while j < n_out:
-                        c0, d0 = p[row + j], delta[j]
-                        for n in range(n_samples):
-                            b[n] += c0 * d0[n]
-                        j += 1
+                    _weighted_rows(b, 0.0, delta, p, w0 + k * n_out, 1, n_out, n_samples)
                     q = ins[k]
-                    if code == 0:
-                        for n in range(n_samples):
-                            b[n] *= 1.0 - q[n] * q[n]
-                    elif code == 1:
-                        for n in range(n_samples):
-                            b[n] *= q[n] * (1.0 - q[n])
-                    else:
-                        for n in range(n_samples):
-                            b[n] *= 1.0 if q[n] > 0.0 else 0.0
+                    for n in range(n_samples):
+                        b[n] *= _derivative_from_output(q[n], code)
                 delta, below = below, delta
 
 
