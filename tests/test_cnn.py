@@ -2,7 +2,6 @@
 central finite differences, single networks) and its spec validation."""
 import warnings
 
-import numba
 import numpy as np
 import pytest
 
@@ -151,39 +150,31 @@ def test_memory_budget_splits_samples_without_changing_results():
     np.testing.assert_array_equal(model.accuracy(theta, x, y, memory_budget=20_000), whole.accuracy)
 
 
-def test_results_do_not_depend_on_the_number_of_threads():
+def test_results_do_not_depend_on_the_number_of_threads(numba_threads):
     model = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3)
     x, y = _problem(model, n=60)
     theta = _params(model, 3)
-    previous = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with numba_threads(1):
         one = model.evaluate(theta, x, y, memory_budget=30_000)
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    with numba_threads(2):
         two = model.evaluate(theta, x, y, memory_budget=30_000)
-    finally:
-        numba.set_num_threads(previous)
     np.testing.assert_array_equal(one.grad, two.grad)
     np.testing.assert_array_equal(one.loss, two.loss)
 
 
 @pytest.mark.parametrize("kept", [False, True])  # the theta-only arrays recomputed or kept
-def test_hessian_vector_products_do_not_depend_on_the_number_of_threads(kept):
+def test_hessian_vector_products_do_not_depend_on_the_number_of_threads(kept, numba_threads):
     model = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3, l2=1e-3)
     x, y = _problem(model, n=300)
     theta = _params(model, 3)
     v = np.random.default_rng(2).normal(size=theta.shape)
     budget = CNNHessianOperator(model, theta, x, y, memory_budget=1).kept_bytes(3, 300) if kept else 30_000
-    previous = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with numba_threads(1):
         one = CNNHessianOperator(model, theta, x, y, memory_budget=budget)
         assert (one._kept is not None) == kept and 300 > 16 * one._step  # several tasks
         one = one(v)
-        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+    with numba_threads(2):
         two = CNNHessianOperator(model, theta, x, y, memory_budget=budget)(v)
-    finally:
-        numba.set_num_threads(previous)
     np.testing.assert_array_equal(one, two)
 
 

@@ -1,7 +1,6 @@
 """The batched MLP engine against independent ground truth (finite differences, single networks)."""
 import warnings
 
-import numba
 import numpy as np
 import pytest
 
@@ -98,7 +97,7 @@ def test_batch_equals_separate_networks_with_own_learning_rates(sizes):
         np.testing.assert_allclose(batch[r], singles[r][0], rtol=1e-12, atol=1e-12)
 
 
-def test_whole_network_kernel_is_bit_identical_across_batches_and_threads(kernel_path):
+def test_whole_network_kernel_is_bit_identical_across_batches_and_threads(kernel_path, numba_threads):
     """Each network runs through the same code whatever batch it is in and whichever thread takes it."""
     if kernel_path != "whole-network":
         pytest.skip("property of the whole-network kernel")
@@ -109,12 +108,8 @@ def test_whole_network_kernel_is_bit_identical_across_batches_and_threads(kernel
     alone = model.evaluate(theta[17:18], x, y)
     np.testing.assert_array_equal(alone.grad[0], batch.grad[17])
     np.testing.assert_array_equal(alone.loss[0], batch.loss[17])
-    previous = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with numba_threads(1):
         serial = model.evaluate(theta, x, y)
-    finally:
-        numba.set_num_threads(previous)
     np.testing.assert_array_equal(serial.grad, batch.grad)
     np.testing.assert_array_equal(serial.loss, batch.loss)
 

@@ -1,5 +1,4 @@
 """Sparse first-layer kernels (backend.sparse) against dense NumPy products."""
-import numba
 import numpy as np
 import pytest
 
@@ -93,17 +92,13 @@ def test_evaluation_equals_the_dense_path_with_chunks(sizes, layered, monkeypatc
     np.testing.assert_array_equal(accuracy, dense.accuracy)
 
 
-def test_sparse_path_is_bit_identical_across_threads_and_batching(layered):
+def test_sparse_path_is_bit_identical_across_threads_and_batching(layered, numba_threads):
     x = _sparse_input(n=700, d=100)
     y = np.random.default_rng(4).integers(0, 3, x.shape[0])
     model = MLP((100, 150, 3))  # 2 networks x 150 units: the backward splits columns
     theta = model.init(np.random.default_rng(5), 2)
-    previous = numba.get_num_threads()
-    try:
-        numba.set_num_threads(1)
+    with numba_threads(1):
         one = model.evaluate(theta, x, y)
-    finally:
-        numba.set_num_threads(previous)
     many = model.evaluate(theta, x, y)
     assert np.array_equal(one.grad, many.grad) and np.array_equal(one.loss, many.loss)
     alone = model.evaluate(theta[1:], x, y)
