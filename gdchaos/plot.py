@@ -414,16 +414,15 @@ def sharpness_figure(run: Run, etas: Sequence[int], ics: np.ndarray) -> Figure:
     decade (values <= 0, a flat or indefinite Hessian, are drawn on its bottom edge), else linear.
     """
     epochs = run.results.file["sharpness_epochs"][()]
-    values = np.concatenate([run.array("sharpness", e, ics).ravel() for e in etas]
-                            + [2.0 / run.eta[np.asarray(etas)]])
+    series = [run.array("sharpness", e, ics) for e in etas]  # read once: the scale and the panels
+    values = np.concatenate([sharp.ravel() for sharp in series] + [2.0 / run.eta[np.asarray(etas)]])
     positive = values[np.isfinite(values) & (values > 0)]
     logarithmic = positive.size > 0 and positive.max() > 10 * positive.min()
     width = min(PAGE_WIDTH, 0.4 + 2.2 * len(etas))
     fig = Figure(figsize=(width, 2.1), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(etas)))
     colours = [c for c in PALETTE if c != EDGE_OF_STABILITY_COLOUR]
-    for k, (ax, e) in enumerate(zip(axes, etas)):
-        sharp = run.array("sharpness", e, ics)
+    for k, (ax, e, sharp) in enumerate(zip(axes, etas, series)):
         colour = colours[k % len(colours)]
         if len(ics) > 1:
             ax.plot(epochs, sharp.T, color=colour, lw=0.4, alpha=0.3 if len(ics) <= 10 else 0.15, rasterized=True)
