@@ -298,6 +298,10 @@ class CNN:
             correct += part
         return correct / max(1, x.shape[0])
 
+    def fused_training(self, n_samples: int, n_test: int) -> bool:
+        """CNNs have no whole-network training kernel: :func:`gdchaos.train.train_to_target` steps them."""
+        return False
+
     # --------------------------------------------------------------- kernels
     def _kernels(self, theta: np.ndarray) -> list[np.ndarray]:
         """Parameters in the engine's channels-last form: conv K (R, k*k*C_in, C_out) with rows in

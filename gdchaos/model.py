@@ -176,9 +176,13 @@ class MLP:
         n_nets = theta.shape[0]
         x = x.astype(self.dtype, copy=False)
         if self._is_small(n_samples):
-            loss, correct, gradient = backend.small_mlp(theta, x, y, self.sizes, self.activation,
-                                                        1.0 / n_samples, grad)
-            return self._with_l2(theta, loss / n_samples, correct / n_samples, gradient)
+            loss, correct, penalty, gradient = backend.small_mlp(
+                theta, x, y, self.sizes, self.activation, 1.0 / n_samples,
+                backend.SMALL_GRADIENT if grad else backend.SMALL_LOSS, self.l2)
+            if self.l2 > 0:
+                loss = loss / n_samples + 0.5 * self.l2 * penalty
+                return Evaluation(loss, correct / n_samples, gradient)
+            return Evaluation(loss / n_samples, correct / n_samples, gradient)
         sparse = backend.sparse_rows(x)
         params = self.unflatten(theta)
         weights, biases = params[0::2], params[1::2]
@@ -222,7 +226,8 @@ class MLP:
         n_nets = theta.shape[0]
         x = x.astype(self.dtype, copy=False)
         if self._is_small(x.shape[0]):
-            _, correct, _ = backend.small_mlp(theta, x, y, self.sizes, self.activation, 1.0, False)
+            _, correct, _, _ = backend.small_mlp(theta, x, y, self.sizes, self.activation, 1.0,
+                                                 backend.SMALL_ACCURACY)
             return correct / max(1, x.shape[0])
         sparse = backend.sparse_rows(x)
         params = self.unflatten(theta)
@@ -235,6 +240,20 @@ class MLP:
             logits = self._logits(weights, biases, first, x, start, stop, sparse, _scratch)[-1]
             correct += backend.count_correct(logits, biases[-1], y[start:stop])
         return correct / max(1, x.shape[0])
+
+    def fused_training(self, n_samples: int, n_test: int) -> bool:
+        """Whether :meth:`train_to_target` can train on these sample counts (the whole-network kernel)."""
+        return self._is_small(n_samples) and self._is_small(n_test) and n_test > 0
+
+    def train_to_target(self, theta: np.ndarray, eta: np.ndarray, x: np.ndarray, y: np.ndarray,
+                        x_test: np.ndarray, y_test: np.ndarray, target: float,
+                        epochs: int) -> tuple[np.ndarray, np.ndarray]:
+        """GD steps (Eq. 1) of each network, in place, until its test accuracy reaches ``target``, its
+        loss is not finite, or ``epochs`` steps: all of them in one kernel call (see
+        :func:`gdchaos.train.train_to_target`, which calls this when :meth:`fused_training`)."""
+        return backend.small_train_to_target(theta, eta, x.astype(self.dtype, copy=False), y,
+                                             x_test.astype(self.dtype, copy=False), y_test, self.sizes,
+                                             self.activation, self.l2, target, epochs)
 
     # --------------------------------------------------------------- kernels
     def _logits(self, weights, biases, first, x, start, stop, sparse, work=None) -> list[np.ndarray]:

@@ -13,6 +13,7 @@ are used at every learning rate (curves across eta are comparable) and a unit ca
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,9 +24,10 @@ from gdchaos.errors import GdchaosError
 from gdchaos.hessian import top_eigenvalue
 from gdchaos.model import MLP
 from gdchaos.results import NEVER, NOT_COMPUTED, Unit
-from gdchaos.train import gradient_step, train
+from gdchaos.train import train, train_to_target
 
 MAX_NETWORKS_PER_UNIT = 8192
+TAU_CALL_SECONDS = 0.25  # aimed duration of one training call of the tau phase
 
 
 IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32), "digits": (1, 8, 8)}
@@ -166,25 +168,31 @@ def _record_sharpness(model, config, references, x, y, warm_start, arrays, colum
 
 
 def _train_to_target(model, config, theta, eta, data, reached, ref_diverged, arrays):
-    """Keep training the references past T until each reaches the target test accuracy."""
+    """Keep training the references past T until each reaches the target test accuracy.
+
+    Calls of :func:`train_to_target` are sized to last about TAU_CALL_SECONDS (progress and Ctrl-C
+    stay responsive); the result does not depend on their size.
+    """
     x, y, x_test, y_test = data
     budget = config.memory_budget_mb * 2**20
     epoch = config.epochs
     active = np.flatnonzero((reached == NEVER) & (ref_diverged == NEVER))
-    with np.errstate(all="ignore"):
-        while active.size and epoch < config.tau_epochs:
-            sub = theta[active]
-            evaluation = gradient_step(model, sub, eta[active], x, y, memory_budget=budget)
-            theta[active] = sub
-            blown = ~np.isfinite(evaluation.loss)
-            ref_diverged[active[blown]] = epoch
-            epoch += 1
-            accuracy = model.accuracy(sub, x_test, y_test, memory_budget=budget)
-            hit = (accuracy >= config.target) & ~blown
-            reached[active[hit]] = epoch
-            active = active[~hit & ~blown]
-            arrays["reached_epoch"][...] = _pending(reached, active).reshape(arrays["reached_epoch"].shape)
-            yield UnitProgress("tau", epoch, arrays, active.size)
+    steps = 1
+    while active.size and epoch < config.tau_epochs:
+        steps = min(steps, config.tau_epochs - epoch)
+        sub = theta[active]
+        started = time.perf_counter()
+        run = train_to_target(model, sub, eta[active], x, y, x_test, y_test, target=config.target,
+                              epochs=steps, memory_budget=budget)
+        elapsed = time.perf_counter() - started
+        theta[active] = sub
+        ref_diverged[active[run.diverged]] = epoch + run.steps[run.diverged] - 1
+        reached[active[run.reached]] = epoch + run.steps[run.reached]
+        active = active[~run.reached & ~run.diverged]
+        epoch += steps
+        steps = max(1, min(4 * steps, int(steps * TAU_CALL_SECONDS / max(elapsed, 1e-6))))
+        arrays["reached_epoch"][...] = _pending(reached, active).reshape(arrays["reached_epoch"].shape)
+        yield UnitProgress("tau", epoch, arrays, active.size)
     arrays["reached_epoch"][...] = reached.reshape(arrays["reached_epoch"].shape)
     arrays["diverged_epoch"][..., 0] = ref_diverged.reshape(arrays["diverged_epoch"].shape[:2])
     yield UnitProgress("done", epoch, arrays, 0)

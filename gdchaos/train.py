@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,6 +77,49 @@ def train(model: MLP, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray,
             )
             if not last:
                 backend.gradient_step_(theta, evaluation.grad, eta)
+
+
+class TargetRun(NamedTuple):
+    """How each network's training towards the target accuracy went (:func:`train_to_target`)."""
+
+    steps: np.ndarray  # (R,) GD steps taken
+    reached: np.ndarray  # (R,) bool: test accuracy >= target after the last step
+    diverged: np.ndarray  # (R,) bool: the loss before the last step was not finite
+
+
+def train_to_target(model, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray, y: np.ndarray,
+                    x_test: np.ndarray, y_test: np.ndarray, *, target: float, epochs: int,
+                    memory_budget: int = DEFAULT_MEMORY_BUDGET) -> TargetRun:
+    """GD steps (Eq. 1) of each network of ``theta`` (R, P), in place, until its accuracy on
+    (x_test, y_test) is >= ``target`` after a step, the loss before a step is not finite (that step
+    is still taken), or ``epochs`` steps.
+
+    Networks are independent: calling this twice with ``epochs`` k and then m (on the networks
+    still running) gives the same bits as one call with k + m. Small MLPs run all steps in one
+    kernel call (``model.fused_training``); other models step all running networks together.
+    """
+    eta = _eta_vector(eta, theta.shape[0])
+    if model.fused_training(x.shape[0], x_test.shape[0]):
+        steps, status = model.train_to_target(theta, eta, x, y, x_test, y_test, target, epochs)
+        return TargetRun(steps, status == backend.SMALL_REACHED, status == backend.SMALL_DIVERGED)
+    steps = np.zeros(theta.shape[0], dtype=np.int64)
+    reached = np.zeros(theta.shape[0], dtype=bool)
+    diverged = np.zeros(theta.shape[0], dtype=bool)
+    active = np.arange(theta.shape[0])
+    with np.errstate(all="ignore"):
+        for _ in range(epochs):
+            if not active.size:
+                break
+            sub = theta[active]
+            evaluation = gradient_step(model, sub, eta[active], x, y, memory_budget=memory_budget)
+            theta[active] = sub
+            steps[active] += 1
+            blown = ~np.isfinite(evaluation.loss)
+            diverged[active[blown]] = True
+            hit = (model.accuracy(sub, x_test, y_test, memory_budget=memory_budget) >= target) & ~blown
+            reached[active[hit]] = True
+            active = active[~hit & ~blown]
+    return TargetRun(steps, reached, diverged)
 
 
 def _eta_vector(eta: np.ndarray | float, n_networks: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import gdchaos.backend.sparse
 import gdchaos.model
 from gdchaos.errors import GdchaosError
 from gdchaos.model import MLP
-from gdchaos.train import gradient_step, train
+from gdchaos.train import gradient_step, train, train_to_target
 
 ARCHITECTURES = [(5, 7, 3), (5, 7, 6, 3), (5, 6, 4, 5, 3)]  # depths 1 to 3
 
@@ -164,6 +164,60 @@ def test_train_records_epochs_distances_and_test_accuracy():
     assert records[2].test_accuracy.shape == (1,)
     np.testing.assert_array_equal(records[-1].theta, theta)
     assert records[3].loss[0] == model.evaluate(records[3].theta, x, y, grad=False).loss[0]
+
+
+def _step_to_target(model, row, eta, x, y, x_test, y_test, target, epochs):
+    """Reference for train_to_target: one network, one evaluate / update / accuracy per epoch."""
+    for step in range(1, epochs + 1):
+        evaluation = gradient_step(model, row, eta, x, y)
+        if not np.isfinite(evaluation.loss[0]):
+            return step, False, True
+        if model.accuracy(row, x_test, y_test)[0] >= target:
+            return step, True, False
+    return epochs, False, False
+
+
+@pytest.mark.parametrize("dtype, l2", [("float64", 0.0), ("float64", 0.05), ("float32", 0.0)])
+def test_train_to_target_steps_each_network_until_target_or_divergence(kernel_path, dtype, l2):
+    model = MLP((5, 7, 3), activation="relu", l2=l2, dtype=dtype)
+    x, y = _problem(model.sizes, n=40)
+    x_test, y_test = _problem(model.sizes, n=17, seed=1)
+    theta = model.init(np.random.default_rng(2), 6)
+    eta = np.array([0.01, 0.3, 1.0, 3.0, 0.5, 1e300])
+    start = theta.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run = train_to_target(model, theta, eta, x, y, x_test, y_test, target=0.45, epochs=60)
+    outcomes = []
+    with np.errstate(all="ignore"):
+        for r in range(6):
+            row = start[r:r + 1].copy()
+            outcomes.append(_step_to_target(model, row, eta[r], x, y, x_test, y_test, 0.45, 60))
+            np.testing.assert_allclose(theta[r], row[0], rtol=1e-4 if dtype == "float32" else 1e-9, atol=1e-6)
+            if kernel_path == "whole-network":  # the fused kernel does the same operations in the same order
+                np.testing.assert_array_equal(theta[r], row[0])
+    assert [tuple(o) for o in zip(run.steps.tolist(), run.reached.tolist(), run.diverged.tolist())] == outcomes
+    assert run.reached.any() and run.diverged[-1] and not run.reached.all()
+
+
+def test_train_to_target_in_several_calls_gives_the_same_bits():
+    model = MLP((5, 7, 3))
+    x, y = _problem(model.sizes, n=40)
+    x_test, y_test = x[:17], y[:17]
+    theta = model.init(np.random.default_rng(3), 8)
+    eta = np.linspace(0.05, 8.0, 8)
+    whole = theta.copy()
+    run = train_to_target(model, whole, eta, x, y, x_test, y_test, target=0.5, epochs=50)
+    active, steps = np.arange(8), np.zeros(8, dtype=np.int64)
+    for epochs in (1, 4, 20, 25):
+        sub = theta[active]
+        part = train_to_target(model, sub, eta[active], x, y, x_test, y_test, target=0.5, epochs=epochs)
+        theta[active] = sub
+        steps[active] += part.steps
+        active = active[~part.reached & ~part.diverged]
+    np.testing.assert_array_equal(theta, whole)
+    np.testing.assert_array_equal(steps, run.steps)
+    assert 0 < run.reached.sum() < 8
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])

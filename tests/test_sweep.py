@@ -77,9 +77,13 @@ def test_unit_epochs_advance_while_references_train_towards_the_target(tmp_path,
     config = tiny(tmp_path, etas=[0.0005], epochs=5, tau_epochs=40)  # never reaches the target: tau to the budget
     with results.open(runner.run(config).path) as run:
         assert run["unit_epochs"].tolist() == [41]
-    assert written == [(epochs, False) for epochs in range(1, 42)] + [(41, True)]
+    # every epoch of the ball phase, then the tau phase in calls that grow with its speed
+    assert written[:6] == [(epochs, False) for epochs in range(1, 7)]
+    assert written[-2:] == [(41, False), (41, True)] and not any(done for _, done in written[:-1])
+    tau_epochs = [epochs for epochs, _ in written[6:-1]]
+    assert np.all(np.diff(tau_epochs) > 0) and tau_epochs[0] == 7
     fractions = [results.unit_fractions(np.array([epochs]), np.array([done]), config)[0] for epochs, done in written]
-    assert np.all(np.diff(fractions) > 0) and fractions[5] == 6 * 3 / (6 * 3 + 35) and fractions[-1] == 1
+    assert np.all(np.diff(fractions[:-1]) > 0) and fractions[5] == 6 * 3 / (6 * 3 + 35) and fractions[-1] == 1
 
 
 def test_same_config_gives_bit_identical_files(tmp_path):

@@ -86,132 +86,246 @@ def _weighted_rows(out, bias, rows, p, index0, stride, count, n_samples):
         i += 1
 
 
-@kernel(parallel=True)
-def _small_mlp(theta, x_t, labels, sizes, code, scale, want_grad, loss_out, correct_out, grad_out, n_chunks):
-    n_nets, n_params = theta.shape
+# what one pass over a network computes
+ACCURACY = 0  # correct count only (arg-max of the logits, no softmax)
+LOSS = 1  # summed cross-entropy and correct count
+GRADIENT = 2  # ... and the gradient of the mean loss (times ``scale``) plus the L2 term
+
+
+@kernel(inline="always")
+def _network(p, g, mode, x_t, labels, sizes, act_offsets, param_offsets, code, scale, l2, scratch):
+    """One pass of network ``p`` over the samples of ``x_t`` (features, N): returns the summed
+    cross-entropy (0 in ACCURACY mode) and the correct count; in GRADIENT mode also writes
+    scale dL/dtheta + l2 W into ``g``. ``scratch``: the thread's work arrays for N samples (:func:`_scratch`)."""
+    acts, delta, below, row_max, arg_max, inv, zeros = scratch
     n_samples = x_t.shape[1]
+    n_layers = sizes.shape[0] - 1
+    n_classes = sizes[n_layers]
+    logit0 = act_offsets[n_layers - 1]
+    # ---------------------------------------------------------- forward
+    for layer in range(n_layers):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        w0 = param_offsets[layer]
+        b0 = w0 + n_in * n_out
+        out0 = act_offsets[layer]
+        ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
+        for j in range(n_out):  # a_j = act(b_j + sum_k in_k W_kj), four inputs per pass
+            a = acts[out0 + j]
+            _weighted_rows(a, p[b0 + j], ins, p, w0 + j, n_out, n_in, n_samples)
+            if layer < n_layers - 1:
+                _activate_row(a, zeros, code, a)
+    z0 = acts[logit0]
+    for n in range(n_samples):
+        row_max[n] = z0[n]
+        arg_max[n] = 0
+    for c in range(1, n_classes):
+        z = acts[logit0 + c]
+        for n in range(n_samples):
+            bigger = z[n] > row_max[n]
+            row_max[n] = z[n] if bigger else row_max[n]
+            arg_max[n] = c if bigger else arg_max[n]
+    correct = 0
+    if mode == ACCURACY:
+        for n in range(n_samples):
+            correct += arg_max[n] == labels[n]
+        return 0.0, correct
+    # ---------------------------------------------------------- loss
+    for n in range(n_samples):  # inv: the softmax denominators, then scale / them
+        inv[n] = 0.0
+    for c in range(n_classes):
+        z = acts[logit0 + c]
+        e = delta[c]
+        for n in range(n_samples):
+            e[n] = vecmath.exp_nonpositive(z[n] - row_max[n])
+            inv[n] += e[n]
+    loss = 0.0
+    product = 1.0
+    for n in range(n_samples):
+        y = labels[n]
+        product *= inv[n]
+        if n % LOG_EVERY == LOG_EVERY - 1:
+            loss += np.log(product)
+            product = 1.0
+        loss += row_max[n] - acts[logit0 + y, n]
+        correct += arg_max[n] == y
+    loss += np.log(product)
+    if mode == LOSS:
+        return loss, correct
+    for n in range(n_samples):
+        inv[n] = scale / inv[n]
+    for c in range(n_classes):
+        e = delta[c]
+        for n in range(n_samples):
+            e[n] *= inv[n]
+    for n in range(n_samples):  # delta = scale (softmax - onehot)
+        delta[labels[n], n] -= scale
+    # ---------------------------------------------------------- backward
+    for layer in range(n_layers - 1, -1, -1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        w0 = param_offsets[layer]
+        b0 = w0 + n_in * n_out
+        ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
+        for j in range(n_out):
+            g[b0 + j] = _sum(delta[j], n_samples)
+        for k in range(n_in):
+            row = w0 + k * n_out
+            j = 0
+            while j + 4 <= n_out:  # one pass over in_k for four weights
+                s0, s1, s2, s3 = _dot4(ins[k], delta[j], delta[j + 1], delta[j + 2], delta[j + 3], n_samples)
+                g[row + j], g[row + j + 1] = s0 + l2 * p[row + j], s1 + l2 * p[row + j + 1]
+                g[row + j + 2], g[row + j + 3] = s2 + l2 * p[row + j + 2], s3 + l2 * p[row + j + 3]
+                j += 4
+            while j < n_out:
+                g[row + j] = _dot(ins[k], delta[j], n_samples) + l2 * p[row + j]
+                j += 1
+        if layer == 0:
+            break
+        for k in range(n_in):  # dL/da_k = act'(a_k) sum_j W_kj delta_j, four outputs per pass
+            b = below[k]
+            _weighted_rows(b, 0.0, delta, p, w0 + k * n_out, 1, n_out, n_samples)
+            q = ins[k]
+            for n in range(n_samples):
+                b[n] *= _derivative_from_output(q[n], code)
+        delta, below = below, delta
+    return loss, correct
+
+
+@kernel()
+def _squared_weights(p, sizes, param_offsets):
+    """sum_l ||W_l||^2 of network ``p`` (biases excluded)."""
+    total = 0.0
+    for layer in range(sizes.shape[0] - 1):
+        w0 = param_offsets[layer]
+        for k in range(w0, w0 + sizes[layer] * sizes[layer + 1]):
+            total += p[k] * p[k]
+    return total
+
+
+@kernel()
+def _offsets(sizes):
+    """Row offsets of each layer's activations in the scratch (units, N) and parameter offsets."""
     n_layers = sizes.shape[0] - 1
     act_offsets = np.zeros(n_layers + 1, dtype=np.int64)
     param_offsets = np.zeros(n_layers + 1, dtype=np.int64)
     for layer in range(n_layers):
         act_offsets[layer + 1] = act_offsets[layer] + sizes[layer + 1]
         param_offsets[layer + 1] = param_offsets[layer] + sizes[layer] * sizes[layer + 1] + sizes[layer + 1]
-    width_max = 0
-    for layer in range(1, n_layers + 1):
-        width_max = max(width_max, sizes[layer])
-    n_classes = sizes[n_layers]
-    logit0 = act_offsets[n_layers - 1]
+    return act_offsets, param_offsets
+
+
+@kernel()
+def _scratch(sizes, n_units, n_samples):
+    """A thread's work arrays for :func:`_network` on ``n_samples`` samples: activations (n_units, N),
+    two (width, N) arrays for the backward pass, and per-sample vectors."""
+    width = 0
+    for layer in range(1, sizes.shape[0]):
+        width = max(width, sizes[layer])
+    zeros = np.zeros(n_samples)  # _activate_row adds a bias: the biases are already in
+    return (np.empty((n_units, n_samples)), np.empty((width, n_samples)), np.empty((width, n_samples)),
+            np.empty(n_samples), np.empty(n_samples, dtype=np.int64), np.empty(n_samples), zeros)
+
+
+@kernel(parallel=True)
+def _small_mlp(theta, x_t, labels, sizes, code, scale, l2, mode, loss_out, correct_out, penalty_out, grad_out,
+               n_chunks):
+    n_nets = theta.shape[0]
+    n_samples = x_t.shape[1]
+    act_offsets, param_offsets = _offsets(sizes)
     for chunk in prange(n_chunks):
-        acts = np.empty((act_offsets[n_layers], n_samples))
-        delta = np.empty((width_max, n_samples))
-        below = np.empty((width_max, n_samples))
-        row_max = np.empty(n_samples)
-        arg_max = np.empty(n_samples, dtype=np.int64)
-        inv = np.empty(n_samples)
-        zeros = np.zeros(n_samples)  # _activate_row adds a bias: the biases are already in
-        r_start = chunk * n_nets // n_chunks
-        r_stop = (chunk + 1) * n_nets // n_chunks
-        for r in range(r_start, r_stop):
-            p = theta[r]
-            # ---------------------------------------------------------- forward
-            for layer in range(n_layers):
-                n_in, n_out = sizes[layer], sizes[layer + 1]
-                w0 = param_offsets[layer]
-                b0 = w0 + n_in * n_out
-                out0 = act_offsets[layer]
-                ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
-                for j in range(n_out):  # a_j = act(b_j + sum_k in_k W_kj), four inputs per pass
-                    a = acts[out0 + j]
-                    _weighted_rows(a, p[b0 + j], ins, p, w0 + j, n_out, n_in, n_samples)
-                    if layer < n_layers - 1:
-                        _activate_row(a, zeros, code, a)
-            # ---------------------------------------------------------- loss
-            z0 = acts[logit0]
-            for n in range(n_samples):
-                row_max[n] = z0[n]
-                arg_max[n] = 0
-            for c in range(1, n_classes):
-                z = acts[logit0 + c]
-                for n in range(n_samples):
-                    bigger = z[n] > row_max[n]
-                    row_max[n] = z[n] if bigger else row_max[n]
-                    arg_max[n] = c if bigger else arg_max[n]
-            for n in range(n_samples):  # inv: the softmax denominators, then scale / them
-                inv[n] = 0.0
-            for c in range(n_classes):
-                z = acts[logit0 + c]
-                e = delta[c]
-                for n in range(n_samples):
-                    e[n] = vecmath.exp_nonpositive(z[n] - row_max[n])
-                    inv[n] += e[n]
-            loss = 0.0
-            correct = 0
-            product = 1.0
-            for n in range(n_samples):
-                y = labels[n]
-                product *= inv[n]
-                if n % LOG_EVERY == LOG_EVERY - 1:
-                    loss += np.log(product)
-                    product = 1.0
-                loss += row_max[n] - acts[logit0 + y, n]
-                correct += arg_max[n] == y
-            loss_out[r] = loss + np.log(product)
-            correct_out[r] = correct
-            if not want_grad:
-                continue
-            for n in range(n_samples):
-                inv[n] = scale / inv[n]
-            for c in range(n_classes):
-                e = delta[c]
-                for n in range(n_samples):
-                    e[n] *= inv[n]
-            for n in range(n_samples):  # delta = scale (softmax - onehot)
-                delta[labels[n], n] -= scale
-            g = grad_out[r]
-            # ---------------------------------------------------------- backward
-            for layer in range(n_layers - 1, -1, -1):
-                n_in, n_out = sizes[layer], sizes[layer + 1]
-                w0 = param_offsets[layer]
-                b0 = w0 + n_in * n_out
-                ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
-                for j in range(n_out):
-                    g[b0 + j] = _sum(delta[j], n_samples)
-                for k in range(n_in):
-                    row = w0 + k * n_out
-                    j = 0
-                    while j + 4 <= n_out:  # one pass over in_k for four weights
-                        g[row + j], g[row + j + 1], g[row + j + 2], g[row + j + 3] = _dot4(
-                            ins[k], delta[j], delta[j + 1], delta[j + 2], delta[j + 3], n_samples)
-                        j += 4
-                    while j < n_out:
-                        g[row + j] = _dot(ins[k], delta[j], n_samples)
-                        j += 1
-                if layer == 0:
+        scratch = _scratch(sizes, act_offsets[-1], n_samples)
+        for r in range(chunk * n_nets // n_chunks, (chunk + 1) * n_nets // n_chunks):
+            g = grad_out[r] if mode == GRADIENT else grad_out[0]
+            loss_out[r], correct_out[r] = _network(theta[r], g, mode, x_t, labels, sizes, act_offsets,
+                                                   param_offsets, code, scale, l2, scratch)
+            penalty_out[r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
+
+
+# what ended a network's training in _small_train
+RUNNING, REACHED, DIVERGED = 0, 1, 2
+
+
+@kernel(parallel=True)
+def _small_train(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2, target, epochs,
+                 steps_out, status_out, grad, n_chunks):
+    n_nets = theta.shape[0]
+    n_samples, n_test = x_t.shape[1], x_test_t.shape[1]
+    act_offsets, param_offsets = _offsets(sizes)
+    for chunk in prange(n_chunks):
+        scratch = _scratch(sizes, act_offsets[-1], n_samples)
+        scratch_test = _scratch(sizes, act_offsets[-1], n_test)
+        for r in range(chunk * n_nets // n_chunks, (chunk + 1) * n_nets // n_chunks):
+            p, g, step = theta[r], grad[r], eta[r]
+            steps, status = 0, RUNNING
+            while steps < epochs:
+                loss, _ = _network(p, g, GRADIENT, x_t, labels, sizes, act_offsets, param_offsets, code,
+                                   1.0 / n_samples, l2, scratch)
+                penalty = _squared_weights(p, sizes, param_offsets) if l2 > 0 else 0.0
+                finite = np.isfinite(loss / n_samples + 0.5 * l2 * penalty)
+                for k in range(p.shape[0]):  # Eq. 1, as backend.gradient_step_
+                    p[k] -= step * g[k]
+                steps += 1
+                if not finite:
+                    status = DIVERGED
                     break
-                for k in range(n_in):  # dL/da_k = act'(a_k) sum_j W_kj delta_j, four outputs per pass
-                    b = below[k]
-                    _weighted_rows(b, 0.0, delta, p, w0 + k * n_out, 1, n_out, n_samples)
-                    q = ins[k]
-                    for n in range(n_samples):
-                        b[n] *= _derivative_from_output(q[n], code)
-                delta, below = below, delta
+                _, correct = _network(p, g, ACCURACY, x_test_t, labels_test, sizes, act_offsets,
+                                      param_offsets, code, 1.0, 0.0, scratch_test)
+                if correct / n_test >= target:
+                    status = REACHED
+                    break
+            steps_out[r] = steps
+            status_out[r] = status
 
 
-def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...],
-              activation: str, scale: float, grad: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Summed cross-entropy, correct counts and (scaled) gradients of R small MLPs, (R,), (R,), (R, P).
+def _transposed(x: np.ndarray) -> np.ndarray:
+    """x (N, d) as (d, N) float64: float32 networks also compute in float64."""
+    return np.ascontiguousarray(x.T, dtype=np.float64)
 
+
+def _n_chunks(n_nets: int) -> int:
+    return max(1, min(n_nets, CHUNKS_PER_THREAD * numba.get_num_threads()))
+
+
+def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...], activation: str,
+              scale: float, mode: int, l2: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Summed cross-entropy, correct counts, sum_l ||W_l||^2 and gradients of R small MLPs, (R,) x 3, (R, P).
+
+    ``mode``: ACCURACY (correct counts only; the losses are 0), LOSS, or GRADIENT: then the
+    gradient is scale d(sum of cross-entropies)/dtheta + l2 W (the L2 term (l2/2) sum ||W||^2 of
+    the mean loss when scale = 1/N); the sums of squared weights are computed when l2 > 0.
     ``theta`` (R, P) uses the flat layout of :class:`gdchaos.model.MLP`.
     """
     n_nets, n_params = theta.shape
     theta = np.ascontiguousarray(theta)
-    n_samples = x.shape[0]
-    x_t = np.ascontiguousarray(x.T, dtype=np.float64)  # float32 networks also compute in float64
     loss = np.empty(n_nets)
     correct = np.empty(n_nets, dtype=np.int64)
-    gradient = np.empty((n_nets if grad else 0, n_params), dtype=theta.dtype)
-    n_chunks = max(1, min(n_nets, CHUNKS_PER_THREAD * numba.get_num_threads()))
-    _launch(_small_mlp, n_nets * n_samples * n_params, theta, x_t, np.ascontiguousarray(labels),
-            np.asarray(sizes, dtype=np.int64), activation_code(activation), scale, grad, loss, correct,
-            gradient, n_chunks)
-    return loss, correct, gradient if grad else None
+    penalty = np.empty(n_nets)
+    gradient = np.empty((n_nets if mode == GRADIENT else 1, n_params), dtype=theta.dtype)
+    _launch(_small_mlp, n_nets * x.shape[0] * n_params, theta, _transposed(x), np.ascontiguousarray(labels),
+            np.asarray(sizes, dtype=np.int64), activation_code(activation), scale, l2, mode, loss, correct,
+            penalty, gradient, _n_chunks(n_nets))
+    return loss, correct, penalty, gradient if mode == GRADIENT else None
+
+
+def small_train_to_target(theta: np.ndarray, eta: np.ndarray, x: np.ndarray, labels: np.ndarray,
+                          x_test: np.ndarray, labels_test: np.ndarray, sizes: tuple[int, ...], activation: str,
+                          l2: float, target: float, epochs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full-batch GD (Eq. 1) of each small MLP, in place, until its test accuracy reaches ``target``.
+
+    Network r takes steps theta <- theta - eta_r (grad L(theta)) (L the mean loss plus L2 term) until
+    (i) after a step, its accuracy on (x_test, labels_test) is >= ``target`` (REACHED), (ii) the
+    loss before a step is not finite (DIVERGED; that step is still applied), or (iii) ``epochs``
+    steps. Returns (steps taken (R,), status (R,) RUNNING/REACHED/DIVERGED). Each network runs to
+    the end in one thread, with the operations of :func:`small_mlp` then ``gradient_step_``: the
+    same bits as stepping it one epoch at a time.
+    """
+    n_nets, n_params = theta.shape
+    if not theta.flags.c_contiguous:
+        raise ValueError("theta must be C-contiguous (it is updated in place)")
+    steps = np.zeros(n_nets, dtype=np.int64)
+    status = np.zeros(n_nets, dtype=np.int64)
+    grad = np.empty_like(theta)
+    _launch(_small_train, n_nets * epochs * (x.shape[0] + x_test.shape[0]) * n_params, theta,
+            np.ascontiguousarray(eta, dtype=np.float64), _transposed(x), np.ascontiguousarray(labels),
+            _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
+            activation_code(activation), l2, target, epochs, steps, status, grad, _n_chunks(n_nets))
+    return steps, status
