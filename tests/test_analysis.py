@@ -204,6 +204,55 @@ def test_debug_output() -> None:
     assert fit_local_exponent(np.full((2, T1), np.nan), debug=True)[1] is None
 
 
+def _numpy_windows(y: np.ndarray, first_end: int, last_end: int, stop: int, params: FitParams):
+    """Independent reference for the window search: every window at once with NumPy, chosen by lexsort."""
+    t = np.arange(stop + 1, dtype=np.float64)
+    v = y[: stop + 1]
+    cums = [np.concatenate(([0.0], np.cumsum(c))) for c in (np.ones_like(t), t, v, t * t, t * v, v * v)]
+
+    def lines(lo, hi):
+        n, st, sy, stt, sty, syy = (c[np.maximum(hi + 1, lo)] - c[lo] for c in cums)
+        zeros = np.zeros(n.shape)
+        mean_t = np.divide(st, n, out=zeros.copy(), where=n > 0)
+        mean_y = np.divide(sy, n, out=zeros.copy(), where=n > 0)
+        ctt, cty, cyy = np.maximum(stt - st * mean_t, 0.0), sty - st * mean_y, np.maximum(syy - sy * mean_y, 0.0)
+        slope = np.divide(cty, ctt, out=zeros.copy(), where=ctt > 0)
+        den = ctt * cyy
+        r2 = np.minimum(np.divide(cty * cty, den, out=zeros.copy(), where=den > 0), 1.0)
+        return slope, mean_y - slope * mean_t, np.maximum(cyy - slope * cty, 0.0), r2
+
+    a, b = np.meshgrid(np.arange(last_end + 1), np.arange(first_end, last_end + 1), indexing="ij")
+    keep = b - a + 1 >= params.min_len
+    a, b = a[keep], b[keep]
+    slope, intercept, sse, r2 = lines(a, b)
+    before, _, sse_before, _ = lines(np.zeros_like(a), a - 1)
+    after, after_intercept, sse_after, _ = lines(b + 1, np.full_like(b, stop))
+    n = stop + 1.0
+    total = sse + sse_before + sse_after + n * 1e-6**2
+    score = n * np.log(total / n) + params.segment_penalty * np.log(n) * ((a > 0).astype(np.float64) + (b < stop))
+    has_after = stop - b > 1
+    steepest = (slope >= np.where(a > 1, before, -np.inf)) & (slope >= np.where(has_after, after, -np.inf))
+    crossing = has_after & (slope > after)
+    meet = np.divide(after_intercept - intercept, slope - after, out=b.astype(np.float64), where=crossing)
+    windows = {"start": a, "end": b, "slope": slope, "intercept": intercept, "r2": r2, "score": score,
+               "steepest": steepest, "tau": np.clip(meet, b, b + 1.0)}
+    return windows, int(np.lexsort((b, b - a, -score, steepest))[-1])
+
+
+@pytest.mark.parametrize("kind, sigma, seed", [("hard", 0.02, 0), ("drift", 0.2, 1), ("soft", 0.5, 2),
+                                               ("hard", 0.0, 3)])
+def test_window_search_equals_numpy_formulas(kind: str, sigma: float, seed: int) -> None:
+    for rate, t_s in [(0.5, 30), (0.05, 150), (2.0, 10)]:
+        fit, debug = fit_local_exponent(ball(shape(rate, t_s, kind), sigma, seed), debug=True)
+        first_end, last_end = int(debug.windows["end"].min()), int(debug.windows["end"].max())
+        windows, chosen = _numpy_windows(debug.log_d, first_end, last_end, debug.stop, FitParams())
+        assert debug.chosen == chosen and (fit.start, fit.end) == (windows["start"][chosen], windows["end"][chosen])
+        for name, column in windows.items():
+            np.testing.assert_array_equal(debug.windows[name], column, err_msg=name)
+            assert debug.windows[name].dtype == column.dtype
+        assert fit.slope == windows["slope"][chosen] and fit.tau == windows["tau"][chosen]
+
+
 # --- per learning rate summary ----------------------------------------------------------------------------
 
 def chaotic_fits(q: int = 20) -> list:

@@ -20,6 +20,7 @@ from typing import Literal, overload
 
 import numpy as np
 
+from gdchaos import backend
 from gdchaos.analysis.params import FitParams
 from gdchaos.errors import GdchaosError
 
@@ -126,31 +127,17 @@ def saturation_epoch(slope: np.ndarray, params: FitParams) -> tuple[int, float]:
     return (int(np.argmax(quiet)) if quiet.any() else -1), threshold
 
 
-def _cumulative(y: np.ndarray) -> list[np.ndarray]:
-    """Cumulative sums of 1, t, y, t^2, t y, y^2 with a leading 0: the sum over [a, b] is c[b+1] - c[a]."""
+def _cumulative(y: np.ndarray) -> np.ndarray:
+    """Cumulative sums of 1, t, y, t^2, t y, y^2 with a leading 0, (6, n + 1): the sum over [a, b] is c[b+1] - c[a]."""
     t = np.arange(y.size, dtype=np.float64)
-    return [np.concatenate(([0.0], np.cumsum(v))) for v in (np.ones_like(t), t, y, t * t, t * y, y * y)]
+    return np.stack([np.concatenate(([0.0], np.cumsum(v))) for v in (np.ones_like(t), t, y, t * t, t * y, y * y)])
 
 
-def _lines(cums: list[np.ndarray], lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Least-squares line y = c + s t on each segment [lo, hi] (empty when hi < lo).
-
-    Returns (slope s, intercept c, SSE, R^2) with S_tt, S_ty, S_yy the centred sums:
-    s = S_ty / S_tt, SSE = S_yy - S_ty^2 / S_tt, R^2 = S_ty^2 / (S_tt S_yy). Segments of fewer than
-    two points get s = 0 and SSE = 0; a constant y gets R^2 = 0.
-    """
-    n, st, sy, stt, sty, syy = (c[np.maximum(hi + 1, lo)] - c[lo] for c in cums)
-    zeros = np.zeros(n.shape)
-    mean_t = np.divide(st, n, out=zeros.copy(), where=n > 0)
-    mean_y = np.divide(sy, n, out=zeros.copy(), where=n > 0)
-    ctt = np.maximum(stt - st * mean_t, 0.0)
-    cty = sty - st * mean_y
-    cyy = np.maximum(syy - sy * mean_y, 0.0)
-    slope = np.divide(cty, ctt, out=zeros.copy(), where=ctt > 0)
-    sse = np.maximum(cyy - slope * cty, 0.0)
-    den = ctt * cyy
-    r2 = np.minimum(np.divide(cty * cty, den, out=zeros.copy(), where=den > 0), 1.0)
-    return slope, mean_y - slope * mean_t, sse, r2
+def _search(y: np.ndarray, first_end: int, last_end: int, stop: int, params: FitParams,
+            record: bool) -> tuple[int, np.ndarray, np.ndarray | None]:
+    """The window search of :func:`window_grid` (best index, best window's columns, all windows' columns)."""
+    return backend.best_window(_cumulative(y[: stop + 1]), first_end, last_end, stop, params.min_len,
+                               params.segment_penalty, (stop + 1.0) * _RESOLUTION**2, record)
 
 
 def window_grid(y: np.ndarray, first_end: int, last_end: int, stop: int,
@@ -158,32 +145,21 @@ def window_grid(y: np.ndarray, first_end: int, last_end: int, stop: int,
     """Score every exponential-phase window [a, b] (first_end <= b <= last_end, b - a + 1 >= min_len).
 
     Model of ln D on [0, stop]: an optional transient line on [0, a-1], the exponential line on [a, b],
-    an optional saturated line on [b+1, stop]. Score (BIC): N ln(SSE / N) + segment_penalty ln N per
-    optional segment present, N = stop + 1, SSE the total squared residual (floored at N * 1e-12).
-    Returns flat arrays start, end, slope, intercept, r2 (of the window line) and score.
+    an optional saturated line on [b+1, stop]. Each line is the least-squares fit from cumulative sums:
+    s = S_ty / S_tt, SSE = S_yy - s S_ty (centred sums; fewer than two points: s = 0, SSE = 0). Score
+    (BIC): N ln(SSE / N) + segment_penalty ln N per optional segment present, N = stop + 1, SSE the
+    total squared residual plus N * 1e-12. ``steepest``: the window's slope is >= the transient's
+    (when a > 1) and the saturated line's (when it has >= 2 points). ``tau``: where the exponential
+    line meets the saturated line, kept within [b, b + 1] (b when they do not cross).
+    Returns flat arrays start, end, slope, intercept, r2 (of the window line), score, steepest, tau,
+    start outermost.
     """
-    cums = _cumulative(y[: stop + 1])
-    a, b = np.meshgrid(np.arange(last_end + 1), np.arange(first_end, last_end + 1), indexing="ij")
-    keep = b - a + 1 >= params.min_len
-    a, b = a[keep], b[keep]
-    slope, intercept, sse, r2 = _lines(cums, a, b)
-    # the transient line depends on a only, the saturated line on b only: fit each once, then gather
-    starts, ends = np.arange(last_end + 1), np.arange(first_end, last_end + 1)
-    before, _, sse_before, _ = (v[a] for v in _lines(cums, np.zeros_like(starts), starts - 1))
-    after, after_intercept, sse_after, _ = (v[b - first_end] for v in _lines(cums, ends + 1,
-                                                                             np.full_like(ends, stop)))
-    n = stop + 1.0
-    optional = (a > 0).astype(np.float64) + (b < stop)
-    total = sse + sse_before + sse_after + n * _RESOLUTION**2
-    score = n * np.log(total / n) + params.segment_penalty * np.log(n) * optional
-    has_after = stop - b > 1
-    steepest = (slope >= np.where(a > 1, before, -np.inf)) & (slope >= np.where(has_after, after, -np.inf))
-    # tau: where the exponential line meets the saturated line, kept within [b, b + 1]
-    crossing = has_after & (slope > after)
-    meet = np.divide(after_intercept - intercept, slope - after, out=b.astype(np.float64), where=crossing)
-    tau = np.clip(meet, b, b + 1.0)
-    return {"start": a, "end": b, "slope": slope, "intercept": intercept, "r2": r2, "score": score,
-            "steepest": steepest, "tau": tau}
+    _, _, table = _search(y, first_end, last_end, stop, params, record=True)
+    columns = dict(zip(backend.WINDOW_COLUMNS, table))
+    for name in ("start", "end"):
+        columns[name] = columns[name].astype(np.int64)
+    columns["steepest"] = columns["steepest"] == 1.0
+    return columns
 
 
 @overload
@@ -225,20 +201,17 @@ def fit_local_exponent(d: np.ndarray, params: FitParams | None = None, *,
     last_end = max(saturation if saturation >= 0 else n_valid - 1, params.min_len - 1)
     first_end = min(max(params.min_start, params.min_len - 1), last_end)
     stop = min(last_end + params.sat_hold, n_valid - 1) if saturation >= 0 else n_valid - 1
-    win = window_grid(y, first_end, last_end, stop, params)
     # the exponential phase is the steepest segment; lowest score; exact ties: longer, then later window
-    k = int(np.lexsort((win["end"], win["end"] - win["start"], -win["score"], win["steepest"]))[-1])
-    start, end = int(win["start"][k]), int(win["end"][k])
-    slope = float(win["slope"][k])
-    tau = float(win["tau"][k])
-    eq3 = float((win["intercept"][k] + slope * tau - y[0]) / tau)
-    fit = LocalFit(lyapunov=eq3 if params.estimator == "eq3" else slope, slope=slope, eq3=eq3,
-                   r2=float(win["r2"][k]), start=start, end=end, tau=tau, saturation=saturation, diverged=False,
+    k, best, _ = _search(y, first_end, last_end, stop, params, record=False)
+    start, end, slope, intercept, r2, _, _, tau = best.tolist()
+    eq3 = (intercept + slope * tau - float(y[0])) / tau
+    fit = LocalFit(lyapunov=eq3 if params.estimator == "eq3" else slope, slope=slope, eq3=eq3, r2=r2,
+                   start=int(start), end=int(end), tau=tau, saturation=saturation, diverged=False,
                    method=params.estimator, n_valid=n_valid, diverged_at=-1)
     if not debug:
         return fit
     return fit, FitDebug(log_d=y, slope_smooth=slope_s, threshold=threshold, saturation=saturation,
-                         stop=stop, windows=win, chosen=k)
+                         stop=stop, windows=window_grid(y, first_end, last_end, stop, params), chosen=k)
 
 
 def fit_ball(distances: np.ndarray, params: FitParams | None = None) -> list[LocalFit]:

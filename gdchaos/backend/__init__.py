@@ -40,6 +40,7 @@ from gdchaos.backend.conv import (
     scratch,
 )
 
+from gdchaos.backend.windows import WINDOW_COLUMNS, best_window
 from gdchaos.backend.small import ACCURACY as SMALL_ACCURACY
 from gdchaos.backend.small import DIVERGED as SMALL_DIVERGED
 from gdchaos.backend.small import GRADIENT as SMALL_GRADIENT
@@ -57,6 +58,7 @@ from gdchaos.backend.sparse import (
 )
 
 __all__ = [
+    "WINDOW_COLUMNS", "best_window",
     "small_mlp", "small_train_to_target", "SMALL_ACCURACY", "SMALL_LOSS", "SMALL_GRADIENT",
     "SMALL_REACHED", "SMALL_DIVERGED",
     "activation_backward_rop", "activation_rop_", "activation_rop_split", "softmax_rop_",

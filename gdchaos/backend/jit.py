@@ -22,6 +22,13 @@ def kernel(**options):
     return njit(cache=True, error_model="numpy", fastmath={"contract"}, **options)
 
 
+def exact(**options):
+    """Numba with the engine's error model and cache but no fast-math flag at all (no fused
+    multiply-add): every operation rounds as the same NumPy expression does (analysis code whose
+    results are compared with NumPy's)."""
+    return njit(cache=True, error_model="numpy", **options)
+
+
 def reduction(**options):
     """:func:`kernel` plus ``reassoc``, for small sum loops (dot products over samples): LLVM may
     then split the sum into several vector partial sums. The order is fixed by the compiled code,
