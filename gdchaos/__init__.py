@@ -3,11 +3,6 @@
 The engine (:mod:`gdchaos.model`, :mod:`gdchaos.train`, :mod:`gdchaos.backend`), the data layer
 (:mod:`gdchaos.data`) and the command line (:mod:`gdchaos.cli`).
 """
-from importlib.metadata import PackageNotFoundError, version as _version
-
-try:
-    __version__ = _version("gdchaos")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+from gdchaos._version import __version__
 
 __all__ = ["__version__"]

@@ -71,3 +71,9 @@ def test_limits():
     np.testing.assert_array_equal(_apply(np.array([np.inf, 0.0]), 2), [1.0, 0.5])
     assert 0 <= _apply(np.array([-np.inf]), 2)[0] < 1e-307  # floor of exp_nonpositive
     assert _apply(np.array([0.0]), 0)[0] == 1.0
+
+
+def test_tanh_keeps_the_sign_of_zero():
+    zeros = _apply(np.array([0.0, -0.0]), 1)
+    np.testing.assert_array_equal(zeros, [0.0, 0.0])
+    np.testing.assert_array_equal(np.signbit(zeros), [False, True])

@@ -9,6 +9,8 @@ lanes. Accuracy (tested against NumPy): a few ulp, NaN propagates, overflow cann
 """
 from __future__ import annotations
 
+import math
+
 from numba import njit, types
 from numba.extending import intrinsic
 
@@ -44,9 +46,16 @@ def _reduce(x: float) -> tuple[float, float]:
     propagates through r.
     """
     x = EXP_FLOOR if x < EXP_FLOOR else x  # NaN fails the test and propagates
-    shifted = x * LOG2E + ROUND
+    return _reduce_scaled(x, 1.0)
+
+
+@njit(inline="always")
+def _reduce_scaled(a: float, scale: float) -> tuple[float, float]:
+    """_reduce of x = scale * a, -708 <= x <= 0, with ``scale`` a power of 2 (x is exact): the
+    product by LOG2E is taken from a directly, so it does not wait for x (a shorter chain)."""
+    shifted = a * (scale * LOG2E) + ROUND
     k = shifted - ROUND
-    r = (x - k * LN2_HI) - k * LN2_LO
+    r = (scale * a - k * LN2_HI) - k * LN2_LO
     # the low bits of ``shifted`` hold k; shifting k + 1023 into the exponent field gives 2^k
     return r, _bits_float((_float_bits(shifted) + 1023) << 52)
 
@@ -94,18 +103,27 @@ def expm1_nonpositive(x: float) -> float:
     k != 0 a result below -0.29).
     """
     r, two_k = _reduce(x)
+    return _expm1_reduced(r, two_k)
+
+
+@njit(inline="always")
+def _expm1_reduced(r: float, two_k: float) -> float:
     q = r + (r * r) * _series_tail(r)
     return two_k * q + (two_k - 1.0)
 
 
 @njit(inline="always")
 def tanh(z: float) -> float:
-    """tanh z = sign(z) (-m)/(2 + m), m = e^(-2|z|) - 1: one formula, no cancellation near 0."""
+    """tanh z = sign(z) (-m)/(2 + m), m = e^(-2|z|) - 1: one formula, no cancellation near 0.
+
+    |z| is clipped at 20 (tanh rounds to 1 beyond 19.06), so e^(-2|z|) needs no floor; the sign
+    is copied at the end (NaN propagates through the clip and the formula).
+    """
     a = abs(z)
-    clipped = TANH_ONE if a > TANH_ONE else a
-    m = expm1_nonpositive(-2.0 * clipped)
-    t = -m / (2.0 + m)
-    return -t if z < 0.0 else t
+    clipped = TANH_ONE if TANH_ONE < a else a  # one vminpd; NaN fails the test and propagates
+    r, two_k = _reduce_scaled(clipped, -2.0)
+    m = _expm1_reduced(r, two_k)
+    return math.copysign(-m / (2.0 + m), z)
 
 
 @njit(inline="always")
