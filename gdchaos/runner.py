@@ -88,13 +88,16 @@ def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
     balls = initial_conditions(model, config, unit.ic_start, unit.ic_stop)
     writer.write_initial_params(unit.ic_start, balls[:, 0])
     last_write = -PARTIAL_WRITE_SECONDS  # write at once: readers see which unit is in flight
+    stale: set[str] = set()  # arrays changed since they were last written
     for event in run_unit(model, config, unit, data, balls):
         done = event.phase == "done"
         now = time.monotonic()
+        stale.update(event.arrays if event.changed is None else event.changed)
         if event.trajectory is not None:
             writer.write_trajectory(unit, *event.trajectory)
         if done or now - last_write >= PARTIAL_WRITE_SECONDS:
-            writer.write_unit(unit, event.arrays, event.epoch + 1, done=done)
+            writer.write_unit(unit, {name: event.arrays[name] for name in stale}, event.epoch + 1, done=done)
+            stale.clear()
             last_write = now
         if reporter:
             reporter.progress(unit, event)

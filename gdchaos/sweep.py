@@ -28,6 +28,7 @@ from gdchaos.train import train, train_to_target
 
 MAX_NETWORKS_PER_UNIT = 8192
 TAU_CALL_SECONDS = 0.25  # aimed duration of one training call of the tau phase
+TAU_ARRAYS = ("reached_epoch", "diverged_epoch")  # the only arrays the tau phase changes
 
 
 IMAGE_SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32), "digits": (1, 8, 8)}
@@ -99,6 +100,7 @@ class UnitProgress:
     arrays: dict[str, np.ndarray]
     active: int  # networks still training
     trajectory: tuple[int, np.ndarray] | None = None  # (column, parameters (ne, ni, M+1, P)) to store
+    changed: tuple[str, ...] | None = None  # the arrays this event changed (None: all of them)
 
 
 def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) -> Iterator[UnitProgress]:
@@ -192,10 +194,10 @@ def _train_to_target(model, config, theta, eta, data, reached, ref_diverged, arr
         epoch += steps
         steps = max(1, min(4 * steps, int(steps * TAU_CALL_SECONDS / max(elapsed, 1e-6))))
         arrays["reached_epoch"][...] = _pending(reached, active).reshape(arrays["reached_epoch"].shape)
-        yield UnitProgress("tau", epoch, arrays, active.size)
+        yield UnitProgress("tau", epoch, arrays, active.size, changed=TAU_ARRAYS)
     arrays["reached_epoch"][...] = reached.reshape(arrays["reached_epoch"].shape)
     arrays["diverged_epoch"][..., 0] = ref_diverged.reshape(arrays["diverged_epoch"].shape[:2])
-    yield UnitProgress("done", epoch, arrays, 0)
+    yield UnitProgress("done", epoch, arrays, 0, changed=TAU_ARRAYS)
 
 
 def _pending(reached: np.ndarray, active: np.ndarray) -> np.ndarray:
