@@ -255,6 +255,15 @@ class MLP:
                                              x_test.astype(self.dtype, copy=False), y_test, self.sizes,
                                              self.activation, self.l2, target, epochs)
 
+    def train_balls(self, theta: np.ndarray, eta: np.ndarray, grad: np.ndarray, x: np.ndarray, y: np.ndarray,
+                    x_test: np.ndarray, y_test: np.ndarray, ball: int, bounds: np.ndarray, records: int,
+                    first_update: bool, grad_last: bool):
+        """``records`` GD epochs of balls of ``ball`` networks (reference first) in one kernel call:
+        :func:`gdchaos.backend.small_train_balls` (see :func:`gdchaos.train.train_balls`)."""
+        return backend.small_train_balls(theta, eta, grad, x.astype(self.dtype, copy=False), y,
+                                         x_test.astype(self.dtype, copy=False), y_test, self.sizes, self.activation,
+                                         self.l2, ball, bounds, records, first_update, grad_last)
+
     # --------------------------------------------------------------- kernels
     def _logits(self, weights, biases, first, x, start, stop, sparse, work=None) -> list[np.ndarray]:
         """Hidden activations [A_1, ..., A_{L-1}] (R, n, h) followed by pre-bias logits (R, n, C),

@@ -24,10 +24,9 @@ from gdchaos.errors import GdchaosError
 from gdchaos.hessian import top_eigenvalue
 from gdchaos.model import MLP
 from gdchaos.results import NEVER, NOT_COMPUTED, Unit
-from gdchaos.train import train, train_to_target
+from gdchaos.train import CALL_SECONDS, train_balls, train_to_target
 
 MAX_NETWORKS_PER_UNIT = 8192
-TAU_CALL_SECONDS = 0.25  # aimed duration of one training call of the tau phase
 TAU_ARRAYS = ("reached_epoch", "diverged_epoch")  # the only arrays the tau phase changes
 
 
@@ -119,7 +118,6 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
     etas = np.asarray(config.etas[unit.eta_start:unit.eta_stop], dtype=np.float64)
     eta = np.repeat(etas, ni * ball)
     refs = np.arange(0, theta.shape[0], ball)
-    pairs = np.stack([np.repeat(refs, m), (refs[:, None] + np.arange(1, ball)).ravel()], axis=1)
     arrays = {
         "distances": np.full((ne, ni, m, epochs + 1), np.nan),
         "layer_distances": np.full((ne, ni, m, len(model.layout()), epochs + 1), np.nan),
@@ -137,8 +135,9 @@ def run_unit(model, config: SweepConfig, unit: Unit, data, balls: np.ndarray) ->
         arrays["sharpness_iterations"] = np.zeros((ne, ni, len(sharpness_epochs)), dtype=np.int32)
     warm_start = None
     trajectory_epochs = config.trajectory_epochs()
-    for record in train(model, theta, eta, x, y, epochs, x_test=x_test, y_test=y_test,
-                        test_networks=refs, pairs=pairs, memory_budget=config.memory_budget_mb * 2**20):
+    for record in train_balls(model, theta, eta, x, y, epochs, ball, x_test=x_test, y_test=y_test,
+                              stops=(*sharpness_epochs, *trajectory_epochs),
+                              memory_budget=config.memory_budget_mb * 2**20):
         t = record.epoch
         arrays["distances"][..., t] = record.distances.reshape(ne, ni, m)
         arrays["layer_distances"][..., t] = record.tensor_distances.reshape(ne, ni, m, -1)
@@ -172,7 +171,7 @@ def _record_sharpness(model, config, references, x, y, warm_start, arrays, colum
 def _train_to_target(model, config, theta, eta, data, reached, ref_diverged, arrays):
     """Keep training the references past T until each reaches the target test accuracy.
 
-    Calls of :func:`train_to_target` are sized to last about TAU_CALL_SECONDS (progress and Ctrl-C
+    Calls of :func:`train_to_target` are sized to last about CALL_SECONDS (progress and Ctrl-C
     stay responsive); the result does not depend on their size.
     """
     x, y, x_test, y_test = data
@@ -192,7 +191,7 @@ def _train_to_target(model, config, theta, eta, data, reached, ref_diverged, arr
         reached[active[run.reached]] = epoch + run.steps[run.reached]
         active = active[~run.reached & ~run.diverged]
         epoch += steps
-        steps = max(1, min(4 * steps, int(steps * TAU_CALL_SECONDS / max(elapsed, 1e-6))))
+        steps = max(1, min(4 * steps, int(steps * CALL_SECONDS / max(elapsed, 1e-6))))
         arrays["reached_epoch"][...] = _pending(reached, active).reshape(arrays["reached_epoch"].shape)
         yield UnitProgress("tau", epoch, arrays, active.size, changed=TAU_ARRAYS)
     arrays["reached_epoch"][...] = reached.reshape(arrays["reached_epoch"].shape)

@@ -7,6 +7,7 @@ condition and record T the network after T updates.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -15,6 +16,8 @@ import numpy as np
 
 from gdchaos import backend
 from gdchaos.model import DEFAULT_MEMORY_BUDGET, MLP
+
+CALL_SECONDS = 0.25  # aimed duration of one fused training call (progress and Ctrl-C stay responsive)
 
 
 @dataclass
@@ -77,6 +80,45 @@ def train(model: MLP, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray,
             )
             if not last:
                 backend.gradient_step_(theta, evaluation.grad, eta)
+
+
+def train_balls(model, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray, y: np.ndarray, epochs: int,
+                ball: int, *, x_test: np.ndarray, y_test: np.ndarray, stops: tuple[int, ...] = (),
+                memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Iterator[EpochRecord]:
+    """:func:`train` for eps-balls: networks [b ball, (b+1) ball) of ``theta`` are a reference and
+    its replicas. Yields the records of ``train(..., test_networks=references, pairs=(reference,
+    replica) pairs)``, bit for bit.
+
+    Small MLPs (``model.fused_training``) train whole balls for many epochs per kernel call (calls
+    of about CALL_SECONDS); the records of a call come together, and ``theta`` holds theta(t)
+    when the record of epoch t is yielded only for t in ``stops`` and t = ``epochs``.
+    """
+    refs = np.arange(0, theta.shape[0], ball)
+    if not model.fused_training(x.shape[0], x_test.shape[0]):
+        pairs = np.stack([np.repeat(refs, ball - 1), (refs[:, None] + np.arange(1, ball)).ravel()], axis=1)
+        yield from train(model, theta, eta, x, y, epochs, x_test=x_test, y_test=y_test, test_networks=refs,
+                         pairs=pairs, memory_budget=memory_budget)
+        return
+    eta = _eta_vector(eta, theta.shape[0])
+    layout = model.layout()
+    bounds = np.array([t.offset for t in layout] + [layout[-1].offset + layout[-1].size])
+    grad = np.empty_like(theta)
+    ends = sorted({t for t in stops if 0 <= t < epochs} | {epochs})
+    epoch, size, pending = 0, 1, False
+    while epoch <= epochs:
+        end = min(epoch + size - 1, next(t for t in ends if t >= epoch))
+        started = time.perf_counter()
+        out = model.train_balls(theta, eta, grad, x, y, x_test, y_test, ball, bounds, end - epoch + 1,
+                                pending, end < epochs)
+        elapsed = time.perf_counter() - started
+        n = x.shape[0]
+        loss = out.loss / n + 0.5 * model.l2 * out.penalty if model.l2 > 0 else out.loss / n
+        for k in range(end - epoch + 1):
+            yield EpochRecord(epoch=epoch + k, loss=loss[k], train_accuracy=out.correct[k] / n,
+                              test_accuracy=out.test_correct[k] / max(1, x_test.shape[0]),
+                              distances=out.distances[k].sum(axis=1), tensor_distances=out.distances[k], theta=None)
+        size = max(1, min(4 * size, int(size * CALL_SECONDS / max(elapsed, 1e-6))))
+        epoch, pending = end + 1, end < epochs
 
 
 class TargetRun(NamedTuple):

@@ -8,7 +8,7 @@ import gdchaos.backend.sparse
 import gdchaos.model
 from gdchaos.errors import GdchaosError
 from gdchaos.model import MLP
-from gdchaos.train import gradient_step, train, train_to_target
+from gdchaos.train import gradient_step, train, train_balls, train_to_target
 
 ARCHITECTURES = [(5, 7, 3), (5, 7, 6, 3), (5, 6, 4, 5, 3)]  # depths 1 to 3
 
@@ -218,6 +218,39 @@ def test_train_to_target_in_several_calls_gives_the_same_bits():
     np.testing.assert_array_equal(theta, whole)
     np.testing.assert_array_equal(steps, run.steps)
     assert 0 < run.reached.sum() < 8
+
+
+@pytest.mark.parametrize("activation, l2", [("tanh", 0.0), ("relu", 0.05)])
+def test_train_balls_gives_the_records_of_train_bit_for_bit(activation, l2):
+    model = MLP((5, 7, 3), activation=activation, l2=l2)
+    x, y = _problem(model.sizes, n=40)
+    x_test, y_test = _problem(model.sizes, n=17, seed=1)
+    ball = 3
+    theta = np.repeat(model.init(np.random.default_rng(4), 5), ball, axis=0)
+    theta[np.arange(15) % ball > 0] += np.random.default_rng(5).uniform(-1e-6, 1e-6, (10, model.n_params))
+    eta = np.repeat([0.1, 1.0, 5.0, 30.0, 1e300], ball)  # chaotic, and diverging, balls too
+    refs = np.arange(0, 15, ball)
+    pairs = np.stack([np.repeat(refs, ball - 1), (refs[:, None] + np.arange(1, ball)).ravel()], axis=1)
+    expected, at_stops = [], {}
+    with np.errstate(all="ignore"):
+        stepped = theta.copy()
+        for record in train(model, stepped, eta, x, y, 30, x_test=x_test, y_test=y_test, test_networks=refs,
+                            pairs=pairs):
+            expected.append(record)
+            at_stops[record.epoch] = stepped.copy()
+    stops = (0, 4, 5, 17)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = []
+        for record in train_balls(model, theta, eta, x, y, 30, ball, x_test=x_test, y_test=y_test, stops=stops):
+            got.append(record)
+            if record.epoch in stops + (30,):
+                np.testing.assert_array_equal(theta, at_stops[record.epoch])
+    assert [r.epoch for r in got] == list(range(31))
+    for want, have in zip(expected, got):
+        for field in ("loss", "train_accuracy", "test_accuracy", "distances", "tensor_distances"):
+            np.testing.assert_array_equal(getattr(have, field), getattr(want, field), err_msg=field)
+    assert not np.isfinite(got[-1].loss[-1]) or got[-1].loss[-1] > 1e250  # tanh saturates instead
 
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])

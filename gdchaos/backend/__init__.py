@@ -46,7 +46,7 @@ from gdchaos.backend.small import DIVERGED as SMALL_DIVERGED
 from gdchaos.backend.small import GRADIENT as SMALL_GRADIENT
 from gdchaos.backend.small import LOSS as SMALL_LOSS
 from gdchaos.backend.small import REACHED as SMALL_REACHED
-from gdchaos.backend.small import small_mlp, small_train_to_target
+from gdchaos.backend.small import small_mlp, small_train_balls, small_train_to_target
 from gdchaos.backend.sparse import BLOCK as SPARSE_BLOCK
 from gdchaos.backend.sparse import (
     SparseRows,
@@ -59,7 +59,7 @@ from gdchaos.backend.sparse import (
 
 __all__ = [
     "WINDOW_COLUMNS", "best_window",
-    "small_mlp", "small_train_to_target", "SMALL_ACCURACY", "SMALL_LOSS", "SMALL_GRADIENT",
+    "small_mlp", "small_train_balls", "small_train_to_target", "SMALL_ACCURACY", "SMALL_LOSS", "SMALL_GRADIENT",
     "SMALL_REACHED", "SMALL_DIVERGED",
     "activation_backward_rop", "activation_rop_", "activation_rop_split", "softmax_rop_",
     "input_conv_pool_rop", "pool_activate_rop", "pool_backward_rop_",

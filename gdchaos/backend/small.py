@@ -15,6 +15,8 @@ against):
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -276,6 +278,51 @@ def _small_train(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2
             status_out[r] = status
 
 
+@kernel(inline="always")
+def _step(p, g, step):
+    """Eq. 1 on one network, as backend.gradient_step_: p <- p - step g."""
+    for k in range(p.shape[0]):
+        p[k] -= step * g[k]
+
+
+@kernel(parallel=True)
+def _small_train_balls(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, code, l2, ball, bounds,
+                       first_update, grad_last, loss_out, correct_out, penalty_out, test_out, dist_out, n_chunks):
+    n_records = loss_out.shape[0]
+    n_balls = theta.shape[0] // ball
+    n_samples = x_t.shape[1]
+    act_offsets, param_offsets = _offsets(sizes)
+    for chunk in prange(n_chunks):
+        scratch = _scratch(sizes, act_offsets[-1], n_samples)
+        scratch_test = _scratch(sizes, act_offsets[-1], x_test_t.shape[1])
+        for b in range(chunk * n_balls // n_chunks, (chunk + 1) * n_balls // n_chunks):
+            first = b * ball
+            if first_update:
+                for r in range(first, first + ball):
+                    _step(theta[r], grad[r], eta[r])
+            for k in range(n_records):
+                mode = GRADIENT if k < n_records - 1 or grad_last else LOSS
+                for r in range(first, first + ball):
+                    loss_out[k, r], correct_out[k, r] = _network(
+                        theta[r], grad[r], mode, x_t, labels, sizes, act_offsets, param_offsets, code,
+                        1.0 / n_samples, l2, scratch)
+                    penalty_out[k, r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
+                if x_test_t.shape[1]:
+                    test_out[k, b] = _network(theta[first], grad[first], ACCURACY, x_test_t, labels_test, sizes,
+                                              act_offsets, param_offsets, code, 1.0, 0.0, scratch_test)[1]
+                reference = theta[first]
+                for j in range(1, ball):  # L1 distance to the reference, per tensor, as backend.l1_distances
+                    replica = theta[first + j]
+                    for s in range(bounds.shape[0] - 1):
+                        total = 0.0
+                        for i in range(bounds[s], bounds[s + 1]):
+                            total += abs(reference[i] - replica[i])
+                        dist_out[k, b * (ball - 1) + j - 1, s] = total
+                if k < n_records - 1:
+                    for r in range(first, first + ball):
+                        _step(theta[r], grad[r], eta[r])
+
+
 def _transposed(x: np.ndarray) -> np.ndarray:
     """x (N, d) as (d, N) float64: float32 networks also compute in float64."""
     return np.ascontiguousarray(x.T, dtype=np.float64)
@@ -329,3 +376,43 @@ def small_train_to_target(theta: np.ndarray, eta: np.ndarray, x: np.ndarray, lab
             _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
             activation_code(activation), l2, target, epochs, steps, status, grad, _n_chunks(n_nets))
     return steps, status
+
+
+class BallRecords(NamedTuple):
+    """Observables of :func:`small_train_balls`, one row per recorded epoch k."""
+
+    loss: np.ndarray  # (K, R) summed cross-entropy
+    correct: np.ndarray  # (K, R) correct counts on the training set
+    penalty: np.ndarray  # (K, R) sum_l ||W_l||^2 (0 when l2 = 0)
+    test_correct: np.ndarray  # (K, n_balls) correct counts of each reference on the test set
+    distances: np.ndarray  # (K, n_balls * (ball - 1), n_segments) L1 distances of each replica to its reference
+
+
+def small_train_balls(theta: np.ndarray, eta: np.ndarray, grad: np.ndarray, x: np.ndarray, labels: np.ndarray,
+                      x_test: np.ndarray, labels_test: np.ndarray, sizes: tuple[int, ...], activation: str,
+                      l2: float, ball: int, bounds: np.ndarray, records: int, first_update: bool,
+                      grad_last: bool) -> BallRecords:
+    """``records`` epochs of full-batch GD of balls of small MLPs (networks [b ball, (b+1) ball), the
+    reference first), each ball trained by one thread, in place.
+
+    For each recorded epoch: every network's loss, correct count (and, but after the last record
+    only with ``grad_last``, its gradient, kept in ``grad`` (R, P)); each reference's test correct
+    count; each replica's per-segment L1 distance to its reference (``bounds`` (S+1,) split the
+    parameter axis); then the update theta <- theta - eta grad (Eq. 1), except after the last
+    record. ``first_update`` applies the update held in ``grad`` first (the previous call's last
+    record). The operations are those of :func:`small_mlp`, ``gradient_step_`` and ``l1_distances``:
+    the same bits as one epoch at a time.
+    """
+    n_nets, n_params = theta.shape
+    if not theta.flags.c_contiguous or grad.shape != theta.shape or n_nets % ball:
+        raise ValueError("theta must be C-contiguous, grad of its shape, and hold whole balls")
+    n_balls = n_nets // ball
+    out = BallRecords(np.empty((records, n_nets)), np.empty((records, n_nets), dtype=np.int64),
+                      np.empty((records, n_nets)), np.zeros((records, n_balls), dtype=np.int64),
+                      np.empty((records, n_balls * (ball - 1), len(bounds) - 1)))
+    _launch(_small_train_balls, n_nets * records * (x.shape[0] + x_test.shape[0]) * n_params, theta,
+            np.ascontiguousarray(eta, dtype=np.float64), grad, _transposed(x), np.ascontiguousarray(labels),
+            _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
+            activation_code(activation), l2, ball, np.asarray(bounds, dtype=np.int64), first_update, grad_last,
+            out.loss, out.correct, out.penalty, out.test_correct, out.distances, max(1, min(n_balls, _n_chunks(n_nets))))
+    return out
