@@ -37,10 +37,10 @@ from gdchaos_tui.widgets.fit_curves import FitCurves
 from gdchaos_tui.widgets.spark import LabelledSparkline
 
 SIZES = [(80, 24), (120, 40)]
-# a real Iris run that lasts a few seconds: each unit (one IC, both etas) trains its references for
-# tau_epochs - T epochs after T (target 1.0 is not reached), so there is time to watch, stop and resume
-# (about 0.3 ms per epoch for two Iris networks: the epochs, not the networks, set the duration)
-LIVE_RUN = dict(etas="1,10", ics=2, replicas=2, epochs=30, target=1.0, tau_epochs=10000, ics_per_unit=1)
+# a real Iris run that lasts a few seconds, so there is time to watch, stop and resume: each unit (one
+# IC, both etas) trains 2 balls of 61 networks for 3,000 epochs, about 1.5 s of kernel time on one
+# core (the whole-network kernel trains many epochs per call: short runs end before a key press)
+LIVE_RUN = dict(etas="1,10", ics=2, replicas=60, epochs=3000, target=1.0, tau_epochs=3000, ics_per_unit=1)
 
 
 def sync(test):
