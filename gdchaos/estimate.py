@@ -20,8 +20,8 @@ CALIBRATION_WORK = 2e9  # at most this many network-parameter-samples per timed 
 MAX_CALIBRATION_NETWORKS = 4800
 TAU_FRACTION = 0.5  # assumed share of the tau budget the references still train past T
 # fixed costs measured on the 2-core development machine (iris-tanh preset, 2026-11-27)
-START_SECONDS = 2.0  # imports, loading Numba's cached kernels, creating the results file
-FIT_SECONDS = 0.9e-3  # analysis of one eps-ball (one initial condition at one eta), T = 201
+START_SECONDS = 1.5  # imports, loading Numba's cached kernels, creating the results file
+FIT_SECONDS = 0.3e-3  # analysis of one eps-ball (one initial condition at one eta), T = 201
 
 
 def _model(config: SweepConfig):
