@@ -24,7 +24,7 @@ from gdchaos.errors import GdchaosError
 from gdchaos.hessian import top_eigenvalue
 from gdchaos.model import MLP
 from gdchaos.results import NEVER, NOT_COMPUTED, Unit
-from gdchaos.train import CALL_SECONDS, train_balls, train_to_target
+from gdchaos.train import next_call_epochs, train_balls, train_to_target
 
 MAX_NETWORKS_PER_UNIT = 8192
 TAU_ARRAYS = ("reached_epoch", "diverged_epoch")  # the only arrays the tau phase changes
@@ -171,7 +171,7 @@ def _record_sharpness(model, config, references, x, y, warm_start, arrays, colum
 def _train_to_target(model, config, theta, eta, data, reached, ref_diverged, arrays):
     """Keep training the references past T until each reaches the target test accuracy.
 
-    Calls of :func:`train_to_target` are sized to last about CALL_SECONDS (progress and Ctrl-C
+    Calls of :func:`train_to_target` are sized by :func:`next_call_epochs` (progress and Ctrl-C
     stay responsive); the result does not depend on their size.
     """
     x, y, x_test, y_test = data
@@ -191,7 +191,7 @@ def _train_to_target(model, config, theta, eta, data, reached, ref_diverged, arr
         reached[active[run.reached]] = epoch + run.steps[run.reached]
         active = active[~run.reached & ~run.diverged]
         epoch += steps
-        steps = max(1, min(4 * steps, int(steps * CALL_SECONDS / max(elapsed, 1e-6))))
+        steps = next_call_epochs(steps, elapsed)
         arrays["reached_epoch"][...] = _pending(reached, active).reshape(arrays["reached_epoch"].shape)
         yield UnitProgress("tau", epoch, arrays, active.size, changed=TAU_ARRAYS)
     arrays["reached_epoch"][...] = reached.reshape(arrays["reached_epoch"].shape)

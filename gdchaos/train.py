@@ -117,8 +117,14 @@ def train_balls(model, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray
             yield EpochRecord(epoch=epoch + k, loss=loss[k], train_accuracy=out.correct[k] / n,
                               test_accuracy=out.test_correct[k] / max(1, x_test.shape[0]),
                               distances=out.distances[k].sum(axis=1), tensor_distances=out.distances[k], theta=None)
-        size = max(1, min(4 * size, int(size * CALL_SECONDS / max(elapsed, 1e-6))))
+        size = next_call_epochs(size, elapsed)
         epoch, pending = end + 1, end < epochs
+
+
+def next_call_epochs(epochs: int, elapsed: float) -> int:
+    """Epochs for the next fused training call after one of ``epochs`` took ``elapsed`` seconds:
+    aimed at CALL_SECONDS, growing at most 4x per call (the first calls also load the kernel)."""
+    return max(1, min(4 * epochs, int(epochs * CALL_SECONDS / max(elapsed, 1e-6))))
 
 
 class TargetRun(NamedTuple):
