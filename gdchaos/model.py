@@ -179,10 +179,7 @@ class MLP:
             loss, correct, penalty, gradient = backend.small_mlp(
                 theta, x, y, self.sizes, self.activation, 1.0 / n_samples,
                 backend.SMALL_GRADIENT if grad else backend.SMALL_LOSS, self.l2)
-            if self.l2 > 0:
-                loss = loss / n_samples + 0.5 * self.l2 * penalty
-                return Evaluation(loss, correct / n_samples, gradient)
-            return Evaluation(loss / n_samples, correct / n_samples, gradient)
+            return Evaluation(self.mean_loss(loss, penalty, n_samples), correct / n_samples, gradient)
         sparse = backend.sparse_rows(x)
         params = self.unflatten(theta)
         weights, biases = params[0::2], params[1::2]
@@ -204,6 +201,11 @@ class MLP:
         """Samples per chunk; whole blocks of the sparse input's block-wise order when sparse."""
         step = self.chunk_size(n_nets, memory_budget)
         return step if sparse is None else max(backend.SPARSE_BLOCK, step - step % backend.SPARSE_BLOCK)
+
+    def mean_loss(self, summed: np.ndarray, penalty: np.ndarray, n_samples: int) -> np.ndarray:
+        """L = (summed cross-entropy) / N + (l2/2) sum_l ||W_l||^2, from the whole-network kernel's sums."""
+        loss = summed / n_samples
+        return loss + 0.5 * self.l2 * penalty if self.l2 > 0 else loss
 
     def _is_small(self, n_samples: int) -> bool:
         """Whether to use the whole-network kernel: few inputs, one network's activations near cache size."""

@@ -112,7 +112,7 @@ def train_balls(model, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray
                                 pending, end < epochs)
         elapsed = time.perf_counter() - started
         n = x.shape[0]
-        loss = out.loss / n + 0.5 * model.l2 * out.penalty if model.l2 > 0 else out.loss / n
+        loss = model.mean_loss(out.loss, out.penalty, n)
         for k in range(end - epoch + 1):
             yield EpochRecord(epoch=epoch + k, loss=loss[k], train_accuracy=out.correct[k] / n,
                               test_accuracy=out.test_correct[k] / max(1, x_test.shape[0]),
