@@ -127,16 +127,10 @@ def saturation_epoch(slope: np.ndarray, params: FitParams) -> tuple[int, float]:
     return (int(np.argmax(quiet)) if quiet.any() else -1), threshold
 
 
-def _cumulative(y: np.ndarray) -> np.ndarray:
-    """Cumulative sums of 1, t, y, t^2, t y, y^2 with a leading 0, (6, n + 1): the sum over [a, b] is c[b+1] - c[a]."""
-    t = np.arange(y.size, dtype=np.float64)
-    return np.stack([np.concatenate(([0.0], np.cumsum(v))) for v in (np.ones_like(t), t, y, t * t, t * y, y * y)])
-
-
 def _search(y: np.ndarray, first_end: int, last_end: int, stop: int, params: FitParams,
             record: bool) -> tuple[int, np.ndarray, np.ndarray | None]:
     """The window search of :func:`window_grid` (best index, best window's columns, all windows' columns)."""
-    return backend.best_window(_cumulative(y[: stop + 1]), first_end, last_end, stop, params.min_len,
+    return backend.best_window(y, first_end, last_end, stop, params.min_len,
                                params.segment_penalty, (stop + 1.0) * _RESOLUTION**2, record)
 
 

@@ -17,8 +17,8 @@ WINDOW_COLUMNS = ("start", "end", "slope", "intercept", "r2", "score", "steepest
 
 @exact(inline="always")
 def _line(cums, lo, hi):
-    """Least-squares line on the segment [lo, hi] from the cumulative sums ``cums`` (6, n + 1) of
-    1, t, y, t^2, t y, y^2: returns (slope, intercept, SSE, R^2); fewer than two points give slope 0."""
+    """Least-squares line on the segment [lo, hi] from the cumulative sums ``cums`` (:func:`_cumulative`):
+    returns (slope, intercept, SSE, R^2); fewer than two points give slope 0."""
     end = max(hi + 1, lo)
     n = cums[0, end] - cums[0, lo]
     st = cums[1, end] - cums[1, lo]
@@ -39,7 +39,24 @@ def _line(cums, lo, hi):
 
 
 @exact()
-def _best_window(cums, first_end, last_end, stop, min_len, penalty, floor, record):
+def _cumulative(y, stop):
+    """Cumulative sums of 1, t, y, t^2, t y, y^2 over t = 0..stop with a leading 0, (6, stop + 2):
+    the sum over [a, b] is c[b + 1] - c[a] (accumulated in order, as np.cumsum)."""
+    cums = np.zeros((6, stop + 2))
+    for i in range(stop + 1):
+        t, v = float(i), y[i]
+        cums[0, i + 1] = cums[0, i] + 1.0
+        cums[1, i + 1] = cums[1, i] + t
+        cums[2, i + 1] = cums[2, i] + v
+        cums[3, i + 1] = cums[3, i] + t * t
+        cums[4, i + 1] = cums[4, i] + t * v
+        cums[5, i + 1] = cums[5, i] + v * v
+    return cums
+
+
+@exact()
+def _best_window(y, first_end, last_end, stop, min_len, penalty, floor, record):
+    cums = _cumulative(y, stop)
     n_points = stop + 1.0
     log_n = np.log(n_points)
     n_starts, n_ends = last_end + 1, last_end - first_end + 1
@@ -92,17 +109,19 @@ def _best_window(cums, first_end, last_end, stop, min_len, penalty, floor, recor
     return best_index, best
 
 
-def best_window(cums: np.ndarray, first_end: int, last_end: int, stop: int, min_len: int, penalty: float,
+def best_window(y: np.ndarray, first_end: int, last_end: int, stop: int, min_len: int, penalty: float,
                 floor: float, record: bool = False) -> tuple[int, np.ndarray, np.ndarray | None]:
     """Score every window [a, b] (first_end <= b <= last_end, b - a + 1 >= min_len; a outer, b inner)
-    and pick the best: steepest segment, then lowest score, then longest, then latest.
+    of the curve ``y`` on t = 0..stop and pick the best: steepest segment, then lowest score, then
+    longest, then latest.
 
-    ``cums`` (6, stop + 2): cumulative sums of 1, t, y, t^2, t y, y^2 with a leading 0. Returns
-    (index of the best window among the candidates, its columns (WINDOW_COLUMNS order), and with
-    ``record`` all candidates' columns (8, n_windows)).
+    Returns (index of the best window among the candidates, its columns (WINDOW_COLUMNS order), and
+    with ``record`` all candidates' columns (8, n_windows)).
     """
-    n_windows = sum(max(0, min(last_end, b - min_len + 1) + 1) for b in range(first_end, last_end + 1))
-    table = np.empty((8, n_windows if record else 0))
-    index, best = _best_window(np.ascontiguousarray(cums, dtype=np.float64), first_end, last_end, stop, min_len,
+    n_windows = 0
+    if record:
+        n_windows = sum(max(0, min(last_end, b - min_len + 1) + 1) for b in range(first_end, last_end + 1))
+    table = np.empty((8, n_windows))
+    index, best = _best_window(np.ascontiguousarray(y, dtype=np.float64), first_end, last_end, stop, min_len,
                                float(penalty), float(floor), table)
     return index, best, table if record else None
