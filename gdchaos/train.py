@@ -58,8 +58,7 @@ def train(model: MLP, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray,
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if x_test is not None and test_networks is None:
         test_networks = np.arange(theta.shape[0])
-    layout = model.layout()
-    bounds = np.array([t.offset for t in layout] + [layout[-1].offset + layout[-1].size])
+    bounds = _tensor_bounds(model)
     with np.errstate(all="ignore"):
         for epoch in range(epochs + 1):
             last = epoch == epochs
@@ -100,8 +99,7 @@ def train_balls(model, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray
                          pairs=pairs, memory_budget=memory_budget)
         return
     eta = _eta_vector(eta, theta.shape[0])
-    layout = model.layout()
-    bounds = np.array([t.offset for t in layout] + [layout[-1].offset + layout[-1].size])
+    bounds = _tensor_bounds(model)
     grad = np.empty_like(theta)
     ends = sorted({t for t in stops if 0 <= t < epochs} | {epochs})
     epoch, size, pending = 0, 1, False
@@ -168,6 +166,12 @@ def train_to_target(model, theta: np.ndarray, eta: np.ndarray | float, x: np.nda
             reached[active[hit]] = True
             active = active[~hit & ~blown]
     return TargetRun(steps, reached, diverged)
+
+
+def _tensor_bounds(model) -> np.ndarray:
+    """Offsets where each parameter tensor of the flat layout starts, then P: (n_tensors + 1,)."""
+    layout = model.layout()
+    return np.array([t.offset for t in layout] + [layout[-1].offset + layout[-1].size])
 
 
 def _eta_vector(eta: np.ndarray | float, n_networks: int) -> np.ndarray:

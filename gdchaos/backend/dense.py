@@ -250,16 +250,20 @@ def count_correct(logits: np.ndarray, bias: np.ndarray, labels: np.ndarray) -> n
     return out
 
 
+@njit(inline="always")
+def _segment_distances(a, b, bounds, out):
+    """out[s] = sum_{bounds[s] <= k < bounds[s+1]} |a[k] - b[k]|, summed in order."""
+    for s in range(bounds.shape[0] - 1):
+        total = 0.0
+        for k in range(bounds[s], bounds[s + 1]):
+            total += abs(a[k] - b[k])
+        out[s] = total
+
+
 @kernel(parallel=True)
 def _l1_distances(theta, pairs, bounds, out):
     for i in prange(pairs.shape[0]):
-        a = theta[pairs[i, 0]]
-        b = theta[pairs[i, 1]]
-        for s in range(bounds.shape[0] - 1):
-            total = 0.0
-            for k in range(bounds[s], bounds[s + 1]):
-                total += abs(a[k] - b[k])
-            out[i, s] = total
+        _segment_distances(theta[pairs[i, 0]], theta[pairs[i, 1]], bounds, out[i])
 
 
 def l1_distances(theta: np.ndarray, pairs: np.ndarray, bounds: np.ndarray | None = None) -> np.ndarray:
@@ -275,13 +279,17 @@ def l1_distances(theta: np.ndarray, pairs: np.ndarray, bounds: np.ndarray | None
     return out
 
 
+@njit(inline="always")
+def _step(p, g, step):
+    """Eq. 1 on one network: p <- p - step g (the whole-network kernels call it too)."""
+    for k in range(p.shape[0]):
+        p[k] -= step * g[k]
+
+
 @kernel(parallel=True)
 def _sgd_update(theta, grad, eta):
-    n_nets, n_params = theta.shape
-    for r in prange(n_nets):
-        step = eta[r]
-        for k in range(n_params):
-            theta[r, k] -= step * grad[r, k]
+    for r in prange(theta.shape[0]):
+        _step(theta[r], grad[r], eta[r])
 
 
 def gradient_step_(theta: np.ndarray, grad: np.ndarray, eta: np.ndarray) -> None:

@@ -22,7 +22,8 @@ import numpy as np
 from numba import njit, prange
 
 from gdchaos.backend import vecmath
-from gdchaos.backend.dense import _activate_row, _derivative_from_output, _launch, activation_code
+from gdchaos.backend.dense import (_activate_row, _derivative_from_output, _launch, _segment_distances, _step,
+                                   activation_code)
 from gdchaos.backend.jit import kernel, reduction
 
 CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
@@ -263,8 +264,7 @@ def _small_train(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2
                                    1.0 / n_samples, l2, scratch)
                 penalty = _squared_weights(p, sizes, param_offsets) if l2 > 0 else 0.0
                 finite = np.isfinite(loss / n_samples + 0.5 * l2 * penalty)
-                for k in range(p.shape[0]):  # Eq. 1, as backend.gradient_step_
-                    p[k] -= step * g[k]
+                _step(p, g, step)
                 steps += 1
                 if not finite:
                     status = DIVERGED
@@ -276,13 +276,6 @@ def _small_train(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2
                     break
             steps_out[r] = steps
             status_out[r] = status
-
-
-@kernel(inline="always")
-def _step(p, g, step):
-    """Eq. 1 on one network, as backend.gradient_step_: p <- p - step g."""
-    for k in range(p.shape[0]):
-        p[k] -= step * g[k]
 
 
 @kernel(parallel=True)
@@ -310,14 +303,9 @@ def _small_train_balls(theta, eta, grad, x_t, labels, x_test_t, labels_test, siz
                 if x_test_t.shape[1]:
                     test_out[k, b] = _network(theta[first], grad[first], ACCURACY, x_test_t, labels_test, sizes,
                                               act_offsets, param_offsets, code, 1.0, 0.0, scratch_test)[1]
-                reference = theta[first]
-                for j in range(1, ball):  # L1 distance to the reference, per tensor, as backend.l1_distances
-                    replica = theta[first + j]
-                    for s in range(bounds.shape[0] - 1):
-                        total = 0.0
-                        for i in range(bounds[s], bounds[s + 1]):
-                            total += abs(reference[i] - replica[i])
-                        dist_out[k, b * (ball - 1) + j - 1, s] = total
+                for j in range(1, ball):  # L1 distance to the reference, per tensor
+                    _segment_distances(theta[first], theta[first + j], bounds,
+                                       dist_out[k, b * (ball - 1) + j - 1])
                 if k < n_records - 1:
                     for r in range(first, first + ball):
                         _step(theta[r], grad[r], eta[r])
@@ -328,8 +316,9 @@ def _transposed(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.T, dtype=np.float64)
 
 
-def _n_chunks(n_nets: int) -> int:
-    return max(1, min(n_nets, CHUNKS_PER_THREAD * numba.get_num_threads()))
+def _n_chunks(n_items: int) -> int:
+    """Chunks of networks (or balls) dealt to the threads: CHUNKS_PER_THREAD each, at most one per item."""
+    return max(1, min(n_items, CHUNKS_PER_THREAD * numba.get_num_threads()))
 
 
 def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...], activation: str,
@@ -414,5 +403,5 @@ def small_train_balls(theta: np.ndarray, eta: np.ndarray, grad: np.ndarray, x: n
             np.ascontiguousarray(eta, dtype=np.float64), grad, _transposed(x), np.ascontiguousarray(labels),
             _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
             activation_code(activation), l2, ball, np.asarray(bounds, dtype=np.int64), first_update, grad_last,
-            out.loss, out.correct, out.penalty, out.test_correct, out.distances, max(1, min(n_balls, _n_chunks(n_nets))))
+            out.loss, out.correct, out.penalty, out.test_correct, out.distances, _n_chunks(n_balls))
     return out
