@@ -18,12 +18,13 @@ eta w^2 > 2 + eta). Escaped orbits get lyapunov = NaN and bifurcation iterates N
 """
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-ESCAPE_BOUND = 1e6
-"""|w| beyond this (or a non-finite w) marks an orbit as escaped."""
+from gdchaos.backend.cubic import ESCAPE_BOUND, cubic_map, cubic_map_derivative, cubic_orbits
+
+__all__ = ["DEFAULT_ITERATES", "DEFAULT_ORBIT", "DEFAULT_TRANSIENT", "DEFAULT_W0_STD", "ESCAPE_BOUND", "LOG_FLOOR",
+           "bifurcation", "cubic_map", "cubic_map_derivative", "initial_conditions", "lyapunov", "orbits"]
 
 LOG_FLOOR = float(np.log(np.finfo(np.float64).tiny))
 """ln of the smallest normal float64 (about -708.4): the value ln|f'(w)| takes when f'(w) == 0."""
@@ -32,66 +33,6 @@ DEFAULT_TRANSIENT = 1000
 DEFAULT_ITERATES = 200
 DEFAULT_ORBIT = 10_000
 DEFAULT_W0_STD = 0.1
-
-
-def cubic_map(w: ArrayLike, eta: ArrayLike) -> NDArray[np.float64] | float:
-    """One gradient-descent step on the double well: f(w) = w [1 - eta (w^2 - 1)]."""
-    return w * (1.0 - eta * (w * w - 1.0))
-
-
-def cubic_map_derivative(w: ArrayLike, eta: ArrayLike) -> NDArray[np.float64] | float:
-    """The map's slope, f'(w) = 1 + eta - 3 eta w^2."""
-    return 1.0 + eta - 3.0 * eta * w * w
-
-
-_f = numba.njit(cache=True)(cubic_map)
-_df = numba.njit(cache=True)(cubic_map_derivative)
-
-
-@numba.njit(cache=True)
-def _bounded(w: float) -> bool:
-    """True while the orbit has not escaped (also False for NaN)."""
-    return abs(w) <= ESCAPE_BOUND
-
-
-@numba.njit(parallel=True, cache=True)
-def _orbits(
-    etas: NDArray[np.float64],
-    w0: NDArray[np.float64],
-    transient: int,
-    iterates: int,
-    orbit: int,
-    log_floor: float,
-) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
-    """Iterate every eta in parallel: drop ``transient`` steps, record ``iterates`` states and
-    average ln|f'(w_k)| over ``orbit`` states, all counted from the end of the transient."""
-    n = etas.shape[0]
-    lyap = np.full(n, np.nan)
-    escaped = np.zeros(n, dtype=np.bool_)
-    bif = np.full((n, iterates), np.nan)
-    for i in numba.prange(n):
-        eta = etas[i]
-        w = w0[i]
-        for _ in range(transient):
-            w = _f(w, eta)
-            if not _bounded(w):
-                break
-        if not _bounded(w):
-            escaped[i] = True
-            continue
-        total = 0.0
-        for k in range(max(iterates, orbit)):
-            if k < iterates:
-                bif[i, k] = w
-            if k < orbit:
-                total += max(np.log(abs(_df(w, eta))), log_floor)
-            w = _f(w, eta)
-            if not _bounded(w):
-                escaped[i] = True
-                break
-        if not escaped[i] and orbit > 0:
-            lyap[i] = total / orbit
-    return lyap, escaped, bif
 
 
 def initial_conditions(n: int, *, seed: int = 0, w0_std: float = DEFAULT_W0_STD) -> NDArray[np.float64]:
@@ -117,7 +58,7 @@ def orbits(
     """
     eta = np.ascontiguousarray(etas, dtype=np.float64).reshape(-1)
     w0 = initial_conditions(eta.size, seed=seed, w0_std=w0_std)
-    return _orbits(eta, w0, int(transient), int(iterates), int(orbit), LOG_FLOOR)
+    return cubic_orbits(eta, w0, int(transient), int(iterates), int(orbit), LOG_FLOOR)
 
 
 def lyapunov(

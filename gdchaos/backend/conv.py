@@ -1,5 +1,5 @@
 """CPU kernels of convolutional networks: im2col / col2im, fused conv blocks (bias, activation and
-max pooling), and a thread pool that runs chunks of samples side by side.
+max pooling).
 
 Feature maps are stored *channels-last*: (R, n, H, W, C) for R networks and n samples, so that a
 stride-1 k x k convolution with zero padding p is one matrix product per network::
@@ -11,65 +11,20 @@ with the product done by BLAS (:func:`matmul`). The first conv of a network read
 all R networks share: :func:`input_conv_pool_activate` computes it directly (each input value is
 used for all R*C_out outputs), which beats a BLAS product with only k*k*C inner terms.
 
-Threading: every kernel here is serial and releases the GIL. :func:`map_chunks` runs a function
-over chunks of samples on ``num_threads()`` worker threads, each running single-threaded kernels
-and single-threaded BLAS on data small enough to stay in cache. That beats parallelising each
-kernel (the thread pools of Numba and BLAS spin against each other on small machines) and the
-results do not depend on the number of threads: the caller combines chunks in order.
+Every kernel here is serial and releases the GIL; :func:`gdchaos.backend.threads.map_chunks` runs
+them on chunks of samples side by side.
 """
 from __future__ import annotations
 
-import contextvars
-import math
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from functools import cache
-from itertools import islice
-from typing import TypeVar
-
-import numba
 import numpy as np
 from numba import njit
 
-from threadpoolctl import ThreadpoolController
-
-from gdchaos.backend.dense import _activate_row as _activate_dense_row
-from gdchaos.backend.dense import _derivative_from_output, activation_code
+from gdchaos.backend.activations import IDENTITY, activation_code
 from gdchaos.backend.jit import kernel
+from gdchaos.backend.rows import activate_row, derivative_from_output
+from gdchaos.backend.threads import output
 
-IDENTITY = -1  # activation code of "no activation"
-_THREAD = threading.local()
 _RELU = activation_code("relu")
-Result = TypeVar("Result")
-
-
-def _code(activation: str | None) -> int:
-    return IDENTITY if activation is None else activation_code(activation)
-
-
-def _output(out: np.ndarray | None, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """``out`` checked against the shape a kernel writes, or a new array."""
-    if out is None:
-        return np.empty(shape, dtype=dtype)
-    if out.shape != shape or out.dtype != dtype:
-        raise ValueError(f"out: expected {shape} {np.dtype(dtype)}, got {out.shape} {out.dtype}")
-    return out
-
-
-def scratch(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
-    """A work array of this thread, reused by later calls with the same tag (contents undefined).
-
-    Chunks of samples need the same large temporaries again and again; fresh allocations of that
-    size are returned to the system and page-faulted back in on every chunk. Grows as needed.
-    """
-    buffers = _THREAD.__dict__.setdefault("buffers", {})
-    size = math.prod(shape)
-    buffer = buffers.get(tag)
-    if buffer is None or buffer.size < size or buffer.dtype != dtype:
-        buffer = buffers[tag] = np.empty(size, dtype=dtype)
-    return buffer[:size].reshape(shape)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -106,7 +61,7 @@ def im2col(a: np.ndarray, kernel: int, padding: int, out: np.ndarray | None = No
     """
     n_maps, height, width, channels = a.shape
     out_h, out_w = height + 2 * padding - kernel + 1, width + 2 * padding - kernel + 1
-    cols = _output(out, (n_maps, out_h, out_w, kernel * kernel * channels), a.dtype)
+    cols = output(out, (n_maps, out_h, out_w, kernel * kernel * channels), a.dtype)
     _im2col(a, kernel, padding, cols)
     return cols
 
@@ -138,7 +93,7 @@ def col2im(cols: np.ndarray, kernel: int, padding: int, height: int, width: int,
     Turns dL/dcols (B, Ho, Wo, k*k*C) into dL/dA (B, H, W, C); entries on the padding are dropped.
     """
     channels = cols.shape[3] // (kernel * kernel)
-    out = _output(out, (cols.shape[0], height, width, channels), cols.dtype)
+    out = output(out, (cols.shape[0], height, width, channels), cols.dtype)
     _col2im(cols, kernel, padding, out)
     return out
 
@@ -154,7 +109,7 @@ def _activate_row(z, bias, code, out):
             v = z[c] + bias[c]
             out[c] = v if v > 0.0 else 0.0
     else:
-        _activate_dense_row(z, bias, code, out)
+        activate_row(z, bias, code, out)
 
 
 @kernel(nogil=True)
@@ -192,9 +147,9 @@ def pool_activate(z: np.ndarray, bias: np.ndarray, activation: str | None, size:
     """
     n_nets, n_samples, height, width, channels = z.shape
     shape = (n_nets, n_samples, height // size, width // size, channels)
-    out = _output(out, shape, z.dtype)
-    arg = _output(arg, shape, np.uint8)
-    _pool_activate(z, bias, _code(activation), size, out, arg)
+    out = output(out, shape, z.dtype)
+    arg = output(arg, shape, np.uint8)
+    _pool_activate(z, bias, activation_code(activation), size, out, arg)
     return out, arg
 
 
@@ -251,11 +206,11 @@ def input_conv_pool_activate(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray
     n_samples, height, width, _ = x.shape
     conv_h, conv_w = height + 2 * padding - kernel_size + 1, width + 2 * padding - kernel_size + 1
     shape = (n_nets, n_samples, conv_h // size, conv_w // size, c_out)
-    out = _output(out, shape, x.dtype)
-    arg = _output(arg, shape, np.uint8)
+    out = output(out, shape, x.dtype)
+    arg = output(arg, shape, np.uint8)
     kernel_cat = np.ascontiguousarray(kernel.transpose(1, 0, 2)).reshape(depth, n_nets * c_out)
     _input_conv_pool_activate(x, kernel_cat, bias.reshape(-1), kernel_size, padding,
-                              _code(activation), size, out, arg)
+                              activation_code(activation), size, out, arg)
     return out, arg
 
 
@@ -270,7 +225,7 @@ def _pool_activate_backward(grad, out, arg, code, size, dz, bias_grad):
                     for c in range(channels):
                         g = grad[r, s, y, x, c]
                         if code != IDENTITY:
-                            g *= _derivative_from_output(out[r, s, y, x, c], code)
+                            g *= derivative_from_output(out[r, s, y, x, c], code)
                         where = arg[r, s, y, x, c]
                         dz[r, s, y * size + where // size, x * size + where % size, c] = g
                         bias_grad[r, c] += g
@@ -287,10 +242,10 @@ def pool_activate_backward(grad: np.ndarray, out: np.ndarray, arg: np.ndarray,
     db[r, c] = sum dZ[r, ..., c] into ``bias_grad`` (R, C) when given.
     """
     n_nets, n_samples, _, _, channels = grad.shape
-    dz = _output(out_grad, (n_nets, n_samples, height, width, channels), grad.dtype)
+    dz = output(out_grad, (n_nets, n_samples, height, width, channels), grad.dtype)
     if bias_grad is None:
         bias_grad = np.zeros((n_nets, channels), dtype=grad.dtype)
-    _pool_activate_backward(grad, out, arg, _code(activation), size, dz, bias_grad)
+    _pool_activate_backward(grad, out, arg, activation_code(activation), size, dz, bias_grad)
     return dz
 
 
@@ -305,7 +260,7 @@ def _input_conv_backward(grad, out, arg, x, code, size, kernel, padding, kernel_
                     for o in range(c_out):
                         g = grad[r, s, y, xx, o]
                         if code != IDENTITY:
-                            g *= _derivative_from_output(out[r, s, y, xx, o], code)
+                            g *= derivative_from_output(out[r, s, y, xx, o], code)
                         if g == 0.0:  # ReLU: about half the windows
                             continue
                         bias_grad[r, o] += g
@@ -330,41 +285,5 @@ def input_conv_backward(grad: np.ndarray, out: np.ndarray, arg: np.ndarray, x: n
     dK[r, (i*k + j)*C + c, o] += sum dZ[r, n, Y, X, o] * X[n, Y + i - p, X + j - p, c] and
     db[r, o] += sum dZ[r, n, Y, X, o], gathered from x (n, H, W, C) without forming dZ or patches.
     """
-    _input_conv_backward(grad, out, arg, x, _code(activation), size, kernel, padding, kernel_grad,
+    _input_conv_backward(grad, out, arg, x, activation_code(activation), size, kernel, padding, kernel_grad,
                          bias_grad)
-
-
-@cache
-def _executor(workers: int) -> ThreadPoolExecutor:
-    """A pool of ``workers`` threads whose Numba kernels run on one thread (a thread-local setting)."""
-    return ThreadPoolExecutor(workers, thread_name_prefix="gdchaos-chunk",
-                              initializer=numba.set_num_threads, initargs=(1,))
-
-
-@cache
-def _blas() -> ThreadpoolController:
-    return ThreadpoolController()
-
-
-def map_chunks(function: Callable[[int, int], Result], n_items: int, chunk: int) -> Iterator[Result]:
-    """Yield function(start, stop) for the chunks [0, c), [c, 2c), ... of range(n_items), in order.
-
-    The calls run on ``numba.get_num_threads()`` worker threads with single-threaded BLAS (a
-    process-wide limit while the iterator runs) and at most two chunks in flight per thread, so
-    memory stays bounded; consume the iterator to the end.
-    """
-    bounds = iter([(start, min(start + chunk, n_items)) for start in range(0, n_items, chunk)])
-    workers = max(1, numba.get_num_threads())
-    executor = _executor(workers)
-    def submit(start: int, stop: int) -> Future:
-        # in the caller's context: NumPy's error state (np.errstate) is a context variable
-        return executor.submit(contextvars.copy_context().run, function, start, stop)
-
-    with _blas().limit(limits=1, user_api="blas"):
-        pending = deque(submit(*b) for b in islice(bounds, 2 * workers))
-        while pending:
-            result = pending.popleft().result()
-            following = next(bounds, None)
-            if following is not None:
-                pending.append(submit(*following))
-            yield result

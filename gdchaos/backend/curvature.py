@@ -17,9 +17,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from gdchaos.backend.conv import IDENTITY, _code, _output
-from gdchaos.backend.dense import _derivative_from_output, _launch, activation_code
+from gdchaos.backend.activations import IDENTITY, activation_code
 from gdchaos.backend.jit import kernel
+from gdchaos.backend.rows import derivative_from_output
+from gdchaos.backend.threads import launch, output
 
 
 @njit(inline="always")
@@ -39,7 +40,7 @@ def _activation_rop_split(rz_cat, a, r_bias, code, out):
         for r in range(n_nets):
             base = r * width
             for j in range(width):
-                out[r, n, j] = _derivative_from_output(a[r, n, j], code) * (
+                out[r, n, j] = derivative_from_output(a[r, n, j], code) * (
                     rz_cat[n, base + j] + r_bias[r, j])
 
 
@@ -50,7 +51,7 @@ def activation_rop_split(rz_cat: np.ndarray, a: np.ndarray, r_bias: np.ndarray,
     ``a`` (R, N, h) are the layer's outputs, from which act' is computed; returns R{A} (R, N, h).
     """
     out = np.empty_like(a)
-    _launch(_activation_rop_split, a.size, rz_cat, a, r_bias, activation_code(activation), out)
+    launch(_activation_rop_split, a.size, rz_cat, a, r_bias, activation_code(activation), out)
     return out
 
 
@@ -60,12 +61,12 @@ def _activation_rop(rz, a, r_bias, code):
     for n in prange(n_samples):
         for r in range(n_nets):
             for j in range(width):
-                rz[r, n, j] = _derivative_from_output(a[r, n, j], code) * (rz[r, n, j] + r_bias[r, j])
+                rz[r, n, j] = derivative_from_output(a[r, n, j], code) * (rz[r, n, j] + r_bias[r, j])
 
 
 def activation_rop_(rz: np.ndarray, a: np.ndarray, r_bias: np.ndarray, activation: str) -> np.ndarray:
     """In place on a hidden layer (R, N, h): R{Z} (without bias) <- R{A} = act'(Z) (R{Z} + c)."""
-    _launch(_activation_rop, a.size, rz, a, r_bias, activation_code(activation))
+    launch(_activation_rop, a.size, rz, a, r_bias, activation_code(activation))
     return rz
 
 
@@ -96,7 +97,7 @@ def softmax_rop_(logits: np.ndarray, r_logits: np.ndarray, r_bias: np.ndarray,
 
     ``logits`` (R, N, C) include the bias, p = softmax(logits); R{z} = r_logits + c (pre-bias).
     """
-    _launch(_softmax_rop, logits.size, logits, r_logits, r_bias, scale)
+    launch(_softmax_rop, logits.size, logits, r_logits, r_bias, scale)
     return r_logits
 
 
@@ -107,7 +108,7 @@ def _activation_backward_rop(grad_a, r_grad_a, a, ra, code, out, out_is_cat):
         for r in range(n_nets):
             for j in range(width):
                 value = a[r, n, j]
-                r_delta = _derivative_from_output(value, code) * r_grad_a[r, n, j] + (
+                r_delta = derivative_from_output(value, code) * r_grad_a[r, n, j] + (
                     _curvature_from_output(value, code) * ra[r, n, j] * grad_a[r, n, j])
                 if out_is_cat:
                     out[0, n, r * width + j] = r_delta
@@ -128,7 +129,7 @@ def activation_backward_rop(grad_a: np.ndarray, r_grad_a: np.ndarray, a: np.ndar
         out = np.empty((1, n_samples, n_nets * width), dtype=a.dtype)
     else:
         out = np.empty_like(a)
-    _launch(_activation_backward_rop, a.size, grad_a, r_grad_a, a, ra, activation_code(activation),
+    launch(_activation_backward_rop, a.size, grad_a, r_grad_a, a, ra, activation_code(activation),
             out, concatenate)
     return out[0] if concatenate else out
 
@@ -152,7 +153,7 @@ def _pool_activate_rop(rz, r_bias, out, arg, code, size, r_out):
                         where = arg[r, s, y, x, c]
                         value = rz[r, s, y * size + where // size, x * size + where % size, c] + r_bias[r, c]
                         if code != IDENTITY:
-                            value *= _derivative_from_output(out[r, s, y, x, c], code)
+                            value *= derivative_from_output(out[r, s, y, x, c], code)
                         r_out[r, s, y, x, c] = value
 
 
@@ -165,8 +166,8 @@ def pool_activate_rop(rz: np.ndarray, r_bias: np.ndarray, out: np.ndarray, arg: 
     (i*, j*) = the window position ``arg`` of the forward pass, act' from the output P (1 for
     ``activation`` None). ``rz`` (R, n, H, W, C) is the tangent of the pre-activation without bias.
     """
-    r_out = _output(r_out, out.shape, out.dtype)
-    _pool_activate_rop(rz, r_bias, out, arg, _code(activation), size, r_out)
+    r_out = output(r_out, out.shape, out.dtype)
+    _pool_activate_rop(rz, r_bias, out, arg, activation_code(activation), size, r_out)
     return r_out
 
 
@@ -181,7 +182,7 @@ def _input_conv_pool_rop(x, v_kernel, r_bias, out, arg, code, size, kernel, padd
                     for o in range(c_out):
                         scale = 1.0
                         if code != IDENTITY:
-                            scale = _derivative_from_output(out[r, s, y, xx, o], code)
+                            scale = derivative_from_output(out[r, s, y, xx, o], code)
                         if scale == 0.0:  # ReLU: about half the windows
                             r_out[r, s, y, xx, o] = 0.0
                             continue
@@ -208,8 +209,8 @@ def input_conv_pool_rop(x: np.ndarray, v_kernel: np.ndarray, r_bias: np.ndarray,
 
     ``v_kernel`` (R, k*k*C, C_out) and ``r_bias`` (R, C_out) are the direction's kernel and bias.
     """
-    r_out = _output(r_out, out.shape, out.dtype)
-    _input_conv_pool_rop(x, v_kernel, r_bias, out, arg, _code(activation), size, kernel_size,
+    r_out = output(r_out, out.shape, out.dtype)
+    _input_conv_pool_rop(x, v_kernel, r_bias, out, arg, activation_code(activation), size, kernel_size,
                          padding, r_out)
     return r_out
 
@@ -218,7 +219,7 @@ def input_conv_pool_rop(x: np.ndarray, v_kernel: np.ndarray, r_bias: np.ndarray,
 def _pool_backward_rop(grad, r_grad, out, r_out, code):
     for t in range(out.size):
         a = out[t]
-        r_grad[t] = _derivative_from_output(a, code) * r_grad[t] + (
+        r_grad[t] = derivative_from_output(a, code) * r_grad[t] + (
             _curvature_from_output(a, code) * r_out[t] * grad[t])
 
 

@@ -15,63 +15,14 @@ the matrix products.
 """
 from __future__ import annotations
 
-
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from gdchaos.backend import vecmath
+from gdchaos.backend.activations import activation_code
 from gdchaos.backend.jit import kernel
-
-ACTIVATIONS = ("tanh", "sigmoid", "relu")
-# Below this many elements a kernel runs on the calling thread: waking the pool costs more than
-# it saves, and much more on a loaded machine where a pool thread may be descheduled.
-SERIAL_WORK = 1 << 16
-_ACTIVATION_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
-
-
-def activation_code(name: str) -> int:
-    """Integer code used inside kernels for an activation name."""
-    return _ACTIVATION_CODE[name]
-
-
-@njit(inline="always")
-def _activate_row(z, bias, code, out):
-    """out[k] = act(z[k] + bias[k]) over 1-D arrays; the branch on ``code`` sits outside the loops,
-    so each loop is one straight-line body that LLVM vectorises."""
-    if code == 0:
-        for k in range(out.size):
-            out[k] = vecmath.tanh(z[k] + bias[k])
-    elif code == 1:
-        for k in range(out.size):
-            out[k] = vecmath.sigmoid(z[k] + bias[k])
-    else:
-        for k in range(out.size):
-            value = z[k] + bias[k]
-            out[k] = value if value > 0.0 else 0.0
-
-
-@njit(inline="always")
-def _derivative_from_output(a: float, code: int) -> float:
-    """Activation derivative written in terms of its output a = act(z)."""
-    if code == 0:
-        return 1.0 - a * a
-    if code == 1:
-        return a * (1.0 - a)
-    return 1.0 if a > 0.0 else 0.0
-
-
-def _launch(kernel, work: int, *args) -> None:
-    """Run a parallel kernel, on one thread when ``work`` (elements touched) is small."""
-    if work >= SERIAL_WORK:
-        kernel(*args)
-        return
-    previous = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        kernel(*args)
-    finally:
-        numba.set_num_threads(previous)
+from gdchaos.backend.rows import activate_row, derivative_from_output, segment_distances, sgd_step
+from gdchaos.backend.threads import launch
 
 
 def input_matmul(x: np.ndarray, w_cat: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -111,7 +62,7 @@ def batched_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) 
         return np.matmul(a, b, out=out)
     if out is None:
         out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
-    _launch(_small_batched_matmul, a.size + out.size, a, b, out)
+    launch(_small_batched_matmul, a.size + out.size, a, b, out)
     return out
 
 
@@ -121,7 +72,7 @@ def _bias_activation_split(z_cat, bias, code, out):
     n_nets, width = bias.shape
     for n in prange(n_samples):
         for r in range(n_nets):
-            _activate_row(z_cat[n, r * width:(r + 1) * width], bias[r], code, out[r, n])
+            activate_row(z_cat[n, r * width:(r + 1) * width], bias[r], code, out[r, n])
 
 
 def bias_activation_split(z_cat: np.ndarray, bias: np.ndarray, activation: str,
@@ -130,7 +81,7 @@ def bias_activation_split(z_cat: np.ndarray, bias: np.ndarray, activation: str,
     n_nets, width = bias.shape
     if out is None:
         out = np.empty((n_nets, z_cat.shape[0], width), dtype=z_cat.dtype)
-    _launch(_bias_activation_split, out.size, z_cat, bias, activation_code(activation), out)
+    launch(_bias_activation_split, out.size, z_cat, bias, activation_code(activation), out)
     return out
 
 
@@ -139,12 +90,12 @@ def _bias_activation(z, bias, code):
     n_nets, n_samples, width = z.shape
     for n in prange(n_samples):
         for r in range(n_nets):
-            _activate_row(z[r, n], bias[r], code, z[r, n])
+            activate_row(z[r, n], bias[r], code, z[r, n])
 
 
 def bias_activation_(z: np.ndarray, bias: np.ndarray, activation: str) -> np.ndarray:
     """In place: Z[r, n, j] <- act(Z[r, n, j] + b[r, j]) for a hidden layer of shape (R, N, h)."""
-    _launch(_bias_activation, z.size, z, bias, activation_code(activation))
+    launch(_bias_activation, z.size, z, bias, activation_code(activation))
     return z
 
 
@@ -154,7 +105,7 @@ def _activation_backward(grad_a, a, code, out, out_is_cat):
     for n in prange(n_samples):
         for r in range(n_nets):
             for j in range(width):
-                value = grad_a[r, n, j] * _derivative_from_output(a[r, n, j], code)
+                value = grad_a[r, n, j] * derivative_from_output(a[r, n, j], code)
                 if out_is_cat:
                     out[0, n, r * width + j] = value
                 else:
@@ -173,7 +124,7 @@ def activation_backward(grad_a: np.ndarray, a: np.ndarray, activation: str, *,
         out = np.empty((1, n_samples, n_nets * width), dtype=a.dtype) if out is None else out[None]
     elif out is None:
         out = np.empty_like(a)
-    _launch(_activation_backward, a.size, grad_a, a, activation_code(activation), out, concatenate)
+    launch(_activation_backward, a.size, grad_a, a, activation_code(activation), out, concatenate)
     return out[0] if concatenate else out
 
 
@@ -221,7 +172,7 @@ def softmax_cross_entropy(logits: np.ndarray, bias: np.ndarray, labels: np.ndarr
         grad = np.empty_like(logits)
     loss = np.empty(n_nets, dtype=np.float64)
     correct = np.empty(n_nets, dtype=np.int64)
-    _launch(_softmax_cross_entropy, logits.size, logits, bias, labels, scale, grad, loss, correct)
+    launch(_softmax_cross_entropy, logits.size, logits, bias, labels, scale, grad, loss, correct)
     return loss, correct, grad
 
 
@@ -246,24 +197,14 @@ def _count_correct(logits, bias, labels, out):
 def count_correct(logits: np.ndarray, bias: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Number of samples whose arg-max of (logits + b) equals the label, per network (R,)."""
     out = np.empty(logits.shape[0], dtype=np.int64)
-    _launch(_count_correct, logits.size, logits, bias, labels, out)
+    launch(_count_correct, logits.size, logits, bias, labels, out)
     return out
-
-
-@njit(inline="always")
-def _segment_distances(a, b, bounds, out):
-    """out[s] = sum_{bounds[s] <= k < bounds[s+1]} |a[k] - b[k]|, summed in order."""
-    for s in range(bounds.shape[0] - 1):
-        total = 0.0
-        for k in range(bounds[s], bounds[s + 1]):
-            total += abs(a[k] - b[k])
-        out[s] = total
 
 
 @kernel(parallel=True)
 def _l1_distances(theta, pairs, bounds, out):
     for i in prange(pairs.shape[0]):
-        _segment_distances(theta[pairs[i, 0]], theta[pairs[i, 1]], bounds, out[i])
+        segment_distances(theta[pairs[i, 0]], theta[pairs[i, 1]], bounds, out[i])
 
 
 def l1_distances(theta: np.ndarray, pairs: np.ndarray, bounds: np.ndarray | None = None) -> np.ndarray:
@@ -274,29 +215,17 @@ def l1_distances(theta: np.ndarray, pairs: np.ndarray, bounds: np.ndarray | None
     """
     bounds = np.array([0, theta.shape[1]]) if bounds is None else bounds
     out = np.empty((pairs.shape[0], len(bounds) - 1), dtype=np.float64)
-    _launch(_l1_distances, pairs.shape[0] * theta.shape[1], theta,
+    launch(_l1_distances, pairs.shape[0] * theta.shape[1], theta,
             np.ascontiguousarray(pairs, dtype=np.int64), np.asarray(bounds, dtype=np.int64), out)
     return out
-
-
-@njit(inline="always")
-def _step(p, g, step):
-    """Eq. 1 on one network: p <- p - step g (the whole-network kernels call it too)."""
-    for k in range(p.shape[0]):
-        p[k] -= step * g[k]
 
 
 @kernel(parallel=True)
 def _sgd_update(theta, grad, eta):
     for r in prange(theta.shape[0]):
-        _step(theta[r], grad[r], eta[r])
+        sgd_step(theta[r], grad[r], eta[r])
 
 
 def gradient_step_(theta: np.ndarray, grad: np.ndarray, eta: np.ndarray) -> None:
     """In place, Eq. 1: theta[r] <- theta[r] - eta[r] * grad[r] for every network r."""
-    _launch(_sgd_update, theta.size, theta, grad, eta)
-
-
-def num_threads() -> int:
-    """Number of threads the parallel kernels use."""
-    return numba.get_num_threads()
+    launch(_sgd_update, theta.size, theta, grad, eta)

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from gdchaos.backend import vecmath
-from gdchaos.backend.dense import (_activate_row, _derivative_from_output, _launch, _segment_distances, _step,
-                                   activation_code)
+from gdchaos.backend.activations import activation_code
 from gdchaos.backend.jit import kernel, reduction
+from gdchaos.backend.rows import activate_row, derivative_from_output, segment_distances, sgd_step
+from gdchaos.backend.threads import launch, num_threads
 
 CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
 LOG_EVERY = 32  # the loss sums log(prod of 32 softmax denominators): each is in [1, C]
@@ -116,7 +116,7 @@ def _network(p, g, mode, x_t, labels, sizes, act_offsets, param_offsets, code, s
             a = acts[out0 + j]
             _weighted_rows(a, p[b0 + j], ins, p, w0 + j, n_out, n_in, n_samples)
             if layer < n_layers - 1:
-                _activate_row(a, zeros, code, a)
+                activate_row(a, zeros, code, a)
     z0 = acts[logit0]
     for n in range(n_samples):
         row_max[n] = z0[n]
@@ -188,7 +188,7 @@ def _network(p, g, mode, x_t, labels, sizes, act_offsets, param_offsets, code, s
             _weighted_rows(b, 0.0, delta, p, w0 + k * n_out, 1, n_out, n_samples)
             q = ins[k]
             for n in range(n_samples):
-                b[n] *= _derivative_from_output(q[n], code)
+                b[n] *= derivative_from_output(q[n], code)
         delta, below = below, delta
     return loss, correct
 
@@ -223,7 +223,7 @@ def _scratch(sizes, n_units, n_samples):
     width = 0
     for layer in range(1, sizes.shape[0]):
         width = max(width, sizes[layer])
-    zeros = np.zeros(n_samples)  # _activate_row adds a bias: the biases are already in
+    zeros = np.zeros(n_samples)  # activate_row adds a bias: the biases are already in
     return (np.empty((n_units, n_samples)), np.empty((width, n_samples)), np.empty((width, n_samples)),
             np.empty(n_samples), np.empty(n_samples, dtype=np.int64), np.empty(n_samples), zeros)
 
@@ -264,7 +264,7 @@ def _small_train(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2
                                    1.0 / n_samples, l2, scratch)
                 penalty = _squared_weights(p, sizes, param_offsets) if l2 > 0 else 0.0
                 finite = np.isfinite(loss / n_samples + 0.5 * l2 * penalty)
-                _step(p, g, step)
+                sgd_step(p, g, step)
                 steps += 1
                 if not finite:
                     status = DIVERGED
@@ -292,7 +292,7 @@ def _small_train_balls(theta, eta, grad, x_t, labels, x_test_t, labels_test, siz
             first = b * ball
             if first_update:
                 for r in range(first, first + ball):
-                    _step(theta[r], grad[r], eta[r])
+                    sgd_step(theta[r], grad[r], eta[r])
             for k in range(n_records):
                 mode = GRADIENT if k < n_records - 1 or grad_last else LOSS
                 for r in range(first, first + ball):
@@ -304,11 +304,11 @@ def _small_train_balls(theta, eta, grad, x_t, labels, x_test_t, labels_test, siz
                     test_out[k, b] = _network(theta[first], grad[first], ACCURACY, x_test_t, labels_test, sizes,
                                               act_offsets, param_offsets, code, 1.0, 0.0, scratch_test)[1]
                 for j in range(1, ball):  # L1 distance to the reference, per tensor
-                    _segment_distances(theta[first], theta[first + j], bounds,
+                    segment_distances(theta[first], theta[first + j], bounds,
                                        dist_out[k, b * (ball - 1) + j - 1])
                 if k < n_records - 1:
                     for r in range(first, first + ball):
-                        _step(theta[r], grad[r], eta[r])
+                        sgd_step(theta[r], grad[r], eta[r])
 
 
 def _transposed(x: np.ndarray) -> np.ndarray:
@@ -318,7 +318,7 @@ def _transposed(x: np.ndarray) -> np.ndarray:
 
 def _n_chunks(n_items: int) -> int:
     """Chunks of networks (or balls) dealt to the threads: CHUNKS_PER_THREAD each, at most one per item."""
-    return max(1, min(n_items, CHUNKS_PER_THREAD * numba.get_num_threads()))
+    return max(1, min(n_items, CHUNKS_PER_THREAD * num_threads()))
 
 
 def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...], activation: str,
@@ -336,7 +336,7 @@ def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple
     correct = np.empty(n_nets, dtype=np.int64)
     penalty = np.empty(n_nets)
     gradient = np.empty((n_nets if mode == GRADIENT else 1, n_params), dtype=theta.dtype)
-    _launch(_small_mlp, n_nets * x.shape[0] * n_params, theta, _transposed(x), np.ascontiguousarray(labels),
+    launch(_small_mlp, n_nets * x.shape[0] * n_params, theta, _transposed(x), np.ascontiguousarray(labels),
             np.asarray(sizes, dtype=np.int64), activation_code(activation), scale, l2, mode, loss, correct,
             penalty, gradient, _n_chunks(n_nets))
     return loss, correct, penalty, gradient if mode == GRADIENT else None
@@ -360,7 +360,7 @@ def small_train_to_target(theta: np.ndarray, eta: np.ndarray, x: np.ndarray, lab
     steps = np.zeros(n_nets, dtype=np.int64)
     status = np.zeros(n_nets, dtype=np.int64)
     grad = np.empty_like(theta)
-    _launch(_small_train, n_nets * epochs * (x.shape[0] + x_test.shape[0]) * n_params, theta,
+    launch(_small_train, n_nets * epochs * (x.shape[0] + x_test.shape[0]) * n_params, theta,
             np.ascontiguousarray(eta, dtype=np.float64), _transposed(x), np.ascontiguousarray(labels),
             _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
             activation_code(activation), l2, target, epochs, steps, status, grad, _n_chunks(n_nets))
@@ -399,7 +399,7 @@ def small_train_balls(theta: np.ndarray, eta: np.ndarray, grad: np.ndarray, x: n
     out = BallRecords(np.empty((records, n_nets)), np.empty((records, n_nets), dtype=np.int64),
                       np.empty((records, n_nets)), np.zeros((records, n_balls), dtype=np.int64),
                       np.empty((records, n_balls * (ball - 1), len(bounds) - 1)))
-    _launch(_small_train_balls, n_nets * records * (x.shape[0] + x_test.shape[0]) * n_params, theta,
+    launch(_small_train_balls, n_nets * records * (x.shape[0] + x_test.shape[0]) * n_params, theta,
             np.ascontiguousarray(eta, dtype=np.float64), grad, _transposed(x), np.ascontiguousarray(labels),
             _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
             activation_code(activation), l2, ball, np.asarray(bounds, dtype=np.int64), first_update, grad_last,

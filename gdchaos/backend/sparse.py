@@ -22,8 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from gdchaos.backend.dense import _activate_row, _derivative_from_output, activation_code, num_threads
+from gdchaos.backend.activations import activation_code
 from gdchaos.backend.jit import kernel
+from gdchaos.backend.rows import activate_row, derivative_from_output
+from gdchaos.backend.threads import num_threads
 
 BLOCK = 64  # samples per column-wise block of X (a block of Delta, BLOCK x K, stays in cache)
 MAX_DENSITY = 0.4  # inputs with more nonzeros than this use the dense BLAS products
@@ -167,7 +169,7 @@ def _forward(indptr, indices, values, start, stop, w_cat, bias, code, out):
         for n in range(first, min(stop, first + ROWS_PER_TASK)):
             _gather_row(indptr, indices, values, n, w_cat, z)
             for r in range(n_nets):
-                _activate_row(z[r * width:(r + 1) * width], bias[r], code, out[r, n - start])
+                activate_row(z[r * width:(r + 1) * width], bias[r], code, out[r, n - start])
 
 
 @kernel(parallel=True)
@@ -219,7 +221,7 @@ def _backward(block_ptr, block_samples, block_values, n_features, start, stop, g
                     u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
                     offset = r * width - c0
                     for u in range(u0, u1):
-                        value = grad_a[r, s - start, u] * _derivative_from_output(a[r, s - start, u], code)
+                        value = grad_a[r, s - start, u] * derivative_from_output(a[r, s - start, u], code)
                         delta[s - base, offset + u] = value
                         gb[offset + u] += value
             _scatter_block(block_ptr, block_samples, block_values, n_features, b, delta, g)
