@@ -1,7 +1,10 @@
 """gdchaos: chaos in full-batch gradient-descent training of neural networks.
 
-The engine (:mod:`gdchaos.model`, :mod:`gdchaos.train`, :mod:`gdchaos.backend`), the data layer
-(:mod:`gdchaos.data`) and the command line (:mod:`gdchaos.cli`).
+Layers, each importing only those before it (docs/architecture.md): :mod:`gdchaos.backend` (Numba
+kernels), :mod:`gdchaos.nn` (network math), :mod:`gdchaos.analysis` (curves to numbers),
+:mod:`gdchaos.data` and :mod:`gdchaos.config` (datasets, the sweep schema), :mod:`gdchaos.engine`
+(GD, units, sweeps, estimates), :mod:`gdchaos.store` (the results file), :mod:`gdchaos.runner`, then
+:mod:`gdchaos.cli`, :mod:`gdchaos.plot` and the TUI (``gdchaos_tui``).
 """
 from gdchaos._version import __version__
 

@@ -6,7 +6,6 @@ with a one-line message naming the field and the allowed values.
 from __future__ import annotations
 
 import json
-import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -14,13 +13,17 @@ from typing import Any
 
 import numpy as np
 
+from gdchaos import data
+from gdchaos.analysis.params import FitParams
+from gdchaos.backend.activations import ACTIVATIONS
+from gdchaos.checks import check_choice, check_int, check_keys, check_number, check_positive, fail, is_int
 from gdchaos.errors import GdchaosError
+from gdchaos.grid import parse_etas
+from gdchaos.nn.base import DTYPES
 
-ACTIVATIONS = ("tanh", "sigmoid", "relu")
-DTYPES = ("float64", "float32")
 MODEL_KINDS = ("mlp", "cnn")
 # smallest eps (relative to init_std) a dtype resolves: a perturbation below ~100 ulp of the
-# weights would leave most of them unchanged (PROTOCOL section 1)
+# weights would leave most of them unchanged (docs/protocol.md, precision)
 EPS_RESOLUTION_ULPS = 100
 
 
@@ -37,17 +40,14 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise GdchaosError naming the first invalid field."""
-        _choice("model.kind", self.kind, MODEL_KINDS)
+        check_choice("model.kind", self.kind, MODEL_KINDS)
         if self.kind == "cnn" and not self.layers:
             raise GdchaosError("model.layers: a CNN needs a list of layer tables (see `gdchaos config show mnist-cnn`)")
-        if self.kind == "mlp":
-            if not self.hidden or any(not _is_int(h) or h < 1 for h in self.hidden):
-                raise GdchaosError(
-                    f"model.hidden: one or more layer widths, integers >= 1 (e.g. 64 or 32,32); got {list(self.hidden)}")
-        _choice("model.activation", self.activation, ACTIVATIONS)
-        _positive("model.init_std", self.init_std)
-        if not _is_number(self.l2) or not math.isfinite(self.l2) or self.l2 < 0:
-            raise GdchaosError(f"model.l2: a number >= 0; got {self.l2!r}")
+        if self.kind == "mlp" and (not self.hidden or not all(is_int(h) and h >= 1 for h in self.hidden)):
+            fail("model.hidden", "one or more layer widths, integers >= 1 (e.g. 64 or 32,32)", list(self.hidden))
+        check_choice("model.activation", self.activation, ACTIVATIONS)
+        check_positive("model.init_std", self.init_std)
+        check_number("model.l2", self.l2, 0)
 
 
 @dataclass(frozen=True)
@@ -83,53 +83,48 @@ class SweepConfig:
 
     def validate(self) -> SweepConfig:
         """Check every field; return self so calls can be chained."""
-        from gdchaos import data
-
-        _choice("dataset", self.dataset, data.names())
+        check_choice("dataset", self.dataset, data.names())
         self.model.validate()
         if not self.etas:
             raise GdchaosError("etas: give at least one learning rate (a list, START:STOP:N or log:START:STOP:N)")
         for eta in self.etas:
-            _positive("etas", eta)
-        _int_at_least("ics", self.ics, 1)
-        _int_at_least("replicas", self.replicas, 1)
-        _positive("eps", self.eps)
-        resolution = EPS_RESOLUTION_ULPS * float(np.finfo(self.dtype if self.dtype in DTYPES else "float64").eps)
-        _choice("dtype", self.dtype, DTYPES)
-        if self.eps < resolution * self.model.init_std:
+            check_positive("etas", eta)
+        check_int("ics", self.ics, 1)
+        check_int("replicas", self.replicas, 1)
+        check_positive("eps", self.eps)
+        check_choice("dtype", self.dtype, DTYPES)
+        resolution = EPS_RESOLUTION_ULPS * float(np.finfo(self.dtype).eps) * self.model.init_std
+        if self.eps < resolution:
             raise GdchaosError(
                 f"eps: {self.eps:g} is too small for {self.dtype} weights of scale {self.model.init_std:g}; "
-                f"allowed: eps >= {resolution * self.model.init_std:.1e} (use float64 or a larger eps)")
-        _int_at_least("epochs", self.epochs, 2)
-        if not _is_number(self.target) or not 0 < self.target <= 1:
-            raise GdchaosError(f"target: a test accuracy in (0, 1]; got {self.target!r}")
-        _int_at_least("tau_epochs", self.tau_epochs, self.epochs)
-        _int_at_least("seed", self.seed, 0)
-        _int_at_least("memory_budget_mb", self.memory_budget_mb, 16)
-        _int_at_least("ics_per_unit", self.ics_per_unit, 0)
-        _int_at_least("etas_per_unit", self.etas_per_unit, 0)
-        _int_at_least("sharpness_every", self.sharpness_every, 0)
-        _int_at_least("sharpness_subset", self.sharpness_subset, 0)
-        _positive("sharpness_tol", self.sharpness_tol)
-        _int_at_least("sharpness_max_iter", self.sharpness_max_iter, 1)
-        _int_at_least("trajectory_every", self.trajectory_every, 1)
-        _choice("trajectory_dtype", self.trajectory_dtype, DTYPES)
+                f"allowed: eps >= {resolution:.1e} (use float64 or a larger eps)")
+        check_int("epochs", self.epochs, 2)
+        check_number("target", self.target, 0, 1, open_low=True)
+        check_int("tau_epochs", self.tau_epochs, self.epochs)
+        check_int("seed", self.seed, 0)
+        check_int("memory_budget_mb", self.memory_budget_mb, 16)
+        check_int("ics_per_unit", self.ics_per_unit, 0)
+        check_int("etas_per_unit", self.etas_per_unit, 0)
+        check_int("sharpness_every", self.sharpness_every, 0)
+        check_int("sharpness_subset", self.sharpness_subset, 0)
+        check_positive("sharpness_tol", self.sharpness_tol)
+        check_int("sharpness_max_iter", self.sharpness_max_iter, 1)
+        check_int("trajectory_every", self.trajectory_every, 1)
+        check_choice("trajectory_dtype", self.trajectory_dtype, DTYPES)
         for ic in self.trajectory_ics:
-            if not _is_int(ic) or not 0 <= ic < self.ics:
-                raise GdchaosError(f"trajectory_ics: initial-condition indices in [0, {self.ics - 1}]; got {ic!r}")
+            check_int("trajectory_ics", ic, 0, self.ics - 1)
         if len(set(self.trajectory_ics)) != len(self.trajectory_ics):
             raise GdchaosError("trajectory_ics: each initial condition at most once")
         self.fit_params()
         return self
 
-    def fit_params(self):
+    def fit_params(self) -> FitParams:
         """The analysis parameters (``[analysis]`` table) as a validated FitParams."""
-        from gdchaos.analysis import FitParams
-
         try:
             return FitParams.from_mapping(self.analysis)
         except GdchaosError as exc:
-            raise GdchaosError(f"analysis.{exc}") from None
+            text = str(exc)  # a bad value names its parameter, an unknown key the table
+            raise GdchaosError(text if text.startswith("analysis") else f"analysis.{text}") from None
 
     # ------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:
@@ -144,6 +139,11 @@ class SweepConfig:
     def to_json(self) -> str:
         """Canonical JSON (sorted keys) stored in results files."""
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        """``memory_budget_mb`` in bytes."""
+        return self.memory_budget_mb * 2**20
 
     def sharpness_epochs(self) -> list[int]:
         """Epochs 0, K, 2K, ... <= T at which sharpness is recorded (empty when off)."""
@@ -180,8 +180,6 @@ class SweepConfig:
         lines += [f"{key} = {_toml_value(value)}" for key, value in model.items()
                   if not (key == "layers" and self.model.kind == "mlp")]
         lines += ["", "[analysis]"]
-        from gdchaos.analysis import FitParams
-
         defaults = FitParams().to_dict()
         defaults.update(analysis)
         lines += [f"{key} = {_toml_value(value)}" for key, value in defaults.items()]
@@ -191,18 +189,12 @@ class SweepConfig:
 def from_dict(values: dict[str, Any], base: SweepConfig | None = None) -> SweepConfig:
     """Apply a (possibly partial) nested dict of values onto ``base`` (defaults when None)."""
     base = base or SweepConfig()
-    known = {f.name for f in fields(SweepConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise GdchaosError(f"unknown config field {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    check_keys("config", sorted(values), sorted(f.name for f in fields(SweepConfig)))
     values = dict(values)
     model_values = values.pop("model", None)
     model = base.model
     if model_values is not None:
-        model_known = {f.name for f in fields(ModelConfig)}
-        bad = sorted(set(model_values) - model_known)
-        if bad:
-            raise GdchaosError(f"unknown config field 'model.{bad[0]}'; known: {', '.join(sorted(model_known))}")
+        check_keys("model", sorted(model_values), sorted(f.name for f in fields(ModelConfig)))
         model_values = dict(model_values)
         if "hidden" in model_values:
             model_values["hidden"] = parse_hidden(model_values["hidden"])
@@ -229,46 +221,6 @@ def load_toml(path: str | Path, base: SweepConfig | None = None) -> SweepConfig:
     except tomllib.TOMLDecodeError as exc:
         raise GdchaosError(f"config: {path} is not valid TOML: {exc}") from None
     return from_dict(values, base)
-
-
-def parse_etas(value: Any) -> tuple[float, ...]:
-    """Learning rates from a list, ``"a,b,c"``, ``"START:STOP:N"`` (linear) or ``"log:START:STOP:N"``."""
-    if isinstance(value, (list, tuple)):
-        items = list(value)
-    elif _is_number(value):
-        items = [value]
-    elif isinstance(value, str):
-        text = value.strip()
-        parts = text.split(":")
-        if len(parts) in (3, 4):
-            spacing = "lin"
-            if len(parts) == 4:
-                spacing = parts.pop(0).strip().lower()
-                if spacing != "log":
-                    raise GdchaosError(f"etas: unknown spacing {spacing!r}; use START:STOP:N or log:START:STOP:N")
-            try:
-                start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
-            except ValueError:
-                raise GdchaosError(f"etas: cannot read {text!r}; use START:STOP:N or log:START:STOP:N") from None
-            if count < 1:
-                raise GdchaosError(f"etas: N must be >= 1 in {text!r}")
-            if spacing == "log":
-                if start <= 0 or stop <= 0:
-                    raise GdchaosError(f"etas: log spacing needs START > 0 and STOP > 0, got {text!r}")
-                items = list(np.geomspace(start, stop, count))
-            else:
-                items = list(np.linspace(start, stop, count))
-        else:
-            items = [item for item in text.split(",") if item.strip()]
-    else:
-        raise GdchaosError(f"etas: expected a list or a string, got {value!r}")
-    try:
-        etas = tuple(float(item) for item in items)
-    except (TypeError, ValueError):
-        raise GdchaosError(f"etas: every learning rate must be a number, got {value!r}") from None
-    for eta in etas:
-        _positive("etas", eta)
-    return etas
 
 
 def parse_ics(value: Any) -> tuple[int, ...]:
@@ -298,30 +250,6 @@ def parse_hidden(value: Any) -> tuple[int, ...]:
     if widths and min(widths) < 1:
         raise GdchaosError(f"model.hidden: integers >= 1 such as 64 or 32,32; got {value!r}")
     return widths  # empty for a CNN; ModelConfig.validate requires widths for an MLP
-
-
-# --------------------------------------------------------------------- helpers
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _choice(name: str, value: Any, allowed) -> None:
-    if value not in allowed:
-        raise GdchaosError(f"{name}: unknown {value!r}; allowed: {', '.join(allowed)}")
-
-
-def _positive(name: str, value: Any) -> None:
-    if not _is_number(value) or not math.isfinite(value) or value <= 0:
-        raise GdchaosError(f"{name}: must be a finite number > 0; got {value!r}")
-
-
-def _int_at_least(name: str, value: Any, low: int) -> None:
-    if not _is_int(value) or value < low:
-        raise GdchaosError(f"{name}: must be an integer >= {low}; got {value!r}")
 
 
 def _toml_value(value: Any) -> str:

@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from gdchaos.results import Results
+from gdchaos.store import Results
+from gdchaos.store.cubic import CubicFile
 
 COLUMN_WIDTH = 3.4  # inches, one column of a two-column paper
 PAGE_WIDTH = 7.0
@@ -108,18 +108,12 @@ class Run:
 
 
 def load_run(results: Results) -> Run:
-    """Summary and fits of an open results file; learning rates that are complete but not analysed
-    yet (a live or interrupted run) are analysed here with the file's fit parameters."""
+    """Summary and fits of an open results file, by the one refit policy: learning rates that are
+    complete but not analysed yet (a live or interrupted run) are analysed with the file's parameters."""
     config = results.config
-    summary, fits = results.summary(), results.fits()
-    complete = results.eta_complete()
-    if np.isnan(summary["lambda_mean"][complete]).any():
-        from gdchaos.report import analyse_file
-
-        analysed, fits = analyse_file(results.file, config.fit_params())
-        summary.update(analysed)
-    return Run(results=results, label=describe(config), eta=results.eta, summary=summary, fits=fits,
-               budget=int(config.tau_epochs), target=float(config.target))
+    analysis = results.analysis()
+    return Run(results=results, label=describe(config), eta=analysis.eta, summary=analysis.summary,
+               fits=analysis.fits, budget=int(config.tau_epochs), target=float(config.target))
 
 
 def describe_parts(config: Any) -> list[str]:
@@ -450,23 +444,8 @@ def _nanmedian(values: np.ndarray) -> np.ndarray:
     return out
 
 
-@dataclass
-class Cubic:
-    """The content of a ``gdchaos cubic -o`` file."""
-
-    path: Path
-    eta: np.ndarray
-    lyapunov: np.ndarray
-    escaped: np.ndarray
-    bifurcation: np.ndarray
-
-
-def load_cubic(handle: h5py.File, path: Path) -> Cubic:
-    return Cubic(path, *(handle[name][()] for name in ("eta", "lyapunov", "escaped", "bifurcation")))
-
-
 @_styled
-def cubic_figure(cubic: Cubic, lambda_floor: float = -3.0) -> Figure:
+def cubic_figure(cubic: CubicFile, lambda_floor: float = -3.0) -> Figure:
     """Bifurcation diagram (top, Fig. 6) and Lyapunov exponent (bottom, Fig. 7) of the cubic map.
 
     lambda is clipped at ``lambda_floor`` (it tends to -inf at superstable points such as eta = 0.5);

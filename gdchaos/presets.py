@@ -1,16 +1,11 @@
-"""One preset per figure of the paper, with the paper's parameters (PROTOCOL.md section 2)."""
+"""One preset per figure of the paper, with the paper's parameters (docs/protocol.md, the figures)."""
 from __future__ import annotations
 
 from dataclasses import replace
 
+from gdchaos.checks import check_choice
 from gdchaos.config import ModelConfig, SweepConfig
-from gdchaos.errors import GdchaosError
-
-
-def _paper_cnn_layers():
-    from gdchaos.cnn import PAPER_LAYERS
-
-    return PAPER_LAYERS
+from gdchaos.nn.cnn import PAPER_LAYERS
 
 # The authors' learning-rate grid (16 values)
 PAPER_ETAS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 17.5, 20.0)
@@ -24,7 +19,7 @@ _CIFAR = SweepConfig(dataset="cifar10", model=ModelConfig(hidden=(256,)), etas=P
 
 
 _CNN = SweepConfig(dataset="mnist", model=ModelConfig(kind="cnn", hidden=(), activation="relu", init_std=0.01,
-                                                   layers=tuple(dict(layer) for layer in _paper_cnn_layers())),
+                                                   layers=tuple(dict(layer) for layer in PAPER_LAYERS)),
                    etas=PAPER_ETAS, ics=40, replicas=5, eps=1e-8, epochs=201, target=0.8, tau_epochs=2000)
 
 
@@ -56,8 +51,7 @@ def names() -> list[str]:
 
 def get(name: str) -> SweepConfig:
     """The config of preset ``name``, with its output file named after it."""
-    if name not in PRESETS:
-        raise GdchaosError(f"preset: unknown {name!r}; allowed: {', '.join(PRESETS)}")
+    check_choice("preset", name, PRESETS)
     return replace(PRESETS[name][1], output=f"{name}.h5")
 
 

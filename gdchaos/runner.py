@@ -1,4 +1,9 @@
-"""Run a whole sweep into its results file: resume, partial writes, clean stops, analysis."""
+"""Run a whole sweep into its results file: resume, partial writes, clean stops, analysis.
+
+The one process that writes the file: it computes the pending units in order (:func:`gdchaos.engine.sweep.run_unit`),
+stores their arrays as they fill (:class:`gdchaos.store.Writer`) and, at the end, the analysis of every
+learning rate.
+"""
 from __future__ import annotations
 
 import shutil
@@ -11,9 +16,12 @@ from typing import Protocol
 
 from gdchaos import data as datasets
 from gdchaos.config import SweepConfig
+from gdchaos.engine.build import build_model
+from gdchaos.engine.sweep import UnitProgress, run_unit
+from gdchaos.engine.units import Unit, initial_conditions, plan_units
 from gdchaos.errors import GdchaosError
-from gdchaos.results import Unit, Writer
-from gdchaos.sweep import UnitProgress, build_model, initial_conditions, plan_units, run_unit
+from gdchaos.store import Writer
+from gdchaos.store.analysis import analyse_file
 
 PARTIAL_WRITE_SECONDS = 2.0  # how often a unit in flight shows its progress in the file
 
@@ -121,11 +129,8 @@ def _check_trajectory_space(config: SweepConfig, n_params: int, path: Path, anno
 
 
 def analyse_into(writer: Writer, config: SweepConfig) -> None:
-    """Fit every complete learning rate and store the per-eta summary and per-IC fits."""
-    from gdchaos.report import analyse_file
-
-    summary, fits = analyse_file(writer.file, config.fit_params())
-    writer.write_analysis(summary, fits)
+    """Fit every complete learning rate with the config's parameters and store the per-eta summary and per-IC fits."""
+    writer.write_analysis(analyse_file(writer.file, config.fit_params(), refit=True))
 
 
 @contextmanager

@@ -88,7 +88,7 @@ def test_growth_without_saturation_uses_whole_record() -> None:
 
 
 def mnist_like() -> np.ndarray:
-    """PROTOCOL's MNIST tanh, eta = 10 curve: ln D -8.28 -> +8.27 by epoch 24 after a 4-epoch slow dip."""
+    """docs/protocol.md's MNIST tanh, eta = 10 curve: ln D -8.28 -> +8.27 by epoch 24 after a 4-epoch slow dip."""
     t = np.arange(T1, dtype=np.float64)
     g = np.where(t <= 4, -0.35 * t, -1.4 + 0.8975 * (t - 4))
     g = np.where(t <= 24, g, g[24] + 0.004 * (t - 24))
@@ -335,7 +335,7 @@ def test_fit_params_errors_name_the_field(field: str, value: object) -> None:
 def test_fit_params_from_mapping() -> None:
     assert FitParams.from_mapping({"min_len": 7}).min_len == 7
     assert FitParams.from_mapping({}).to_dict() == FitParams().to_dict()
-    with pytest.raises(GdchaosError, match="unknown analysis parameter 'r2'.*r2_min"):
+    with pytest.raises(GdchaosError, match="analysis: unknown key 'r2'.*r2_min"):
         FitParams.from_mapping({"r2": 0.9})
 
 

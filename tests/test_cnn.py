@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from gdchaos import backend
-from gdchaos.cnn import CNN, PAPER_LAYERS, paper_cnn
+from gdchaos.nn import CNN, PAPER_LAYERS, paper_cnn
 from gdchaos.errors import GdchaosError
-from gdchaos.hessian import CNNHessianOperator, hessian_vector_product
-from gdchaos.train import gradient_step, train
+from gdchaos.nn import CNNHessianOperator, hessian_vector_product
+from gdchaos.engine.train import gradient_step, train
 
 CONV = {"type": "conv", "channels": 3, "kernel": 3, "padding": 1}
 # (input shape, layers): every layer type, pooling with dropped rows, blocks before the first conv,

@@ -303,7 +303,7 @@ def test_bundled_split_is_cached_so_a_run_child_never_imports_scikit_learn(priva
     again = gdchaos.data.load("iris")
     assert all(a.flags.writeable and a.flags.c_contiguous and type(a) is np.ndarray for a in again)
     assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(first, again))
-    code = ("import sys; from gdchaos import cli, data, progress, runner, table; cli.build_parser(); "
+    code = ("import sys; from gdchaos import cli, data, runner; from gdchaos.cli import progress, table; cli.build_parser(); "
             "print(data.fingerprint(*data.load('iris')), 'sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == [gdchaos.data.fingerprint(*first), "False"]

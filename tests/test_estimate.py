@@ -1,11 +1,12 @@
-"""Run-time estimates (gdchaos.estimate) are measured on this machine and scale with the work."""
+"""Run-time estimates (gdchaos.engine.estimate) are measured on this machine and scale with the work."""
 import time
 
 import numpy as np
 
-from gdchaos import data, estimate
+from gdchaos import data
+from gdchaos.engine import estimate
 from gdchaos.config import from_dict
-from gdchaos.model import MLP
+from gdchaos.nn import MLP
 
 
 def _config(**values):

@@ -5,11 +5,11 @@ import warnings
 import numpy as np
 import pytest
 
-from gdchaos.cnn import CNN
+from gdchaos.nn import CNN
 from gdchaos.errors import GdchaosError
-from gdchaos.hessian import (CNNHessianOperator, HessianOperator, hessian_operator,
+from gdchaos.nn import (CNNHessianOperator, HessianOperator, hessian_operator,
                              hessian_vector_product, top_eigenvalue)
-from gdchaos.model import MLP
+from gdchaos.nn import MLP
 
 ARCHITECTURES = [(5, 7, 3), (5, 6, 4, 3)]
 

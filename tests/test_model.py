@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import gdchaos.backend.sparse
-import gdchaos.model
+import gdchaos.nn.mlp
 from gdchaos.errors import GdchaosError
-from gdchaos.model import MLP
-from gdchaos.train import gradient_step, train, train_balls, train_to_target
+from gdchaos.nn import MLP
+from gdchaos.engine.train import gradient_step, train, train_balls, train_to_target
 
 ARCHITECTURES = [(5, 7, 3), (5, 7, 6, 3), (5, 6, 4, 5, 3)]  # depths 1 to 3
 
@@ -19,9 +19,9 @@ def kernel_path(request, monkeypatch):
     networks (backend.small_mlp), the layer-by-layer path for large ones, and the latter with
     the first layer read through the sparse form of the input (backend.sparse)."""
     if request.param == "whole-network":
-        monkeypatch.setattr(gdchaos.model, "SMALL_NETWORK_BYTES", 1 << 40)
+        monkeypatch.setattr(gdchaos.nn.mlp, "SMALL_NETWORK_BYTES", 1 << 40)
     else:
-        monkeypatch.setattr(gdchaos.model, "SMALL_NETWORK_BYTES", 0)
+        monkeypatch.setattr(gdchaos.nn.mlp, "SMALL_NETWORK_BYTES", 0)
     sparse = request.param == "sparse-input"
     monkeypatch.setattr(gdchaos.backend.sparse, "MIN_FEATURES", 1 if sparse else 1 << 40)
     monkeypatch.setattr(gdchaos.backend.sparse, "MAX_DENSITY", 1.0)

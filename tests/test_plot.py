@@ -15,7 +15,7 @@ pytest.importorskip("matplotlib")
 
 from matplotlib.image import imread  # noqa: E402
 
-from gdchaos import plot, results  # noqa: E402
+from gdchaos import plot, store  # noqa: E402
 from gdchaos.cli import main  # noqa: E402
 
 MAX_PNG_BYTES = 200_000
@@ -70,7 +70,7 @@ def plot_cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, list[Path]
 def test_every_figure_renders(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, written, err = plot_cli(capsys, files["sharp"], files["cubic"], "-o", tmp_path)
     assert code == 0, err
-    with results.open(files["sharp"]) as handle:
+    with store.open(files["sharp"]) as handle:
         eta = handle.eta[np.nanargmax(handle.summary()["lambda_mean"])]  # the default: largest lambda_nMLE
     assert sorted(p.name for p in written) == sorted([
         "cubic_cubic.png", f"iris-sharp_distances_eta{eta:g}.png", "iris-sharp_loss.png",
@@ -80,12 +80,12 @@ def test_every_figure_renders(files: dict[str, Path], tmp_path: Path, capsys: py
 
 
 def test_defaults_and_notes(files: dict[str, Path]) -> None:
-    with results.open(files["tanh"]) as handle:
+    with store.open(files["tanh"]) as handle:
         run = plot.load_run(handle)
         assert plot.pick_distance_eta(run) == int(np.nanargmax(run.summary["lambda_mean"]))
         assert plot.pick_loss_etas(run) == [0, 1, 2]
         assert not run.has_sharpness
-    with results.open(files["sharp"]) as handle:
+    with store.open(files["sharp"]) as handle:
         assert plot.pick_sharpness_etas(plot.load_run(handle)) == [0, 1, 2]
 
 
@@ -104,7 +104,7 @@ def test_overlay_of_several_files(files: dict[str, Path], tmp_path: Path, capsys
     assert code == 0, err
     assert [p.name for p in written] == ["sweep_overlay.png"]
     assert_figure(written[0])
-    with results.open(files["tanh"]) as a, results.open(files["relu"]) as b:
+    with store.open(files["tanh"]) as a, store.open(files["relu"]) as b:
         runs = [plot.load_run(a), plot.load_run(b)]
         assert plot.legend_labels(runs) == (["tanh", "relu"], "iris, 10 hidden")
         figure = plot.sweep_figure(runs)
@@ -112,7 +112,7 @@ def test_overlay_of_several_files(files: dict[str, Path], tmp_path: Path, capsys
 
 
 def test_censored_tau_is_marked(files: dict[str, Path]) -> None:
-    with results.open(files["tanh"]) as handle:
+    with store.open(files["tanh"]) as handle:
         run = plot.load_run(handle)
         s = run.summary
         censored = np.isfinite(s["tau_mean"]) & (s["n_reached"] < s["n_ic"])
@@ -133,7 +133,7 @@ def test_choices_of_etas_and_ics(files: dict[str, Path], tmp_path: Path, capsys:
     assert [p.name for p in written] == ["iris-tanh_distances_eta0.05.png", "iris-tanh_distances_eta10.png"]
     for path in written:
         assert_figure(path)
-    with results.open(files["tanh"]) as handle:
+    with store.open(files["tanh"]) as handle:
         figure = plot.loss_figure(plot.load_run(handle), [0, 2], np.array([0, 2]))
         assert [ax.get_title() for ax in figure.axes] == [r"$\eta$ = 0.05", r"$\eta$ = 10"]
         assert all(len(ax.lines) == 2 for ax in figure.axes)  # IC 0 bold, IC 2 faint
@@ -156,7 +156,7 @@ def test_live_file_is_analysed_on_the_fly(files: dict[str, Path], tmp_path: Path
         for group in ("summary", "fit"):
             for dataset in handle[group].values():
                 dataset[...] = np.nan
-    with results.open(files["tanh"]) as done, results.open(live) as handle:
+    with store.open(files["tanh"]) as done, store.open(live) as handle:
         expected, run = done.summary(), plot.load_run(handle)
         np.testing.assert_allclose(run.summary["lambda_mean"], expected["lambda_mean"])
         np.testing.assert_allclose(run.fits["start"], done.fits()["start"])
@@ -167,7 +167,7 @@ def test_live_file_is_analysed_on_the_fly(files: dict[str, Path], tmp_path: Path
     (["{other}"], "not a gdchaos results file"),
     (["{missing}"], "no such file"),
     (["{tanh}", "--etas", "7.5"], "--etas: eta 7.5 is not in"),
-    (["{tanh}", "--etas", "x"], "--etas: expected a comma list"),
+    (["{tanh}", "--etas", "x"], "--etas: every learning rate must be a number"),
     (["{tanh}", "--ics", "5"], "--ics: '5' selects no valid initial condition"),
     (["{tanh}", "--kind", "histogram"], "--kind: unknown histogram"),
 ])

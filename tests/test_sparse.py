@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import gdchaos.backend.sparse as sparse
-import gdchaos.model
-from gdchaos.model import MLP, _first_layer_matrix
+import gdchaos.nn.mlp
+from gdchaos.nn.mlp import MLP, first_layer_matrix
 
 ACTIVATIONS = {"tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
                "relu": lambda z: np.maximum(z, 0)}
@@ -29,7 +29,7 @@ def test_forward_and_backward_match_dense_products(activation, start, stop):
     w1 = rng.normal(size=(n_nets, x.shape[1], width))
     b1 = rng.normal(size=(n_nets, width))
     rows = sparse.to_sparse_rows(x)
-    a = sparse.sparse_forward(rows, start, stop, _first_layer_matrix(w1), b1, activation)
+    a = sparse.sparse_forward(rows, start, stop, first_layer_matrix(w1), b1, activation)
     z = np.einsum("nd,rdh->rnh", x[start:stop], w1) + b1[:, None, :]
     np.testing.assert_allclose(a, ACTIVATIONS[activation](z), rtol=1e-12, atol=1e-14)
 
@@ -68,7 +68,7 @@ def test_cache_notices_an_input_edited_in_place():
 
 @pytest.fixture
 def layered(monkeypatch):
-    monkeypatch.setattr(gdchaos.model, "SMALL_NETWORK_BYTES", 0)
+    monkeypatch.setattr(gdchaos.nn.mlp, "SMALL_NETWORK_BYTES", 0)
 
 
 def _evaluate(model, theta, x, y, dense: bool, monkeypatch, **kwargs):

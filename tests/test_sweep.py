@@ -10,10 +10,11 @@ import h5py
 import numpy as np
 import pytest
 
-from gdchaos import presets, results, runner
+from gdchaos import presets, runner, store
+from gdchaos.engine.units import unit_fractions
 from gdchaos.config import from_dict
-from gdchaos.model import MLP
-from gdchaos.sweep import initial_conditions, plan_units
+from gdchaos.nn import MLP
+from gdchaos.engine.units import initial_conditions, plan_units
 
 ARRAYS = ("distances", "loss", "train_accuracy", "test_accuracy", "reached_epoch", "diverged_epoch",
           "initial_params", "unit_done")
@@ -28,7 +29,7 @@ def tiny(tmp_path, name="run.h5", **overrides):
 def test_results_file_layout_and_contents(tmp_path):
     config = tiny(tmp_path)
     outcome = runner.run(config)
-    with results.open(outcome.path) as run:
+    with store.open(outcome.path) as run:
         assert run.attrs["format"] == "gdchaos-sweep" and run.attrs["format_version"] == 1
         assert run.config == config
         assert len(run.attrs["dataset_fingerprint"]) == 16
@@ -55,7 +56,7 @@ def test_results_file_layout_and_contents(tmp_path):
 
 def test_tau_is_first_epoch_at_target_and_censored_when_never_reached(tmp_path):
     config = tiny(tmp_path, etas=[0.0005, 0.5], target=0.9, epochs=20, tau_epochs=300)
-    with results.open(runner.run(config).path) as run:
+    with store.open(runner.run(config).path) as run:
         reached, accuracy = run["reached_epoch"], run["test_accuracy"]
     assert np.all(reached[0] == -1)  # eta = 0.0005 cannot learn Iris in 300 epochs
     for ic in range(3):
@@ -66,30 +67,30 @@ def test_tau_is_first_epoch_at_target_and_censored_when_never_reached(tmp_path):
 
 def test_unit_epochs_advance_while_references_train_towards_the_target(tmp_path, monkeypatch):
     written = []
-    write_unit = results.Writer.write_unit
+    write_unit = store.Writer.write_unit
 
     def spy(self, unit, arrays, epochs_done, *, done):
         written.append((epochs_done, done))
         write_unit(self, unit, arrays, epochs_done, done=done)
 
-    monkeypatch.setattr(results.Writer, "write_unit", spy)
+    monkeypatch.setattr(store.Writer, "write_unit", spy)
     monkeypatch.setattr(runner, "PARTIAL_WRITE_SECONDS", 0.0)
     config = tiny(tmp_path, etas=[0.0005], epochs=5, tau_epochs=40)  # never reaches the target: tau to the budget
-    with results.open(runner.run(config).path) as run:
+    with store.open(runner.run(config).path) as run:
         assert run["unit_epochs"].tolist() == [41]
     # every epoch of the ball phase, then the tau phase in calls that grow with its speed
     assert written[:6] == [(epochs, False) for epochs in range(1, 7)]
     assert written[-2:] == [(41, False), (41, True)] and not any(done for _, done in written[:-1])
     tau_epochs = [epochs for epochs, _ in written[6:-1]]
     assert np.all(np.diff(tau_epochs) > 0) and tau_epochs[0] == 7
-    fractions = [results.unit_fractions(np.array([epochs]), np.array([done]), config)[0] for epochs, done in written]
+    fractions = [unit_fractions(np.array([epochs]), np.array([done]), config)[0] for epochs, done in written]
     assert np.all(np.diff(fractions[:-1]) > 0) and fractions[5] == 6 * 3 / (6 * 3 + 35) and fractions[-1] == 1
 
 
 def test_same_config_gives_bit_identical_files(tmp_path):
     first = runner.run(tiny(tmp_path, "a.h5")).path
     second = runner.run(tiny(tmp_path, "b.h5")).path
-    with results.open(first) as a, results.open(second) as b:
+    with store.open(first) as a, store.open(second) as b:
         for name in ARRAYS:
             np.testing.assert_array_equal(a[name], b[name])
 
@@ -99,14 +100,14 @@ def test_units_are_independent_of_how_the_work_is_split(tmp_path):
     split = replace(config, output=str(tmp_path / "split.h5"), ics_per_unit=1, etas_per_unit=1)
     model = MLP((4, 10, 3))
     assert len(plan_units(split, model, 120)) == 6 and len(plan_units(config, model, 120)) == 1
-    with results.open(runner.run(config).path) as a, results.open(runner.run(split).path) as b:
+    with store.open(runner.run(config).path) as a, store.open(runner.run(split).path) as b:
         np.testing.assert_array_equal(a["initial_params"], b["initial_params"])
         np.testing.assert_allclose(a["distances"], b["distances"], rtol=1e-9)
 
 
 def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path):
     config = tiny(tmp_path, etas=[0.5, 1e300], model={"activation": "relu"}, epochs=10, tau_epochs=10)
-    with results.open(runner.run(config).path) as run:
+    with store.open(runner.run(config).path) as run:
         diverged = run["diverged_epoch"]
         assert np.all(diverged[0] == -1)
         blown = np.any(diverged[1] >= 0, axis=1)
@@ -152,7 +153,7 @@ def test_sigkill_mid_sweep_then_resume_is_bit_identical(tmp_path):
         if not killed.exists():
             continue
         try:  # a second process reading while the run writes (SWMR)
-            with results.open(killed) as live:
+            with store.open(killed) as live:
                 done, total = live.progress()
                 epochs = live.file["unit_epochs"][:]
                 seen_partial |= bool(np.any((epochs > 0) & (live.file["unit_done"][:] == 0)))
@@ -164,13 +165,13 @@ def test_sigkill_mid_sweep_then_resume_is_bit_identical(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert 3 <= done < 8
-    with results.open(killed) as partial:
+    with store.open(killed) as partial:
         assert partial.progress()[0] < 8
     resumed = subprocess.run(_run_command(config, killed), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     reference = subprocess.run(_run_command(config, clean), capture_output=True, text=True, timeout=300)
     assert reference.returncode == 0, reference.stderr
-    with results.open(killed) as a, results.open(clean) as b:
+    with store.open(killed) as a, store.open(clean) as b:
         for name in ARRAYS:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
         for name in ("lambda_mean", "rho", "tau_mean"):
@@ -188,7 +189,7 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path):
     while time.monotonic() < deadline:
         time.sleep(0.05)
         try:
-            with results.open(output) as live:
+            with store.open(output) as live:
                 if live.progress()[0] >= 1:
                     break
         except (ValueError, OSError):
@@ -201,7 +202,7 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path):
         assert handle["unit_done"][:].sum() < 8
     finished = subprocess.run(_run_command(config, output), capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
-    with results.open(output) as run:
+    with store.open(output) as run:
         assert run.progress() == (8, 8)
 
 
@@ -230,7 +231,7 @@ def test_an_open_reader_does_not_block_resuming_or_overwriting(tmp_path):
         handle["unit_done"][-1] = 0
     toml = tmp_path / "config.toml"
     toml.write_text(config.to_toml())
-    with results.open(output) as reader:
+    with store.open(output) as reader:
         assert reader.progress() == (5, 6)
         resumed = subprocess.run(_run_command(toml, output), capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
@@ -238,20 +239,20 @@ def test_an_open_reader_does_not_block_resuming_or_overwriting(tmp_path):
                                   capture_output=True, text=True, timeout=120)
         assert replaced.returncode == 0, replaced.stderr
         assert reader["distances"].shape[-1] == 31  # still the file it opened, not a truncated one
-    with results.open(output) as run:
+    with store.open(output) as run:
         assert run.progress() == (6, 6) and run.config.epochs == 20
 
 
 def test_sharpness_every_k_epochs_is_recorded_and_summarised(tmp_path):
     config = tiny(tmp_path, etas=[0.5], epochs=12, tau_epochs=12, sharpness_every=4)
-    with results.open(runner.run(config).path) as run:
+    with store.open(runner.run(config).path) as run:
         np.testing.assert_array_equal(run["sharpness_epochs"], [0, 4, 8, 12])
         sharpness = run["sharpness"]
         assert sharpness.shape == (1, 3, 4) and np.all(np.isfinite(sharpness))
         params = run["initial_params"]
         model = MLP((4, 10, 3))
         from gdchaos import data
-        from gdchaos.hessian import top_eigenvalue
+        from gdchaos.nn import top_eigenvalue
 
         x, y, _, _ = data.load("iris")
         exact = top_eigenvalue(model, params, x, y, tol=1e-10, max_iter=500).eigenvalue
@@ -260,19 +261,19 @@ def test_sharpness_every_k_epochs_is_recorded_and_summarised(tmp_path):
 
 
 def test_files_of_older_versions_without_summary_fields_still_open(tmp_path):
-    from gdchaos.table import rows_from_file
+    from gdchaos.cli.table import rows_from_file
 
     path = runner.run(tiny(tmp_path, epochs=12, tau_epochs=12, sharpness_every=4)).path
-    with results.open(path) as run:
+    with store.open(path) as run:
         summary, fits = run.summary(), run.fits()
     assert np.all(np.isfinite(summary["sharpness_late_median"]))
     with h5py.File(path, "r+") as handle:
         del handle["summary/sharpness_late_median"]
-    with results.open(path) as run:
+    with store.open(path) as run:
         np.testing.assert_array_equal(run.summary()["sharpness_late_median"], summary["sharpness_late_median"])
     with h5py.File(path, "r+") as handle:
         del handle["summary"], handle["fit"]
-    with results.open(path) as run:
+    with store.open(path) as run:
         run.refresh()
         for name, values in run.summary().items():
             np.testing.assert_array_equal(values, summary[name], err_msg=name)
@@ -283,7 +284,7 @@ def test_files_of_older_versions_without_summary_fields_still_open(tmp_path):
 
 def test_per_layer_distances_sum_to_the_total(tmp_path):
     config = tiny(tmp_path, model={"hidden": [6, 5]}, perturb_biases=True)
-    with results.open(runner.run(config).path) as run:
+    with store.open(runner.run(config).path) as run:
         layers, total = run["layer_distances"], run["distances"]
         assert layers.shape == (2, 3, 2, 6, 31)
         assert run.file["layer_distances"].attrs["tensors"] == '["W1", "b1", "W2", "b2", "W3", "b3"]'
@@ -297,7 +298,7 @@ def test_trajectories_give_back_the_online_distances_and_load_lazily(tmp_path):
     import tracemalloc
 
     config = tiny(tmp_path, save_trajectories=True, epochs=25, tau_epochs=25)
-    with results.open(runner.run(config).path) as run:
+    with store.open(runner.run(config).path) as run:
         trajectories = run.trajectories
         assert trajectories.shape == (2, 3, 3, 26, MLP((4, 10, 3)).n_params)
         np.testing.assert_array_equal(trajectories[0, 1, 0, 0], run["initial_params"][1])
@@ -323,7 +324,7 @@ def test_trajectory_options_size_estimate_and_disk_refusal(tmp_path, monkeypatch
     estimate = config.trajectory_bytes(MLP((4, 10, 3)).n_params)
     growth = os.path.getsize(path) - os.path.getsize(plain)
     assert abs(growth - estimate) < 0.1 * estimate, (growth, estimate)
-    with results.open(path) as run:
+    with store.open(path) as run:
         assert run.trajectories.dtype == np.float32
         np.testing.assert_array_equal(run.file["trajectory_epochs"][:], np.arange(0, 61, 2))
         with pytest.raises(ValueError, match="not 1"):
@@ -341,7 +342,7 @@ def test_cnn_sweep_runs_through_the_same_runner(tmp_path):
     config = from_dict({"dataset": "digits", "etas": [0.5, 5.0], "ics": 2, "replicas": 2, "epochs": 8,
                         "tau_epochs": 10, "output": str(tmp_path / "cnn.h5")}, presets.get("mnist-cnn")).validate()
     assert config.model.kind == "cnn" and config.target == 0.8 and presets.get("mnist-cnn").tau_epochs == 2000
-    with results.open(runner.run(config).path) as run:
+    with store.open(runner.run(config).path) as run:
         assert run["distances"].shape == (2, 2, 2, 9) and np.all(np.isfinite(run["distances"]))
         names = [tensor["name"] for tensor in __import__("json").loads(run.attrs["layout"])]
         assert run["layer_distances"].shape[3] == len(names)
@@ -350,13 +351,13 @@ def test_cnn_sweep_runs_through_the_same_runner(tmp_path):
 
 def test_cnn_sweep_records_sharpness(tmp_path):
     from gdchaos import data
-    from gdchaos.hessian import top_eigenvalue
-    from gdchaos.sweep import build_model
+    from gdchaos.nn import top_eigenvalue
+    from gdchaos.engine.build import build_model
 
     config = from_dict({"dataset": "digits", "etas": [0.5], "ics": 2, "replicas": 1, "epochs": 4,
                         "tau_epochs": 4, "sharpness_every": 2, "sharpness_subset": 300,
                         "output": str(tmp_path / "cnn.h5")}, presets.get("mnist-cnn")).validate()
-    with results.open(runner.run(config).path) as run:
+    with store.open(runner.run(config).path) as run:
         np.testing.assert_array_equal(run["sharpness_epochs"], [0, 2, 4])
         sharpness, params, units = run["sharpness"][()], run["initial_params"][()], run.units
         assert sharpness.shape == (1, 2, 3) and np.all(np.isfinite(sharpness)) and np.all(sharpness > 0)

@@ -1,7 +1,7 @@
 """gdchaos-tui driven by Textual's Pilot: setup, live (own and foreign runs), results, bad input, snapshots.
 
 Snapshots (pytest-textual-snapshot, tests/__snapshots__/test_tui/) use synthetic results files written
-through gdchaos.results.Writer, so they hold no timings; refresh them with ``pytest --snapshot-update``.
+through gdchaos.store.Writer, so they hold no timings; refresh them with ``pytest --snapshot-update``.
 """
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ import pytest
 from textual import events
 from textual.widgets import Button, DataTable, Input, Static
 
-from gdchaos import presets, results
+from gdchaos import presets, store
 from gdchaos.config import from_dict
-from gdchaos.model import MLP
-from gdchaos.results import Unit, Writer
+from gdchaos.nn import MLP
+from gdchaos.engine.units import Unit
+from gdchaos.store import Writer
 from gdchaos.runner import analyse_into
 from gdchaos_tui.app import GdchaosTui
 from gdchaos_tui.screens import setup
@@ -180,7 +181,7 @@ def test_snapshot_results(snap_compare, finished_file, size):
 # --------------------------------------------------------------------------- opening files
 @sync
 async def test_finished_file_opens_results_with_stored_fits(finished_file):
-    with results.open(finished_file) as run:
+    with store.open(finished_file) as run:
         stored = run.fits()
         lam = run.summary()["lambda_mean"]
     app = GdchaosTui(finished_file)
@@ -194,7 +195,7 @@ async def test_finished_file_opens_results_with_stored_fits(finished_file):
 
 @sync
 async def test_file_without_summary_and_fits_opens_results_with_its_own_fits(finished_file, tmp_path):
-    with results.open(finished_file) as run:
+    with store.open(finished_file) as run:
         stored = run.fits()
         lam = run.summary()["lambda_mean"]
     path = Path(shutil.copy(finished_file, tmp_path / "old.h5"))
@@ -402,7 +403,7 @@ async def test_attach_follows_a_run_started_elsewhere(tmp_path):
         deadline = time.monotonic() + 60
         while True:  # attach once the writer has created the file
             try:
-                results.open(config.output).close()
+                store.open(config.output).close()
                 break
             except Exception:
                 assert time.monotonic() < deadline and child.poll() is None

@@ -1,16 +1,11 @@
-"""Numbers and durations as short strings for narrow table cells and labels."""
+"""Numbers as short strings for narrow table cells and labels (durations: :func:`gdchaos.text.duration`)."""
 from __future__ import annotations
 
 import math
 
+from gdchaos.text import number as num
 
-def num(value: float | None, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits; "-" when unknown."""
-    if value is None or not math.isfinite(value):
-        return "-"
-    if abs(value) >= 10 ** digits:  # no exponent for counts of epochs
-        return f"{value:.0f}"
-    return f"{value:.{digits}g}"
+__all__ = ["fixed", "num", "pm"]
 
 
 def fixed(value: float | None, decimals: int = 3) -> str:
@@ -25,14 +20,3 @@ def pm(mean: float, std: float, digits: int = 3) -> str:
     if not math.isfinite(mean):
         return "-"
     return num(mean, digits) if not math.isfinite(std) else f"{num(mean, digits)} ± {num(std, 2)}"
-
-
-def duration(seconds: float | None) -> str:
-    """H:MM:SS (or days for very long runs); "--" when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "--:--"
-    if seconds >= 3 * 86400:
-        return f"{seconds / 86400:.1f} days"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -1,29 +1,26 @@
 """Read a results file, finished or still being written, into plain values that screens display.
 
-Runs in worker threads. Every read opens the file, reads what it needs and closes it again: a
-long-lived SWMR handle breaks when its writer closes the file, and a stopped run may be resumed by
-a new writer at any time. The file is opened with HDF5 file locking off: a reader that holds the
-lock, even for a moment, makes a resuming writer fail to open the file (a SWMR reader needs no lock).
-Learning rates whose units are all done but that the run has not analysed yet (it analyses at its
-end) are fitted here with the run's own analysis parameters.
+Runs in worker threads, through the public reader :func:`gdchaos.store.open` (a SWMR reader without
+HDF5 file locking, so it never blocks a writer). Every read opens the file, reads what it needs and
+closes it again: a long-lived SWMR handle breaks when its writer closes the file, and a stopped run
+may be resumed by a new writer at any time. Statistics follow the one refit policy of
+:meth:`gdchaos.store.Results.analysis`: stored where the run wrote them, fitted here (once, kept for
+the next reads) for learning rates that are complete but not analysed yet (the run analyses at its end).
 """
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from gdchaos.analysis import EtaSummary, fit_local_exponent
-from gdchaos.config import SweepConfig, from_dict
+from gdchaos import store
+from gdchaos.analysis import SweepAnalysis
+from gdchaos.config import SweepConfig
 from gdchaos.errors import GdchaosError
-from gdchaos.report import analyse_arrays
-from gdchaos.results import FORMAT, FORMAT_VERSION, Unit, read_group, unit_fractions
 
 
 VALUES = ("lambda_mean", "lambda_std", "rho", "tau_mean", "tau_std")  # per-eta statistics shown
@@ -90,58 +87,49 @@ class RunReader:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._live: dict[int, EtaSummary] = {}
+        self._fits: dict = {}  # eta index -> fit, for the run identified by self._identity
         self._identity: tuple[str, str] | None = None
 
     def read(self, focus: int = 0) -> RunState:
         """Progress, per-eta statistics and the curves of learning rate ``focus``."""
-        with self._reading() as handle:
-            return self._state(handle, focus)
+        with self._reading() as run:
+            return self._state(run, focus)
 
     def config(self) -> SweepConfig:
         """The run's config (a light read: no statistics)."""
-        with self._reading() as handle:
-            return _config(handle)
+        with self._reading() as run:
+            return run.config
 
     def eta_fits(self, e: int) -> list[IcFit]:
-        """ln D(t) and fit of every initial condition of learning rate ``e``."""
-        with self._reading() as handle:
-            params = _config(handle).fit_params()
-            distances = handle["distances"][e]
-            fields = ("start", "end", "lyapunov", "r2")
-            n_ic = read_group(handle, "summary", ("n_ic",), handle["eta"].shape)["n_ic"][e]
-            analysed = not math.isnan(n_ic) and all(f"fit/{name}" in handle for name in fields)
-            stored = {name: handle[f"fit/{name}"][e] for name in fields} if analysed else {}
+        """ln D(t) and fit of every initial condition of learning rate ``e`` (no fit window while the
+        learning rate is not complete)."""
+        with self._reading() as run:
+            fits = self._analysis(run).fits
+            distances = run.file["distances"][e]
         out = []
         for ic, ball in enumerate(distances):
-            if analysed:
-                start, end = stored["start"][ic], stored["end"][ic]
-                window = (int(start), int(end)) if np.isfinite(start) and np.isfinite(end) else (-1, -1)
-                lyapunov, r2 = float(stored["lyapunov"][ic]), float(stored["r2"][ic])
-            else:
-                fit = fit_local_exponent(ball, params)
-                window, lyapunov, r2 = (fit.start, fit.end), fit.lyapunov, fit.r2
+            start, end = fits["start"][e, ic], fits["end"][e, ic]
+            window = (int(start), int(end)) if np.isfinite(start) and np.isfinite(end) else (-1, -1)
             bad = ~np.isfinite(ball).all(axis=0)
-            out.append(IcFit(ic, log_mean(ball), *window, lyapunov, r2, int(np.argmax(bad)) if bad.any() else -1))
+            out.append(IcFit(ic, log_mean(ball), *window, float(fits["lyapunov"][e, ic]), float(fits["r2"][e, ic]),
+                             int(np.argmax(bad)) if bad.any() else -1))
         return out
 
     # ------------------------------------------------------------------ internals
     @contextmanager
-    def _reading(self) -> Iterator[h5py.File]:
+    def _reading(self) -> Iterator[store.Results]:
         """The open file; whatever goes wrong reading it becomes a one-line ReadError."""
         if not self.path.exists():
             raise ReadError(f"{self.path}: no such file")
         try:
-            handle = h5py.File(self.path, "r", libver="latest", swmr=True, locking=False)
-        except Exception:
+            run = store.open(self.path)
+        except GdchaosError as exc:
+            raise ReadError(str(exc)) from None
+        except Exception:  # h5py raises many kinds on damaged files
             raise ReadError(f"{self.path}: not a readable HDF5 file") from None
         try:
-            with handle:
-                if handle.attrs.get("format") != FORMAT:
-                    raise ReadError(f"{self.path}: not a gdchaos results file")
-                if int(handle.attrs.get("format_version", 0)) > FORMAT_VERSION:
-                    raise ReadError(f"{self.path}: written by a newer gdchaos; upgrade gdchaos to read it")
-                yield handle
+            with run:
+                yield run
         except ReadError:
             raise
         except GdchaosError as exc:
@@ -149,31 +137,33 @@ class RunReader:
         except Exception as exc:  # h5py raises many kinds on damaged or half-written files
             raise ReadError(f"{self.path.name}: damaged or incomplete results file ({exc})") from None
 
-    def _state(self, handle: h5py.File, focus: int) -> RunState:
-        config = _config(handle)
-        identity = (handle.attrs.get("identity", ""), handle.attrs.get("created", ""))
-        if identity != self._identity:  # another run replaced the file
-            self._identity, self._live = identity, {}
-        eta = handle["eta"][:]
-        units = [Unit(i, *map(int, row)) for i, row in enumerate(handle["units"][:])]
-        done = handle["unit_done"][:].astype(bool)
-        epochs = handle["unit_epochs"][:]
+    def _analysis(self, run: store.Results) -> SweepAnalysis:
+        """The run's analysis; fits this reader made are kept until another run replaces the file."""
+        identity = (run.attrs.get("identity", ""), run.attrs.get("created", ""))
+        if identity != self._identity:
+            self._identity, self._fits = identity, {}
+        return run.analysis(cache=self._fits)
+
+    def _state(self, run: store.Results, focus: int) -> RunState:
+        config = run.config
+        eta = run.eta
+        units = run.units
+        done, epochs = run.unit_status()
         n_eta, q = len(eta), config.ics
         focus = min(max(focus, 0), n_eta - 1)
 
-        share = unit_fractions(epochs, done, config)
+        share = run.unit_fractions()
         work = np.zeros(n_eta)
         running = np.zeros(n_eta, dtype=bool)
-        complete = np.ones(n_eta, dtype=bool)
         for unit in units:
             etas = slice(unit.eta_start, unit.eta_stop)
             work[etas] += share[unit.index] * (unit.ic_stop - unit.ic_start) / q
             running[etas] |= epochs[unit.index] > 0 and not done[unit.index]
-            complete[etas] &= done[unit.index]
-        stats = self._statistics(handle, config, eta, complete)
+        analysis = self._analysis(run)
+        complete, summary = analysis.complete, analysis.summary
         rows = tuple(EtaRow(float(eta[e]), "done" if complete[e] else "running" if running[e] else "pending",
-                            float(work[e]), **stats[e]) for e in range(n_eta))
-        sizes = np.array([(u.eta_stop - u.eta_start) * (u.ic_stop - u.ic_start) for u in units])
+                            float(work[e]), **_statistics(summary, e)) for e in range(n_eta))
+        sizes = np.array([unit.size for unit in units])
         total = max(1, int(sizes.sum()))
         fraction, finished = float((share * sizes).sum() / total), float((done * sizes).sum() / total)
 
@@ -181,38 +171,20 @@ class RunReader:
         log_d: tuple[float, ...] = ()
         loss: tuple[float, ...] = ()
         if focus_ic is not None:
-            log_d = log_mean(handle["distances"][focus, focus_ic])
-            loss = finite_prefix(handle["loss"][focus, focus_ic])
+            log_d = log_mean(run.file["distances"][focus, focus_ic])
+            loss = finite_prefix(run.file["loss"][focus, focus_ic])
         return RunState(self.path.name, config, rows, int(done.sum()), len(units), fraction, finished, focus,
                         focus_ic, log_d, loss)
 
-    def _statistics(self, handle: h5py.File, config: SweepConfig, eta: np.ndarray,
-                    complete: np.ndarray) -> list[dict]:
-        """Stored summary where the run wrote it, else this reader's own fits of complete etas."""
-        summary = read_group(handle, "summary", SUMMARY, eta.shape)
-        stored = ~np.isnan(summary["n_ic"])
-        todo = [e for e in range(len(eta)) if complete[e] and not stored[e] and e not in self._live]
-        if todo:
-            summaries, _ = analyse_arrays(eta[todo], handle["distances"][todo], handle["reached_epoch"][todo],
-                                          config.fit_params(), budget=config.tau_epochs)
-            self._live.update(zip(todo, summaries))
-        out = []
-        for e in range(len(eta)):
-            if stored[e]:
-                out.append({name: float(summary[name][e]) if name in VALUES else _count(summary[name][e])
-                            for name in SUMMARY})
-            elif e in self._live:
-                out.append({name: getattr(self._live[e], name) for name in SUMMARY})
-            else:
-                out.append({})
-        return out
+
+def _statistics(summary: dict[str, np.ndarray], e: int) -> dict:
+    """The row values of learning rate ``e`` (none while it is not analysed)."""
+    if math.isnan(summary["n_ic"][e]):
+        return {}
+    return {name: float(summary[name][e]) if name in VALUES else _count(summary[name][e]) for name in SUMMARY}
 
 
-def _config(handle: h5py.File) -> SweepConfig:
-    return from_dict(json.loads(handle.attrs["config"]))
-
-
-def _focus_ic(units: list[Unit], done: np.ndarray, epochs: np.ndarray, e: int) -> int | None:
+def _focus_ic(units: list, done: np.ndarray, epochs: np.ndarray, e: int) -> int | None:
     """First IC of the unit in flight at learning rate ``e``, else of the last unit done there."""
     covering = [u for u in units if u.eta_start <= e < u.eta_stop]
     in_flight = [u for u in covering if epochs[u.index] > 0 and not done[u.index]]

@@ -5,23 +5,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from gdchaos.errors import GdchaosError
+from gdchaos.checks import check_choice, check_int, check_keys, check_number
 
 ESTIMATORS: tuple[str, ...] = ("eq3", "slope")
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise GdchaosError(f"{name} must be an integer >= {low} (got {value!r})")
-
-
-def _check_float(name: str, value: Any, low: float, high: float, *, open_low: bool, open_high: bool) -> None:
-    bad_type = isinstance(value, bool) or not isinstance(value, (int, float))
-    too_low = not bad_type and (value <= low if open_low else value < low)
-    too_high = not bad_type and (value >= high if open_high else value > high)
-    if bad_type or value != value or too_low or too_high:
-        interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
-        raise GdchaosError(f"{name} must be a number in {interval} (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -52,27 +38,23 @@ class FitParams:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("min_start", self.min_start, 1)
-        _check_float("sat_frac", self.sat_frac, 0.0, 1.0, open_low=True, open_high=True)
-        _check_int("sat_hold", self.sat_hold, 1)
-        _check_int("slope_halfwidth", self.slope_halfwidth, 1)
-        _check_int("min_len", self.min_len, 3)
-        _check_float("segment_penalty", self.segment_penalty, 0.0, float("inf"), open_low=False, open_high=True)
-        if self.estimator not in ESTIMATORS:
-            raise GdchaosError(f"estimator must be one of {', '.join(ESTIMATORS)} (got {self.estimator!r})")
-        _check_float("r2_min", self.r2_min, 0.0, 1.0, open_low=False, open_high=False)
-        _check_float("lambda_min", self.lambda_min, float("-inf"), float("inf"), open_low=True, open_high=True)
-        _check_int("n_boot", self.n_boot, 0)
-        _check_float("ci_level", self.ci_level, 0.0, 1.0, open_low=True, open_high=True)
-        _check_int("seed", self.seed, 0)
+        check_int("min_start", self.min_start, 1)
+        check_number("sat_frac", self.sat_frac, 0.0, 1.0, open_low=True, open_high=True)
+        check_int("sat_hold", self.sat_hold, 1)
+        check_int("slope_halfwidth", self.slope_halfwidth, 1)
+        check_int("min_len", self.min_len, 3)
+        check_number("segment_penalty", self.segment_penalty, 0.0)
+        check_choice("estimator", self.estimator, ESTIMATORS)
+        check_number("r2_min", self.r2_min, 0.0, 1.0)
+        check_number("lambda_min", self.lambda_min)
+        check_int("n_boot", self.n_boot, 0)
+        check_number("ci_level", self.ci_level, 0.0, 1.0, open_low=True, open_high=True)
+        check_int("seed", self.seed, 0)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> FitParams:
         """Build from a config table; unknown keys are an error that lists the known ones."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise GdchaosError(f"unknown analysis parameter {unknown[0]!r} (known: {', '.join(known)})")
+        check_keys("analysis", sorted(values), [f.name for f in fields(cls)])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import numpy as np
 
 from gdchaos.analysis.fit import LocalFit, fit_table
 from gdchaos.analysis.params import FitParams
+from gdchaos.checks import check_int
 from gdchaos.errors import GdchaosError
 
 
@@ -104,8 +105,8 @@ def summarize(fits: Sequence[LocalFit], reached_epoch: np.ndarray, params: FitPa
     if reached.shape != (q,) or not np.issubdtype(reached.dtype, np.integer):
         raise GdchaosError(f"reached_epoch must be {q} integers, one per initial condition "
                            f"(got shape {reached.shape}, dtype {reached.dtype})")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 0):
-        raise GdchaosError(f"budget must be an integer >= 0 (got {budget!r})")
+    if budget is not None:
+        check_int("budget", budget, 0)
     if (reached < -1).any() or (budget is not None and (reached > budget).any()):
         raise GdchaosError(f"reached_epoch values must lie in [-1, {'budget' if budget is None else budget}] "
                            "(-1 = target not reached)")

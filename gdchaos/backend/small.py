@@ -6,7 +6,7 @@ networks, one after another, and keeps one network's activations on all samples,
 in its cache. Every loop runs over the samples of one unit: a contiguous, vectorised pass with
 the network's weights as scalars (x is transposed once to (features, N)). Weight gradients are
 dot products over the samples. Threads take different networks, so a network's result does not
-depend on the batch it is in. Same mathematics as :mod:`gdchaos.model` (which the tests compare
+depend on the batch it is in. Same mathematics as :mod:`gdchaos.nn.mlp` (which the tests compare
 against):
 
     a_0 = x,  a_l = act(a_{l-1} W_l + b_l),  z_L = a_{L-1} W_L + b_L,
@@ -328,7 +328,7 @@ def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple
     ``mode``: ACCURACY (correct counts only; the losses are 0), LOSS, or GRADIENT: then the
     gradient is scale d(sum of cross-entropies)/dtheta + l2 W (the L2 term (l2/2) sum ||W||^2 of
     the mean loss when scale = 1/N); the sums of squared weights are computed when l2 > 0.
-    ``theta`` (R, P) uses the flat layout of :class:`gdchaos.model.MLP`.
+    ``theta`` (R, P) uses the flat layout of :class:`gdchaos.nn.MLP`.
     """
     n_nets, n_params = theta.shape
     theta = np.ascontiguousarray(theta)

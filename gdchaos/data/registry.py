@@ -43,6 +43,8 @@ class DatasetSpec:
     files: dict[str, FileSpec]
     loader: str | None
     split_seed: int | None
+    image_shape: tuple[int, int, int] | None = None  # (channels, height, width) of image datasets
+    density: float = 1.0  # share of nonzero input values (estimates time on synthetic data)
 
     @property
     def bundled(self) -> bool:
@@ -98,4 +100,6 @@ def dataset_spec(name: str) -> DatasetSpec:
         files={role: _file_spec(entry) for role, entry in table.get("files", {}).items()},
         loader=table.get("loader"),
         split_seed=table.get("split_seed"),
+        image_shape=tuple(table["image_shape"]) if "image_shape" in table else None,
+        density=float(table.get("density", 1.0)),
     )

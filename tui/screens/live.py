@@ -12,7 +12,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-from gdchaos_tui.fmt import duration, fixed, num
+from gdchaos.text import duration
+from gdchaos_tui.fmt import fixed, num
 from gdchaos_tui.process import SweepProcess
 from gdchaos_tui.reader import ReadError, RunReader, RunState
 from gdchaos_tui.screens.results import ResultsScreen

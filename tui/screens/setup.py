@@ -15,8 +15,8 @@ from textual.worker import get_current_worker
 from gdchaos import data, presets
 from gdchaos.config import ACTIVATIONS, SweepConfig, from_dict
 from gdchaos.errors import GdchaosError
-from gdchaos.estimate import DATASET_SHAPES, estimate_seconds, network_size
-from gdchaos_tui.fmt import duration
+from gdchaos.engine.estimate import estimate_seconds, network_size
+from gdchaos.text import duration
 from gdchaos_tui.reader import ReadError, RunReader
 
 # form inputs: widget id -> label; the id is the config field an error message names (less "model.")
@@ -174,7 +174,8 @@ class SetupScreen(Screen):
         networks = len(config.etas) * config.ics * (config.replicas + 1)
         text = f"{len(config.etas)} η × {config.ics} ICs × {config.replicas + 1} = {networks:,} networks"
         try:
-            _, features, classes = DATASET_SHAPES[config.dataset]
+            spec = data.dataset_spec(config.dataset)
+            features, classes = spec.features, spec.classes
             shape = ("CNN" if config.model.kind == "cnn"
                      else "-".join(str(n) for n in (features, *config.model.hidden, classes)))
             text = (f"network {shape}, {network_size(config):,} parameters · {text} · "

@@ -50,10 +50,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``gdchaos plot``: print the path of every figure written."""
+    from gdchaos.checks import check_int
+    from gdchaos.grid import parse_etas
+
     kinds = _parse_kinds(args.kind)
-    etas = None if args.etas is None else _parse_etas(args.etas)
-    if args.dpi < 10:
-        raise GdchaosError(f"--dpi: must be an integer >= 10, got {args.dpi}")
+    etas = None if args.etas is None else list(parse_etas(args.etas, "--etas"))
+    check_int("--dpi", args.dpi, 10)
     try:
         import matplotlib
     except ImportError:
@@ -133,22 +135,22 @@ def _note(text: str) -> None:
 
 
 def _open_files(paths: list[Path], stack: contextlib.ExitStack) -> tuple[list[Run], list[Any]]:
-    """Results files as plot.Run, ``gdchaos cubic`` files as plot.Cubic, in the order given."""
-    from gdchaos import plot, results
-    from gdchaos.cubic_cli import FORMAT_KIND
+    """Results files as plot.Run, ``gdchaos cubic`` files as store.cubic.CubicFile, in the order given."""
+    from gdchaos import plot, store
+    from gdchaos.store.cubic import is_cubic, read_cubic
 
     runs, cubics = [], []
     for path in paths:
         if not path.is_file():
             raise GdchaosError(f"{path}: no such file")
         try:
-            with results.open_handle(path) as handle:
-                if handle.attrs.get("kind") == FORMAT_KIND:
-                    cubics.append(plot.load_cubic(handle, path))
+            with store.open_handle(path) as handle:
+                if is_cubic(handle):
+                    cubics.append(read_cubic(handle, path))
                     continue
         except (OSError, ValueError):
             raise GdchaosError(f"{path}: not a readable HDF5 file") from None
-        runs.append(plot.load_run(stack.enter_context(results.open(path))))
+        runs.append(plot.load_run(stack.enter_context(store.open(path))))
     return runs, cubics
 
 
@@ -158,16 +160,6 @@ def _parse_kinds(text: str) -> list[str]:
     if unknown or not kinds:
         raise GdchaosError(f"--kind: unknown {', '.join(unknown) or repr(text)}; allowed: {', '.join(KINDS)}")
     return kinds
-
-
-def _parse_etas(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or not all(v > 0 for v in values):
-        raise GdchaosError(f"--etas: expected a comma list of learning rates > 0 such as 1,7.5; got {text!r}")
-    return values
 
 
 def _find_etas(r: Run, etas: list[float]) -> list[int]:

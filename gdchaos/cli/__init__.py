@@ -1,8 +1,10 @@
 """The ``gdchaos`` command line.
 
-Each sub-command lives in its own module, which exposes ``register(subparsers)``; that function adds
-its parser and sets ``handler`` (a callable taking the parsed namespace and returning an exit code).
-Modules import their heavy dependencies inside the handler so that ``gdchaos --help`` stays fast.
+Each sub-command lives in its own module of this package (:mod:`.run`, :mod:`.analyze`, :mod:`.cubic`,
+:mod:`.plot`, :mod:`.data`), which exposes ``register(subparsers)``; that function adds its parser and
+sets ``handler`` (a callable taking the parsed namespace and returning an exit code). :mod:`.progress`
+and :mod:`.table` are what a run and ``analyze`` print. Modules import their heavy dependencies inside
+the handler so that ``gdchaos --help`` stays fast.
 """
 from __future__ import annotations
 
@@ -14,11 +16,11 @@ from gdchaos import __version__
 from gdchaos.errors import GdchaosError
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "gdchaos.cubic_cli",
-    "gdchaos.run_cli",
-    "gdchaos.analyze_cli",
-    "gdchaos.data.cli",
-    "gdchaos.plot_cli",
+    "gdchaos.cli.cubic",
+    "gdchaos.cli.run",
+    "gdchaos.cli.analyze",
+    "gdchaos.cli.data",
+    "gdchaos.cli.plot",
 )
 
 

@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 from gdchaos.config import SweepConfig
-from gdchaos.results import Unit
-from gdchaos.sweep import UnitProgress
+from gdchaos.engine.sweep import UnitProgress
+from gdchaos.engine.units import Unit
+from gdchaos.text import duration
 
 LOG_EVERY_SECONDS = 10.0
 
@@ -35,13 +36,6 @@ def _describe(unit: Unit, config: SweepConfig) -> str:
     etas = config.etas[unit.eta_start:unit.eta_stop]
     eta = f"eta {etas[0]:g}" if len(etas) == 1 else f"eta {etas[0]:g}..{etas[-1]:g}"
     return f"{eta}, ICs {unit.ic_start}-{unit.ic_stop - 1}"
-
-
-def _hms(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--:--"
-    seconds = int(seconds)
-    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 class LogReporter:
@@ -74,7 +68,7 @@ class LogReporter:
             rate = (clock.units_done * clock.per_unit + event.epoch) / max(1e-9, now - clock.start)
             self._print(f"unit {clock.done_before + clock.units_done + 1}/{clock.total} ({_describe(unit, clock.config)}) "
                         f"epoch {event.epoch}/{clock.config.epochs} | {rate:.2f} epochs/s | "
-                        f"ETA {_hms(clock.eta_seconds(event.epoch))}")
+                        f"ETA {duration(clock.eta_seconds(event.epoch))}")
         else:
             self._print(f"unit {clock.done_before + clock.units_done + 1}/{clock.total} tau: epoch {event.epoch}/"
                         f"{clock.config.tau_epochs}, {event.active} reference(s) still below target "
@@ -84,7 +78,7 @@ class LogReporter:
         clock = self.clock
         clock.units_done += 1
         self._print(f"unit {clock.done_before + clock.units_done}/{clock.total} done ({_describe(unit, clock.config)}) | "
-                    f"ETA {_hms(clock.eta_seconds(0))}")
+                    f"ETA {duration(clock.eta_seconds(0))}")
 
     def close(self) -> None:
         pass

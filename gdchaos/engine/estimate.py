@@ -7,33 +7,23 @@ import time
 
 import numpy as np
 
-from gdchaos.config import SweepConfig
+from gdchaos import data
+from gdchaos.config import SweepConfig, from_dict
+from gdchaos.engine.build import build_for_dataset
+from gdchaos.engine.units import plan_units
 
-# training-set sizes and feature counts, so estimates need no data on disk
-DATASET_SHAPES = {"iris": (120, 4, 3), "digits": (1437, 64, 10), "mnist": (60000, 784, 10),
-                  "fashion-mnist": (60000, 784, 10), "cifar10": (50000, 3072, 10)}
-TEST_SIZES = {"iris": 30, "digits": 360, "mnist": 10000, "fashion-mnist": 10000, "cifar10": 10000}
-DATASET_DENSITY = {"iris": 1.0, "digits": 0.5, "mnist": 0.19, "fashion-mnist": 0.5, "cifar10": 1.0}
 CALIBRATION_SAMPLES = {"mlp": 8192, "cnn": 512}  # samples of the timed evaluations
 CALIBRATION_SECONDS = 0.1  # time evaluations for at least this long (tiny ones: up to 50)
 CALIBRATION_WORK = 2e9  # at most this many network-parameter-samples per timed evaluation
 MAX_CALIBRATION_NETWORKS = 4800
 TAU_FRACTION = 0.5  # assumed share of the tau budget the references still train past T
-# fixed costs measured on the 2-core development machine (iris-tanh preset, 2026-11-27)
-START_SECONDS = 1.5  # imports, loading Numba's cached kernels, creating the results file
-FIT_SECONDS = 0.3e-3  # analysis of one eps-ball (one initial condition at one eta), T = 201
-
-
-def _model(config: SweepConfig):
-    from gdchaos.sweep import build_model
-
-    _, features, classes = DATASET_SHAPES[config.dataset]
-    return build_model(config, features, classes)
+START_SECONDS = 1.5  # imports, loading Numba's cached kernels, creating the results file (docs/performance.md)
+FIT_SECONDS = 0.3e-3  # analysis of one eps-ball, T = 201 (docs/performance.md)
 
 
 def network_size(config: SweepConfig) -> int:
     """Number of trainable parameters P of the config's network."""
-    return _model(config).n_params
+    return build_for_dataset(config).n_params
 
 
 def estimate_seconds(config: SweepConfig) -> float:
@@ -45,7 +35,8 @@ def estimate_seconds(config: SweepConfig) -> float:
     test accuracy (a forward pass, about a third of a gradient). The tau phase is assumed to train
     the references for ``TAU_FRACTION`` of the budget left after T. Plus :func:`overhead_seconds`.
     """
-    n_samples, n_test = DATASET_SHAPES[config.dataset][0], TEST_SIZES[config.dataset]
+    spec = data.dataset_spec(config.dataset)
+    n_samples, n_test = spec.train, spec.test
     n_eta, ball = len(config.etas), config.replicas + 1
     ball_epochs = n_eta * config.ics * ball * (config.epochs + 1)
     tau_epochs = n_eta * config.ics * (config.tau_epochs - config.epochs) * TAU_FRACTION
@@ -62,11 +53,9 @@ def overhead_seconds(config: SweepConfig) -> float:
 def seconds_per_network_sample(config: SweepConfig) -> float:
     """Measured seconds of one gradient evaluation per network and sample, for this config's network
     with as many networks as its first unit of work trains at once (cached per model and batch)."""
-    from gdchaos.sweep import plan_units
-
-    model = _model(config)
-    unit = plan_units(config, model, DATASET_SHAPES[config.dataset][0])[0]
-    networks = (unit.eta_stop - unit.eta_start) * (unit.ic_stop - unit.ic_start) * (config.replicas + 1)
+    model = build_for_dataset(config)
+    unit = plan_units(config, model, data.dataset_spec(config.dataset).train)[0]
+    networks = unit.size * (config.replicas + 1)
     return _timed_evaluation(config.dataset, json.dumps(config.to_dict()["model"], sort_keys=True),
                              min(networks, MAX_CALIBRATION_NETWORKS))
 
@@ -76,17 +65,15 @@ def _timed_evaluation(dataset: str, model_json: str, networks: int) -> float:
     """Median seconds per network-sample of gradient evaluations on synthetic data: at least 3
     and up to 50 of them, until ``CALIBRATION_SECONDS`` (the first call compiles, or loads, the
     kernels and is not counted)."""
-    from gdchaos.config import from_dict
-    from gdchaos.sweep import build_model
-
-    n_samples, features, classes = DATASET_SHAPES[dataset]
+    spec = data.dataset_spec(dataset)
     config = from_dict({"dataset": dataset, "model": json.loads(model_json)})
-    model = build_model(config, features, classes)
+    model = build_for_dataset(config)
+    n_samples, features, classes = spec.train, spec.features, spec.classes
     n = min(n_samples, CALIBRATION_SAMPLES[config.model.kind],
             max(256, int(CALIBRATION_WORK // (networks * model.n_params))))
     n -= n % 64 if n >= 64 else 0
     rng = np.random.default_rng(0)
-    x = rng.random((n, features)) * (rng.random((n, features)) < DATASET_DENSITY[dataset])
+    x = rng.random((n, features)) * (rng.random((n, features)) < spec.density)
     y = rng.integers(0, classes, n)
     theta = model.init(rng, networks)
     model.evaluate(theta, x, y)

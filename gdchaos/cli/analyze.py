@@ -46,12 +46,13 @@ def analyse_path(path: str, args) -> list[dict]:
     """Per-eta rows (JSON-safe dicts) of one file, ours or the authors'."""
     import numpy as np
 
-    from gdchaos import authors, results
+    from gdchaos import store
+    from gdchaos.analysis import analyse_arrays
+    from gdchaos.analysis.authors import is_authors_file, read_authors_file
     from gdchaos.errors import GdchaosError
-    from gdchaos.report import analyse_arrays, late_median
 
-    if authors.is_authors_file(path):
-        eta, distances, attrs = authors.read_authors_file(path)
+    if is_authors_file(path):
+        eta, distances, attrs = read_authors_file(path)
         params = _fit_params(args, {})
         rows = []
         for index in range(distances.shape[0]):
@@ -62,32 +63,31 @@ def analyse_path(path: str, args) -> list[dict]:
             rows.append(row)
         return rows
     try:
-        run = results.open(path)
+        run = store.open(path)
     except GdchaosError:
         raise GdchaosError(f"{path}: neither a gdchaos results file nor an authors' file (dataset 'weights')") from None
     with run:
         config = run.config
         params = _fit_params(args, config.analysis)
-        complete = run.eta_complete()
-        summaries, _ = analyse_arrays(run.eta, _distances(run, config, args.norm), run["reached_epoch"], params,
-                                      budget=config.tau_epochs, complete=complete)
-        sharpness = late_median(run["sharpness"]) if "sharpness" in run.file else None
+        analysis = run.analysis(params, refit=True, distances=_distances(run, config, args.norm))
+        has_sharpness = "sharpness" in run.file
     rows = []
-    for e, (eta, summary) in enumerate(zip(config.etas, summaries)):
+    for e, (eta, summary) in enumerate(zip(config.etas, analysis.summaries)):
         row = {"eta": eta, "complete": False} if summary is None else {**summary.to_json_dict(), "complete": True}
         row.update(file=str(path), source="gdchaos")
-        if sharpness is not None and complete[e]:
-            row.update(sharpness_late_median=_finite(sharpness[e]), two_over_eta=2.0 / eta)
+        if has_sharpness and analysis.complete[e]:
+            row.update(sharpness_late_median=_finite(analysis.summary["sharpness_late_median"][e]),
+                       two_over_eta=2.0 / eta)
         rows.append(row)
     return rows
 
 
 def _distances(run, config, norm: str):
-    """The online L1 distances, or distances in ``norm`` recomputed from complete trajectories."""
+    """None for the online L1 distances, else distances in ``norm`` recomputed from complete trajectories."""
     from gdchaos.errors import GdchaosError
 
     if norm == "l1":
-        return run["distances"]
+        return None  # the online distances
     if not config.save_trajectories or config.trajectory_every != 1 or len(config.trajectory_ic_list()) != config.ics:
         raise GdchaosError(f"--norm {norm}: {run.path} needs trajectories of every IC at every epoch "
                            "(run with --save-trajectories and no --trajectory-ics/--trajectory-every)")
@@ -108,7 +108,7 @@ def _scalar(value, index):
 def _analyze(args) -> int:
     from rich.console import Console
 
-    from gdchaos.table import summary_table
+    from gdchaos.cli.table import summary_table
 
     rows = [row for path in args.files for row in analyse_path(path, args)]
     if args.json:

@@ -7,9 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-
-def _fmt(value: float, digits: int = 3) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}g}"
+from gdchaos.text import number
 
 
 def summary_table(rows: list[dict], title: str) -> Table:
@@ -20,22 +18,22 @@ def summary_table(rows: list[dict], title: str) -> Table:
     for column in columns + (["sharpness", "2/eta"] if sharpness else []):
         table.add_column(column, justify="right")
     for row in rows:
-        cells = [_fmt(row["eta"], 4), _fmt(row["lambda_mean"]), _fmt(row["lambda_std"], 2),
-                 _fmt(row["rho"], 3), _fmt(row["tau_mean"], 4), _fmt(row["tau_std"], 3),
-                 _fmt(row["tau_median"], 4),
+        cells = [number(row["eta"], 4), number(row["lambda_mean"]), number(row["lambda_std"], 2),
+                 number(row["rho"], 3), number(row["tau_mean"], 4), number(row["tau_std"], 3),
+                 number(row["tau_median"], 4),
                  f"{row['n_reached']}/{row['n_ic']}" if row["n_ic"] else "-",
                  "-" if row.get("n_diverged") is None else str(row["n_diverged"])]
         if sharpness:
-            cells += [_fmt(row.get("sharpness_late_median")), _fmt(2.0 / row["eta"])]
+            cells += [number(row.get("sharpness_late_median")), number(2.0 / row["eta"])]
         table.add_row(*cells)
     return table
 
 
 def rows_from_file(path: str | Path) -> list[dict]:
     """Stored summary rows of a results file (learning rates not analysed yet have NaN)."""
-    from gdchaos import results
+    from gdchaos import store
 
-    with results.open(path) as handle:
+    with store.open(path) as handle:
         summary = handle.summary()
     rows = []
     for e, eta in enumerate(summary["eta"]):

@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gdchaos.errors import GdchaosError
-
 if TYPE_CHECKING:
-    import numpy as np
     from numpy.typing import NDArray
 
 DEFAULT_ETAS = "0.01:2.0:2000"
-FORMAT_KIND = "gdchaos-cubic"
-FORMAT_VERSION = 1
-_ETAS_HINT = "use START:STOP:N (N >= 1 evenly spaced values) or a comma list such as 0.5,1.1,2"
 _SUMMARY_ROWS = 11
 
 
@@ -36,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "states (Lyapunov exponent). Orbits leaving |w| <= 1e6 are reported as escaped."
         ),
     )
-    p.add_argument("--etas", default=DEFAULT_ETAS, metavar="START:STOP:N|E1,E2,...",
+    p.add_argument("--etas", default=DEFAULT_ETAS, metavar="START:STOP:N|log:START:STOP:N|E1,E2,...",
                    help=f"learning rates, all > 0 (default {DEFAULT_ETAS})")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial conditions (default 0)")
     p.add_argument("--w0-std", type=float, default=0.1, help="standard deviation of w0 (default 0.1)")
@@ -50,60 +42,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def parse_etas(text: str) -> NDArray[np.float64]:
-    """``START:STOP:N`` (numpy.linspace) or ``E1,E2,...``; every eta finite and > 0."""
-    import numpy as np
-
-    parts = text.split(":")
-    if len(parts) == 3:
-        start, stop = (_parse_float(s) for s in parts[:2])
-        try:
-            n = int(parts[2])
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise GdchaosError(f"--etas: N must be an integer >= 1, got {parts[2].strip()!r}; {_ETAS_HINT}")
-        etas = np.linspace(start, stop, n)
-    elif len(parts) == 1:
-        etas = np.array([_parse_float(s) for s in text.split(",")])
-    else:
-        raise GdchaosError(f"--etas: cannot parse {text!r}; {_ETAS_HINT}")
-    if not np.all(etas > 0):
-        raise GdchaosError(f"--etas: every eta must be > 0, got {text!r}; {_ETAS_HINT}")
-    return etas
-
-
-def _parse_float(text: str) -> float:
-    """A finite float, or a GdchaosError naming --etas."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise GdchaosError(f"--etas: {text.strip()!r} is not a finite number; {_ETAS_HINT}")
-    return value
-
-
 def _check_options(args: argparse.Namespace) -> None:
     """Range checks that argparse's types cannot express."""
+    from gdchaos.checks import check_int, check_number
+
     for name, low in (("seed", 0), ("transient", 0), ("iterates", 1), ("orbit", 1)):
-        if getattr(args, name) < low:
-            raise GdchaosError(f"--{name}: must be an integer >= {low}, got {getattr(args, name)}")
-    if not (math.isfinite(args.w0_std) and args.w0_std >= 0):
-        raise GdchaosError(f"--w0-std: must be a finite number >= 0, got {args.w0_std}")
+        check_int(f"--{name}", getattr(args, name), low)
+    check_number("--w0-std", args.w0_std, 0)
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``gdchaos cubic``."""
-    _check_options(args)
-    etas = parse_etas(args.etas)
-    from gdchaos.cubic import orbits
+    import numpy as np
 
+    from gdchaos.cubic import ESCAPE_BOUND, LOG_FLOOR, orbits
+    from gdchaos.grid import parse_etas
+    from gdchaos.store.cubic import write_cubic
+
+    _check_options(args)
+    etas = np.array(parse_etas(args.etas, "--etas"))
     params = {"seed": args.seed, "w0_std": args.w0_std, "transient": args.transient,
               "iterates": args.iterates, "orbit": args.orbit}
     lyap, escaped, bif = orbits(etas, **params)
     if args.output is not None:
-        _write_h5(args.output, etas, lyap, escaped, bif, params)
+        write_cubic(args.output, etas, lyap, escaped, bif,
+                    dict(escape_bound=ESCAPE_BOUND, log_floor=LOG_FLOOR, **params))
     if args.json:
         records = [{"eta": float(e), "lyapunov": None if x else float(l), "escaped": bool(x)}
                    for e, l, x in zip(etas, lyap, escaped)]
@@ -111,30 +74,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_summary(etas, lyap, escaped, args.output)
     return 0
-
-
-def _write_h5(path: Path, etas: NDArray, lyap: NDArray, escaped: NDArray, bif: NDArray, params: dict) -> None:
-    """Write the results (format ``gdchaos-cubic`` v1) through a temporary file, then rename."""
-    import h5py
-
-    from gdchaos import __version__
-    from gdchaos.cubic import ESCAPE_BOUND, LOG_FLOOR
-
-    if not path.parent.is_dir():
-        raise GdchaosError(f"-o: directory {str(path.parent)!r} does not exist")
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.create_dataset("eta", data=etas)
-            h5.create_dataset("lyapunov", data=lyap)
-            h5.create_dataset("escaped", data=escaped)
-            h5.create_dataset("bifurcation", data=bif)
-            h5.attrs.update(kind=FORMAT_KIND, format_version=FORMAT_VERSION, gdchaos_version=__version__,
-                            escape_bound=ESCAPE_BOUND, log_floor=LOG_FLOOR, **params)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise GdchaosError(f"-o: cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def _print_summary(etas: NDArray, lyap: NDArray, escaped: NDArray, output: Path | None) -> None:

@@ -99,8 +99,8 @@ def config_from_args(args):
 
 def _run(args) -> int:
     from gdchaos import runner
-    from gdchaos.progress import LogReporter, RichReporter
-    from gdchaos.table import print_summary
+    from gdchaos.cli.progress import LogReporter, RichReporter
+    from gdchaos.cli.table import print_summary
 
     config = config_from_args(args)
     if args.quiet:
@@ -126,7 +126,8 @@ def _presets(args) -> int:
     from rich.table import Table
 
     from gdchaos import presets
-    from gdchaos.estimate import estimate_seconds, network_size
+    from gdchaos.engine.estimate import estimate_seconds, network_size
+    from gdchaos.text import duration
 
     table = Table(title="gdchaos presets (estimated time on this machine)")
     for column in ("preset", "figure / network", "params", "networks", "est. time"):
@@ -136,19 +137,9 @@ def _presets(args) -> int:
         params = network_size(config)
         networks = len(config.etas) * config.ics * (config.replicas + 1)
         table.add_row(name, presets.describe(name), f"{params:,}", f"{networks:,}",
-                      _duration(estimate_seconds(config)))
+                      duration(estimate_seconds(config)))
     Console().print(table)
     return 0
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 3 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
 
 
 def _config_show(args) -> int:

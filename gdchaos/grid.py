@@ -1,0 +1,63 @@
+"""The one learning-rate grammar, for every command and config file.
+
+A grid is a list of learning rates (TOML list, or ``"1,2.5,5"``), ``"START:STOP:N"`` (N values evenly
+spaced, ``numpy.linspace``) or ``"log:START:STOP:N"`` (N values evenly spaced in log eta,
+``numpy.geomspace``). Every learning rate must be a finite number > 0.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gdchaos.checks import check_positive, is_number
+from gdchaos.errors import GdchaosError
+
+SYNTAX = "a list such as 1,2.5,5, START:STOP:N or log:START:STOP:N"
+
+
+def parse_etas(value: Any, field: str = "etas") -> tuple[float, ...]:
+    """Learning rates from a list, a number, ``"a,b,c"``, ``"START:STOP:N"`` or ``"log:START:STOP:N"``.
+
+    ``field`` names the value in error messages (``etas``, ``--etas``).
+    """
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif is_number(value):
+        items = [value]
+    elif isinstance(value, str):
+        items = _parse_text(value.strip(), field)
+    else:
+        raise GdchaosError(f"{field}: must be {SYNTAX}; got {value!r}")
+    if not items:
+        raise GdchaosError(f"{field}: must be {SYNTAX}; got {value!r}")
+    etas = []
+    for item in items:
+        if isinstance(item, str):
+            try:
+                item = float(item)
+            except ValueError:
+                raise GdchaosError(f"{field}: every learning rate must be a number; got {value!r}") from None
+        etas.append(check_positive(field, item))
+    return tuple(etas)
+
+
+def _parse_text(text: str, field: str) -> list[Any]:
+    """The items of a comma list, or the values of a START:STOP:N / log:START:STOP:N range."""
+    parts = text.split(":")
+    if len(parts) not in (3, 4):
+        return [item.strip() for item in text.split(",") if item.strip()]
+    spacing = parts.pop(0).strip().lower() if len(parts) == 4 else "lin"
+    if spacing not in ("lin", "log") or (spacing == "lin" and len(parts) != 3):
+        raise GdchaosError(f"{field}: unknown spacing {spacing!r}; use START:STOP:N or log:START:STOP:N")
+    try:
+        start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise GdchaosError(f"{field}: cannot read {text!r}; use START:STOP:N or log:START:STOP:N") from None
+    if count < 1:
+        raise GdchaosError(f"{field}: N must be an integer >= 1 in {text!r}")
+    if spacing == "log":
+        if not (start > 0 and stop > 0):
+            raise GdchaosError(f"{field}: log spacing needs START > 0 and STOP > 0; got {text!r}")
+        return list(np.geomspace(start, stop, count))
+    return list(np.linspace(start, stop, count))

@@ -1,0 +1,157 @@
+"""Reading a results file, finished or still being written (SWMR), without ever disturbing its writer."""
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from gdchaos.analysis.params import FitParams
+from gdchaos.analysis.sweep import SweepAnalysis
+from gdchaos.checks import check_choice
+from gdchaos.config import SweepConfig
+from gdchaos.engine.units import Unit, unit_fractions
+from gdchaos.errors import GdchaosError
+from gdchaos.store.analysis import analyse_file, complete_etas, stored_config
+from gdchaos.store.format import FORMAT, FORMAT_VERSION
+
+
+class Results:
+    """Read access to a results file, finished or still being written (SWMR).
+
+    Arrays are read from disk on each access; call :meth:`refresh` to see a live writer's progress.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.file = open_handle(self.path)
+        except (OSError, ValueError):
+            raise GdchaosError(f"{self.path}: not a readable HDF5 file") from None
+        if self.file.attrs.get("format") != FORMAT:
+            self.file.close()
+            raise GdchaosError(f"{self.path}: not a gdchaos results file")
+        version = int(self.file.attrs.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            self.file.close()
+            raise GdchaosError(f"{self.path}: format version {version} is newer than this gdchaos "
+                               f"reads ({FORMAT_VERSION}); upgrade gdchaos")
+
+    def refresh(self) -> None:
+        """See what a live writer has flushed since the last read."""
+        for item in self.file.values():
+            if isinstance(item, h5py.Dataset):
+                item.refresh()
+        for group in ("summary", "fit"):
+            for item in self.file.get(group, {}).values():
+                item.refresh()
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> "Results":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --------------------------------------------------------------- content
+    @property
+    def config(self) -> SweepConfig:
+        """The run's :class:`~gdchaos.config.SweepConfig`."""
+        return stored_config(self.file)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.file.attrs)
+
+    @property
+    def eta(self) -> np.ndarray:
+        return self.file["eta"][:]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """Any dataset by name, e.g. ``results["distances"]`` (n_eta, q, M, T+1)."""
+        return self.file[name][()]
+
+    @property
+    def units(self) -> list[Unit]:
+        return [Unit(i, *map(int, row)) for i, row in enumerate(self.file["units"][:])]
+
+    def progress(self) -> tuple[int, int]:
+        """(units done, units in all)."""
+        done = self.file["unit_done"][:]
+        return int(done.sum()), int(done.size)
+
+    def eta_complete(self) -> np.ndarray:
+        """(n_eta,) bool: every unit covering this learning rate is done."""
+        return complete_etas(self.file)
+
+    def unit_status(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per unit: done (bool) and epochs trained so far (``unit_epochs``; past T in the tau phase)."""
+        return self.file["unit_done"][:].astype(bool), self.file["unit_epochs"][:]
+
+    def unit_fractions(self) -> np.ndarray:
+        """Share (0..1) of each unit's work done (:func:`gdchaos.engine.units.unit_fractions`)."""
+        done, epochs = self.unit_status()
+        return unit_fractions(epochs, done, self.config)
+
+    @property
+    def trajectories(self) -> h5py.Dataset:
+        """Lazy (n_eta, n_saved_ics, M+1, n_epochs, P) parameters; index it to read only what you need."""
+        if "trajectories" not in self.file:
+            raise GdchaosError(f"{self.path}: no trajectories stored (run with --save-trajectories)")
+        return self.file["trajectories"]
+
+    def trajectory(self, eta_index: int, ic: int, network: int = 0) -> np.ndarray:
+        """(n_epochs, P) parameters of one network (0: the reference, j: replica j) of IC ``ic``."""
+        saved = list(self.file["trajectory_ics"][:]) if "trajectory_ics" in self.file else []
+        if ic not in saved:
+            raise GdchaosError(f"{self.path}: trajectories stored for ICs {saved}, not {ic}")
+        return self.trajectories[eta_index, saved.index(ic), network]
+
+    def recompute_distances(self, norm: str = "l1", block: int = 16) -> np.ndarray:
+        """d_j(t) of every stored replica to its reference, in float64, from the trajectories.
+
+        L1: sum_k |w_k - w_k^(j)|, L2: sqrt(sum_k (w_k - w_k^(j))^2); shape (n_eta, n_saved_ics, M,
+        n_epochs). Reads ``block`` epochs of one ball at a time.
+        """
+        check_choice("norm", norm, ("l1", "l2"))
+        data = self.trajectories
+        n_eta, n_ics, ball, n_epochs, _ = data.shape
+        out = np.empty((n_eta, n_ics, ball - 1, n_epochs))
+        for e in range(n_eta):
+            for i in range(n_ics):
+                for start in range(0, n_epochs, block):
+                    chunk = data[e, i, :, start:start + block].astype(np.float64)
+                    diff = chunk[1:] - chunk[:1]
+                    if norm == "l1":
+                        out[e, i, :, start:start + block] = np.abs(diff).sum(axis=-1)
+                    else:
+                        out[e, i, :, start:start + block] = np.sqrt((diff * diff).sum(axis=-1))
+        return out
+
+    def analysis(self, params: FitParams | None = None, *, refit: bool = False, distances: np.ndarray | None = None,
+                 cache: MutableMapping | None = None) -> SweepAnalysis:
+        """Per-eta summaries and per-IC fits of every complete learning rate, by the one refit policy
+        (:func:`gdchaos.store.analysis.analyse_file`: stored where the run wrote them, fitted now elsewhere)."""
+        return analyse_file(self.file, params, refit=refit, distances=distances, cache=cache)
+
+    def summary(self) -> dict[str, np.ndarray]:
+        """Per-eta summary arrays (NaN where a learning rate is not complete), with ``eta``."""
+        return {**self.analysis().summary, "eta": self.eta}
+
+    def fits(self) -> dict[str, np.ndarray]:
+        """Per-initial-condition fit arrays (n_eta, q); NaN where a learning rate is not complete."""
+        return self.analysis().fits
+
+
+def open_handle(path: str | Path) -> h5py.File:
+    """``path`` read-only as a SWMR reader, without HDF5 file locking so it never blocks a writer."""
+    return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+
+
+def open(path: str | Path) -> Results:  # noqa: A001 - the documented API name
+    """Open a results file for reading (works while a run is still writing it)."""
+    return Results(path)
