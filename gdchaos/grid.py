@@ -47,16 +47,16 @@ def _parse_text(text: str, field: str) -> list[Any]:
     parts = text.split(":")
     if len(parts) not in (3, 4):
         return [item.strip() for item in text.split(",") if item.strip()]
-    spacing = parts.pop(0).strip().lower() if len(parts) == 4 else "lin"
-    if spacing not in ("lin", "log") or (spacing == "lin" and len(parts) != 3):
-        raise GdchaosError(f"{field}: unknown spacing {spacing!r}; use START:STOP:N or log:START:STOP:N")
+    logarithmic = len(parts) == 4
+    if logarithmic and parts.pop(0).strip().lower() != "log":
+        raise GdchaosError(f"{field}: unknown spacing in {text!r}; use START:STOP:N or log:START:STOP:N")
     try:
         start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
     except ValueError:
         raise GdchaosError(f"{field}: cannot read {text!r}; use START:STOP:N or log:START:STOP:N") from None
     if count < 1:
         raise GdchaosError(f"{field}: N must be an integer >= 1 in {text!r}")
-    if spacing == "log":
+    if logarithmic:
         if not (start > 0 and stop > 0):
             raise GdchaosError(f"{field}: log spacing needs START > 0 and STOP > 0; got {text!r}")
         return list(np.geomspace(start, stop, count))

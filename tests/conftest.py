@@ -20,3 +20,23 @@ def _numba_threads(n: int):
 def numba_threads():
     """``with numba_threads(1): ...``: results that must not depend on the number of threads."""
     return _numba_threads
+
+
+MLP_PATHS = ("whole-network", "layered", "sparse-input")
+
+
+@pytest.fixture
+def mlp_path(monkeypatch):
+    """``mlp_path(path)``: every MLP evaluation of the test takes ``path`` (one of MLP_PATHS): the
+    whole-network kernel (backend.small_mlp), layer by layer, or layer by layer with the first layer
+    read through the sparse form of the input (backend.sparse), whatever the network's size."""
+    import gdchaos.backend.sparse
+    import gdchaos.nn.mlp
+
+    def use(path: str) -> str:
+        assert path in MLP_PATHS, path
+        monkeypatch.setattr(gdchaos.nn.mlp, "SMALL_NETWORK_BYTES", 1 << 40 if path == "whole-network" else 0)
+        monkeypatch.setattr(gdchaos.backend.sparse, "MIN_FEATURES", 1 if path == "sparse-input" else 1 << 40)
+        monkeypatch.setattr(gdchaos.backend.sparse, "MAX_DENSITY", 1.0)
+        return path
+    return use

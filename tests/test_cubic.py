@@ -12,7 +12,6 @@ import pytest
 
 from gdchaos import cubic
 from gdchaos.cli import main
-from gdchaos.grid import parse_etas
 from gdchaos.errors import GdchaosError
 
 
@@ -78,14 +77,6 @@ def test_same_seed_is_bit_identical() -> None:
     for x, y in zip(a, b):
         assert np.array_equal(x, y, equal_nan=True)
     assert not np.array_equal(cubic.bifurcation(etas, seed=8), a[2], equal_nan=True)
-
-
-def test_parse_etas() -> None:
-    np.testing.assert_array_equal(parse_etas("0.5:2:4", "--etas"), [0.5, 1.0, 1.5, 2.0])
-    np.testing.assert_array_equal(parse_etas("1.1, 2", "--etas"), [1.1, 2.0])
-    for bad in ("0.5:2:0", "0.5:2:x", "x:2:3", "0:2:3", "1,-2", "1:2", "inf", ""):
-        with pytest.raises(GdchaosError, match="--etas"):
-            parse_etas(bad, "--etas")
 
 
 def test_cli_summary(capsys: pytest.CaptureFixture[str]) -> None:

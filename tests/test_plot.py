@@ -1,10 +1,12 @@
-"""``gdchaos plot``: every figure renders from small real results files; overlays; errors are one line."""
+"""``gdchaos plot``: every figure renders from small real results files and draws the files' data (checked on
+the figures' artists); overlays; errors are one line."""
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import h5py
@@ -17,6 +19,7 @@ from matplotlib.image import imread  # noqa: E402
 
 from gdchaos import plot, store  # noqa: E402
 from gdchaos.cli import main  # noqa: E402
+from gdchaos.store.cubic import read_cubic  # noqa: E402
 
 MAX_PNG_BYTES = 200_000
 
@@ -199,3 +202,76 @@ def test_help_does_not_import_matplotlib() -> None:
               "print('matplotlib' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+# ----------------------------------------------------------------------- the plotted data
+def _line_with_y(lines, y: np.ndarray):
+    """The first line whose y data equal ``y`` (NaN where ``y`` is NaN)."""
+    for line in lines:
+        data = np.asarray(line.get_ydata(), dtype=float)
+        if data.shape == y.shape and np.array_equal(data, y, equal_nan=True):
+            return line
+    raise AssertionError(f"no line plots {y}")
+
+
+def test_sweep_figure_plots_the_summary(files: dict[str, Path]) -> None:
+    with store.open(files["tanh"]) as handle:
+        run = plot.load_run(handle)
+        s = run.summary
+        ax_lam, ax_rho, ax_tau = plot.sweep_figure([run]).axes[:3]
+        lam = _line_with_y(ax_lam.lines, s["lambda_mean"])
+        np.testing.assert_array_equal(lam.get_xdata(), run.eta)  # one run: not dodged
+        bars = np.array([segment[:, 1] for segment in ax_lam.collections[0].get_segments()])
+        finite = np.isfinite(s["lambda_std"])
+        np.testing.assert_allclose(bars[:, 0], (s["lambda_mean"] - s["lambda_std"])[finite])
+        np.testing.assert_allclose(bars[:, 1], (s["lambda_mean"] + s["lambda_std"])[finite])
+        _line_with_y(ax_rho.lines, s["rho"])
+        _line_with_y(ax_tau.lines, s["tau_mean"])
+        assert ax_lam.get_xscale() == "log" and ax_tau.get_yscale() == "log"
+
+
+def test_distances_figure_plots_each_balls_mean_and_its_fit(files: dict[str, Path]) -> None:
+    with store.open(files["tanh"]) as handle:
+        run = plot.load_run(handle)
+        e, ics = 2, np.array([0, 2])
+        ax = plot.distances_figure(run, e, ics).axes[0]
+        d = handle["distances"][e][ics]
+        for k, ic in enumerate(ics):
+            mean = d[k].mean(axis=0)
+            _line_with_y(ax.lines, np.where(mean > 0, mean, np.nan))
+            for replica in d[k]:
+                _line_with_y(ax.lines, np.where(replica > 0, replica, np.nan))
+            start, end, slope = (int(run.fits["start"][e, ic]), int(run.fits["end"][e, ic]), run.fits["slope"][e, ic])
+            fit = [line for line in ax.lines if line.get_color() == "k" and len(line.get_xdata()) == end - start + 1
+                   and line.get_xdata()[0] == start]
+            assert fit, (ic, start, end)
+            y = np.log(fit[0].get_ydata())
+            assert np.allclose(np.diff(y), slope)  # a straight line of the fitted slope in ln d
+
+
+def test_loss_and_sharpness_figures_plot_the_records(files: dict[str, Path]) -> None:
+    with store.open(files["sharp"]) as handle:
+        run = plot.load_run(handle)
+        ics = np.array([1, 0, 2])
+        for ax, e in zip(plot.loss_figure(run, [0, 2], ics).axes, [0, 2]):
+            assert ax.lines[-1].get_linewidth() == 1.0  # the first chosen IC, bold, drawn last
+            np.testing.assert_array_equal(ax.lines[-1].get_ydata(), handle["loss"][e, 1])
+        epochs, sharpness = handle["sharpness_epochs"][()], handle["sharpness"][()]
+        for ax, e in zip(plot.sharpness_figure(run, [0, 1], np.arange(3)).axes, [0, 1]):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN epochs: not computed yet
+                median = np.nanmedian(sharpness[e], axis=0)
+            median_line = _line_with_y(ax.lines, median)
+            np.testing.assert_array_equal(median_line.get_xdata(), epochs)
+            _line_with_y(ax.lines, np.full(2, 2.0 / run.eta[e]))  # the edge of stability
+
+
+def test_cubic_figure_plots_the_orbits_and_the_exponent(files: dict[str, Path]) -> None:
+    with store.open_handle(files["cubic"]) as handle:
+        cubic = read_cubic(handle, files["cubic"])
+    ax_bif, ax_lam = plot.cubic_figure(cubic).axes
+    points = ax_bif.lines[0]
+    np.testing.assert_array_equal(points.get_xdata(), np.repeat(cubic.eta, cubic.bifurcation.shape[1]))
+    np.testing.assert_array_equal(points.get_ydata(), cubic.bifurcation.ravel())
+    _line_with_y(ax_lam.lines, cubic.lyapunov)
+    _line_with_y(ax_lam.lines, np.where(cubic.lyapunov > 0, cubic.lyapunov, np.nan))  # the chaotic part

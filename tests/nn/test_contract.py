@@ -8,11 +8,15 @@ import warnings
 import numpy as np
 import pytest
 
-import gdchaos.backend.sparse
-import gdchaos.nn.mlp
 from gdchaos.engine.train import gradient_step, train
 from gdchaos.errors import GdchaosError
-from gdchaos.nn import CNN, MLP, hessian_operator, hessian_vector_product, top_eigenvalue
+from gdchaos.nn import (
+    CNN,
+    MLP,
+    hessian_operator,
+    hessian_vector_product,
+    top_eigenvalue,
+)
 
 KINDS = ("mlp-whole-network", "mlp-layered", "mlp-sparse-input", "cnn")
 CONV = {"type": "conv", "channels": 3, "kernel": 3, "padding": 1}
@@ -34,14 +38,10 @@ CNN_ARCHITECTURES = [
 
 
 @pytest.fixture(params=KINDS)
-def kind(request, monkeypatch):
-    """A network kind; for MLPs, which evaluation path every evaluation takes: the whole-network kernel
-    (backend.small_mlp), layer by layer, or layer by layer with the first layer read through the sparse
-    form of the input (backend.sparse)."""
-    if request.param.startswith("mlp"):
-        monkeypatch.setattr(gdchaos.nn.mlp, "SMALL_NETWORK_BYTES", 1 << 40 if "whole" in request.param else 0)
-        monkeypatch.setattr(gdchaos.backend.sparse, "MIN_FEATURES", 1 if "sparse" in request.param else 1 << 40)
-        monkeypatch.setattr(gdchaos.backend.sparse, "MAX_DENSITY", 1.0)
+def kind(request, mlp_path):
+    """A network kind; for MLPs also the evaluation path every evaluation takes (conftest.mlp_path)."""
+    if request.param.startswith("mlp-"):
+        mlp_path(request.param.removeprefix("mlp-"))
     return request.param
 
 
@@ -90,7 +90,7 @@ def test_flat_layout_views_and_bounds(kind):
         assert [a.shape for a in tensors] == [(2, *t.shape) for t in layout]
         np.testing.assert_array_equal(model.flatten(tensors), theta)
         tensors[1][:] = -1.0  # views write through
-        assert np.all(theta[:, layout[1].offset:layout[2].offset] == -1.0)
+        assert np.all(theta[:, layout[1].offset:layout[1].offset + layout[1].size] == -1.0)
         with pytest.raises(GdchaosError, match="theta"):
             model.unflatten(theta[:, :-1])
 

@@ -5,11 +5,16 @@ import warnings
 import numpy as np
 import pytest
 
-from gdchaos.nn import CNN
 from gdchaos.errors import GdchaosError
-from gdchaos.nn import (CNNHessianOperator, HessianOperator, hessian_operator,
-                             hessian_vector_product, top_eigenvalue)
-from gdchaos.nn import MLP
+from gdchaos.nn import (
+    CNN,
+    MLP,
+    CNNHessianOperator,
+    HessianOperator,
+    hessian_operator,
+    hessian_vector_product,
+    top_eigenvalue,
+)
 
 ARCHITECTURES = [(5, 7, 3), (5, 6, 4, 3)]
 
@@ -68,49 +73,6 @@ def test_hessian_matches_finite_differences_of_gradient(activation, sizes, l2):
     directional = (grads[0] - grads[1]) / (2 * h)
     hv = hessian_vector_product(model, theta[None], v[None], x, y)[0]
     assert np.abs(hv - directional).max() / np.abs(directional).max() < 1e-6
-
-
-@pytest.mark.parametrize("sizes", ARCHITECTURES)
-def test_batch_equals_separate_networks(sizes):
-    model = MLP(sizes, activation="tanh", l2=1e-3)
-    rng = np.random.default_rng(0)
-    x, y = rng.random((30, sizes[0])), rng.integers(0, sizes[-1], 30)
-    theta = model.init(rng, 4)
-    v = rng.normal(size=theta.shape)
-    batch = hessian_vector_product(model, theta, v, x, y)
-    for r in range(4):
-        single = hessian_vector_product(model, theta[r:r + 1], v[r:r + 1], x, y)[0]
-        np.testing.assert_allclose(batch[r], single, rtol=1e-12, atol=1e-12 * np.abs(single).max())
-
-
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
-def test_chunked_equals_unchunked(activation):
-    model, theta, x, y = _setup((5, 6, 4, 3), activation, 0.01, n=37)
-    thetas = np.stack([theta, 1.3 * theta])
-    v = np.random.default_rng(1).normal(size=thetas.shape)
-    whole = hessian_vector_product(model, thetas, v, x, y)
-    # 3 chunks whose theta-only arrays are kept; then 1 sample a chunk, recomputed at every call
-    per_sample = model.chunk_size(4, 1 << 20)
-    for budget in ((1 << 20) // per_sample * 15, 1):
-        operator = HessianOperator(model, thetas, x, y, memory_budget=budget)
-        assert (operator._kept is not None) == (budget > 1) and len(operator._chunks) > 1
-        np.testing.assert_allclose(operator(v), whole, rtol=1e-12, atol=1e-13 * np.abs(whole).max())
-
-
-@pytest.mark.parametrize("budget", [1 << 20, 1])
-def test_operator_on_some_networks_equals_those_networks_alone(budget):
-    model = MLP((5, 6, 4, 3), activation="sigmoid", l2=0.01)
-    rng = np.random.default_rng(2)
-    x, y = rng.random((20, 5)), rng.integers(0, 3, 20)
-    theta = model.init(rng, 4)
-    v = rng.normal(size=theta.shape)
-    operator = HessianOperator(model, theta, x, y, memory_budget=budget)
-    rows = np.array([3, 1])
-    expected = hessian_vector_product(model, theta[rows], v[rows], x, y)
-    np.testing.assert_allclose(operator(v[rows], rows), expected, rtol=1e-12,
-                               atol=1e-13 * np.abs(expected).max())
-    np.testing.assert_allclose(operator(v)[rows], expected, rtol=1e-12,
-                               atol=1e-13 * np.abs(expected).max())
 
 
 def test_power_iteration_matches_eigvalsh():
@@ -258,25 +220,6 @@ def test_cnn_power_iteration_matches_eigvalsh(activation):
     result = top_eigenvalue(model, theta[None], x, y, tol=1e-10, max_iter=2000)
     assert result.converged[0]
     assert result.eigenvalue[0] == pytest.approx(spectrum[-1], rel=1e-6)
-
-
-def test_cnn_batch_equals_separate_networks_kept_or_recomputed():
-    model, theta, x, y = _tiny_cnn("tanh", 1e-3, n=30)
-    rng = np.random.default_rng(3)
-    thetas = theta + 0.3 * rng.normal(size=(4, theta.size))
-    v = rng.normal(size=thetas.shape)
-    batch = hessian_vector_product(model, thetas, v, x, y)
-    for r in range(4):
-        single = hessian_vector_product(model, thetas[r:r + 1], v[r:r + 1], x, y)[0]
-        np.testing.assert_allclose(batch[r], single, rtol=1e-12, atol=1e-12 * np.abs(single).max())
-    kept = CNNHessianOperator(model, thetas, x, y)
-    recomputed = CNNHessianOperator(model, thetas, x, y, memory_budget=1)  # 1 sample a chunk
-    assert kept._kept is not None and recomputed._kept is None and recomputed._step == 1
-    rows = np.array([3, 1])
-    for operator in (kept, recomputed):
-        np.testing.assert_allclose(operator(v), batch, rtol=1e-12, atol=1e-13 * np.abs(batch).max())
-        np.testing.assert_allclose(operator(v[rows], rows), batch[rows], rtol=1e-12,
-                                   atol=1e-13 * np.abs(batch).max())
 
 
 def test_hessian_operator_dispatches_on_the_model_type():

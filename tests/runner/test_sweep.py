@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 
 from gdchaos import presets, runner, store
-from gdchaos.engine.units import unit_fractions
 from gdchaos.config import from_dict
+from gdchaos.engine.units import initial_conditions, plan_units, unit_fractions
 from gdchaos.nn import MLP
-from gdchaos.engine.units import initial_conditions, plan_units
 
 ARRAYS = ("distances", "loss", "train_accuracy", "test_accuracy", "reached_epoch", "diverged_epoch",
           "initial_params", "unit_done")
@@ -351,8 +350,8 @@ def test_cnn_sweep_runs_through_the_same_runner(tmp_path):
 
 def test_cnn_sweep_records_sharpness(tmp_path):
     from gdchaos import data
-    from gdchaos.nn import top_eigenvalue
     from gdchaos.engine.build import build_model
+    from gdchaos.nn import top_eigenvalue
 
     config = from_dict({"dataset": "digits", "etas": [0.5], "ics": 2, "replicas": 1, "epochs": 4,
                         "tau_epochs": 4, "sharpness_every": 2, "sharpness_subset": 300,

@@ -5,8 +5,8 @@ import pytest
 import gdchaos.backend.sparse as sparse
 import gdchaos.data
 from gdchaos.analysis.fit import fit_local_exponent
-from gdchaos.nn import MLP
 from gdchaos.engine.train import train
+from gdchaos.nn import MLP
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """gdchaos-tui driven by Textual's Pilot: setup, live (own and foreign runs), results, bad input, snapshots.
 
-Snapshots (pytest-textual-snapshot, tests/__snapshots__/test_tui/) use synthetic results files written
+Snapshots (pytest-textual-snapshot, tests/tui/__snapshots__/test_tui/) use synthetic results files written
 through gdchaos.store.Writer, so they hold no timings; refresh them with ``pytest --snapshot-update``.
 """
 from __future__ import annotations
@@ -22,13 +22,13 @@ from textual.widgets import Button, DataTable, Input, Static
 
 from gdchaos import presets, store
 from gdchaos.config import from_dict
-from gdchaos.nn import MLP
 from gdchaos.engine.units import Unit
-from gdchaos.store import Writer
+from gdchaos.nn import MLP
 from gdchaos.runner import analyse_into
+from gdchaos.store import Writer
 from gdchaos_tui.app import GdchaosTui
-from gdchaos_tui.screens import setup
 from gdchaos_tui.reader import RunReader
+from gdchaos_tui.screens import setup
 from gdchaos_tui.screens.dialogs import ErrorScreen, QuitScreen
 from gdchaos_tui.screens.live import LiveScreen
 from gdchaos_tui.screens.results import ResultsScreen

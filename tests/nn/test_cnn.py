@@ -1,15 +1,14 @@
-"""The batched CNN engine against independent ground truth (a loop-based NumPy forward pass,
-central finite differences, single networks) and its spec validation."""
-import warnings
+"""What is particular to CNNs (the shared contract is tests/nn/test_contract.py): the loss against a
+loop-based NumPy forward pass, max-pool ties, thread counts of the Hessian operator, the paper's
+network, and the spec's validation."""
 
 import numpy as np
 import pytest
 
 from gdchaos import backend
-from gdchaos.nn import CNN, PAPER_LAYERS, paper_cnn
+from gdchaos.engine.train import train
 from gdchaos.errors import GdchaosError
-from gdchaos.nn import CNNHessianOperator, hessian_vector_product
-from gdchaos.engine.train import gradient_step, train
+from gdchaos.nn import CNN, PAPER_LAYERS, CNNHessianOperator, paper_cnn
 
 CONV = {"type": "conv", "channels": 3, "kernel": 3, "padding": 1}
 # (input shape, layers): every layer type, pooling with dropped rows, blocks before the first conv,
@@ -86,80 +85,6 @@ def test_loss_and_accuracy_match_loop_reference(shape, layers):
     for r in range(2):
         assert evaluation.loss[r] == pytest.approx(_reference_loss(model, theta[r], x, y), rel=1e-12)
     np.testing.assert_array_equal(model.accuracy(theta, x, y), evaluation.accuracy)
-
-
-@pytest.mark.parametrize("shape, layers", ARCHITECTURES)
-@pytest.mark.parametrize("l2", [0.0, 0.05])
-def test_gradient_matches_central_differences(shape, layers, l2):
-    model = CNN(shape, layers, n_classes=3, l2=l2)
-    x, y = _problem(model)
-    theta = _params(model, 2)
-    grad = model.evaluate(theta, x, y).grad
-    h = 1e-6
-    for r in range(2):
-        basis = np.eye(model.n_params) * h
-        numeric = (model.evaluate(theta[r] + basis, x, y, grad=False).loss
-                   - model.evaluate(theta[r] - basis, x, y, grad=False).loss) / (2 * h)
-        error = np.max(np.abs(numeric - grad[r])) / np.max(np.abs(numeric))
-        assert error < 1e-6, (shape, l2, r, error)
-
-
-@pytest.mark.parametrize("shape, layers", ARCHITECTURES)
-@pytest.mark.parametrize("l2", [0.0, 0.05])
-def test_hessian_vector_products_match_central_differences_of_the_gradient(shape, layers, l2):
-    """Exact H v (R-operator) on every layer type; dense Hessians and the sharpness of a small CNN
-    are checked in tests/test_hessian.py."""
-    model = CNN(shape, layers, n_classes=3, l2=l2)
-    x, y = _problem(model)
-    theta = _params(model, 2)
-    v = np.random.default_rng(7).normal(size=theta.shape)
-    hv = hessian_vector_product(model, theta, v, x, y)
-    h = 1e-5
-    numeric = (model.evaluate(theta + h * v, x, y).grad - model.evaluate(theta - h * v, x, y).grad) / (2 * h)
-    for r in range(2):
-        error = np.max(np.abs(hv[r] - numeric[r])) / np.max(np.abs(numeric[r]))
-        assert error < 1e-6, (shape, l2, r, error)
-
-
-def test_batch_equals_separate_networks_with_own_learning_rates():
-    model = CNN((2, 6, 6), ARCHITECTURES[0][1], n_classes=4, l2=1e-3, init_std=0.3)
-    x, y = _problem(model, n=40)
-    theta = model.init(np.random.default_rng(3), 4)
-    eta = np.array([0.1, 1.0, 2.5, 7.0])
-    batch = theta.copy()
-    singles = [theta[r:r + 1].copy() for r in range(4)]
-    for _ in range(4):
-        evaluation = gradient_step(model, batch, eta, x, y)
-        for r in range(4):
-            single = gradient_step(model, singles[r], eta[r], x, y)
-            assert single.loss[0] == pytest.approx(evaluation.loss[r], rel=1e-12)
-    for r in range(4):
-        np.testing.assert_allclose(batch[r], singles[r][0], rtol=1e-12, atol=1e-14)
-
-
-def test_memory_budget_splits_samples_without_changing_results():
-    model = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3)
-    x, y = _problem(model, n=101)
-    theta = _params(model, 3)
-    whole = model.evaluate(theta, x, y)
-    assert model.chunk_size(3, memory_budget=20_000) < 10 < 101 <= model.chunk_size(3)
-    split = model.evaluate(theta, x, y, memory_budget=20_000)
-    np.testing.assert_allclose(split.loss, whole.loss, rtol=1e-13)
-    np.testing.assert_allclose(split.grad, whole.grad, rtol=1e-12, atol=1e-15)
-    np.testing.assert_array_equal(split.accuracy, whole.accuracy)
-    np.testing.assert_array_equal(model.accuracy(theta, x, y, memory_budget=20_000), whole.accuracy)
-
-
-def test_results_do_not_depend_on_the_number_of_threads(numba_threads):
-    model = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3)
-    x, y = _problem(model, n=60)
-    theta = _params(model, 3)
-    with numba_threads(1):
-        one = model.evaluate(theta, x, y, memory_budget=30_000)
-    with numba_threads(2):
-        two = model.evaluate(theta, x, y, memory_budget=30_000)
-    np.testing.assert_array_equal(one.grad, two.grad)
-    np.testing.assert_array_equal(one.loss, two.loss)
 
 
 @pytest.mark.parametrize("kept", [False, True])  # the theta-only arrays recomputed or kept
@@ -285,26 +210,3 @@ def test_train_records_epochs_and_distances_for_the_paper_network():
     assert records[-1].loss[0] == model.evaluate(theta[:1], x, y, grad=False).loss[0]
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh"])
-def test_divergence_gives_nan_without_errors_or_warnings(activation):
-    layers = [CONV, {"type": activation}, {"type": "maxpool"}, {"type": "conv", "channels": 2, "kernel": 2}]
-    model = CNN((1, 6, 6), layers, n_classes=3, init_std=1.0)
-    x, y = _problem(model, n=30)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # also inside the worker threads
-        records = list(train(model, model.init(np.random.default_rng(0), 2), np.array([0.1, 1e300]),
-                             x, y, 10, memory_budget=20_000))
-    assert np.isfinite(records[-1].loss[0])
-    assert not np.isfinite(records[-1].loss[1]) or records[-1].loss[1] > 1e250
-
-
-def test_float32_option_follows_float64():
-    rng = np.random.default_rng(0)
-    x, y = rng.random((20, 36)), rng.integers(0, 3, 20)
-    wide = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3)
-    narrow = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3, dtype="float32")
-    theta = _params(wide, 2)
-    expected, result = wide.evaluate(theta, x, y), narrow.evaluate(theta.astype(np.float32), x, y)
-    assert result.grad.dtype == np.float32
-    np.testing.assert_allclose(result.loss, expected.loss, rtol=1e-5)
-    np.testing.assert_allclose(result.grad, expected.grad, atol=1e-5 * np.abs(expected.grad).max())

@@ -4,8 +4,8 @@ import time
 import numpy as np
 
 from gdchaos import data
-from gdchaos.engine import estimate
 from gdchaos.config import from_dict
+from gdchaos.engine import estimate
 from gdchaos.nn import MLP
 
 

@@ -14,7 +14,13 @@ import h5py
 import numpy as np
 import pytest
 
-from gdchaos.analysis import FitParams, fit_ball, fit_local_exponent, fit_table, summarize
+from gdchaos.analysis import (
+    FitParams,
+    fit_ball,
+    fit_local_exponent,
+    fit_table,
+    summarize,
+)
 from gdchaos.authors import is_authors_file, read_authors_file
 from gdchaos.errors import GdchaosError
 

@@ -1,0 +1,43 @@
+"""The one learning-rate grammar (gdchaos.grid) and every place that reads it: configs, run, cubic, plot."""
+import numpy as np
+import pytest
+
+from gdchaos.config import from_dict
+from gdchaos.errors import GdchaosError
+from gdchaos.grid import parse_etas
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("0.5:2:4", [0.5, 1.0, 1.5, 2.0]),
+    ("1.1, 2", [1.1, 2.0]),
+    ("7.5", [7.5]),
+    (7.5, [7.5]),
+    ([1, 2.5], [1.0, 2.5]),
+    (["1", "3"], [1.0, 3.0]),
+    ("log:1e-3:10:5", [1e-3, 1e-2, 1e-1, 1.0, 10.0]),
+    ("LOG:0.1:0.1:1", [0.1]),
+])
+def test_grammar(value, expected):
+    etas = parse_etas(value)
+    assert isinstance(etas, tuple) and all(type(eta) is float for eta in etas)
+    np.testing.assert_allclose(etas, expected, rtol=1e-15)
+
+
+def test_ranges_are_numpy_linspace_and_geomspace_bit_for_bit():
+    assert parse_etas("0.01:2.0:2000") == tuple(np.linspace(0.01, 2.0, 2000).tolist())
+    assert parse_etas("log:0.0005:20:16") == tuple(np.geomspace(0.0005, 20, 16).tolist())
+
+
+@pytest.mark.parametrize("bad", ["0.5:2:0", "0.5:2:x", "x:2:3", "0:2:3", "1,-2", "1:2", "inf", "nan", "",
+                                 "lin:1:2:3", "log:0:1:3", "log:-1:1:3", [], [True], [0.0], None, {"a": 1}])
+def test_bad_grids_name_the_field_in_one_line(bad):
+    for field in ("etas", "--etas"):
+        with pytest.raises(GdchaosError) as error:
+            parse_etas(bad, field)
+        assert str(error.value).startswith(f"{field}: ") and "\n" not in str(error.value)
+
+
+def test_the_config_and_the_commands_share_it():
+    assert from_dict({"etas": "log:0.1:10:3"}).etas == parse_etas("log:0.1:10:3")
+    with pytest.raises(GdchaosError, match="^etas: "):
+        from_dict({"etas": "1,x"})
