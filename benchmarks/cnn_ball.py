@@ -15,8 +15,8 @@ import time
 import numpy as np
 
 from gdchaos import backend, data
-from gdchaos.cnn import paper_cnn
-from gdchaos.train import train
+from gdchaos.nn import paper_cnn
+from gdchaos.engine.train import train
 
 
 def main() -> None:

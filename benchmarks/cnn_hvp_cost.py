@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from gdchaos import data
-from gdchaos.cnn import CACHE_BYTES, paper_cnn
-from gdchaos.hessian import CNNHessianOperator
+from gdchaos.nn.cnn import CACHE_BYTES, paper_cnn
+from gdchaos.nn import CNNHessianOperator
 
 
 def _timed(function):

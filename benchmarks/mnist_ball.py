@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from gdchaos import data
-from gdchaos.model import MLP
-from gdchaos.train import train
+from gdchaos.nn import MLP
+from gdchaos.engine.train import train
 
 
 def main() -> None:

@@ -13,9 +13,9 @@ import time
 import numpy as np
 
 from gdchaos import data
-from gdchaos.hessian import top_eigenvalue
-from gdchaos.model import MLP
-from gdchaos.train import gradient_step
+from gdchaos.nn import top_eigenvalue
+from gdchaos.nn import MLP
+from gdchaos.engine.train import gradient_step
 
 
 def _timed(function):

@@ -96,7 +96,7 @@ def _as_float_array(values: object) -> np.ndarray:
     try:
         return np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise GdchaosError(f"distances must be a numeric array ({exc})") from None
+        raise GdchaosError(f"distances: must be a numeric array; got {exc}") from None
 
 
 def smoothed_slope(y: np.ndarray, halfwidth: int) -> np.ndarray:
@@ -177,9 +177,9 @@ def fit_local_exponent(d: np.ndarray, params: FitParams | None = None, *,
     if ball.ndim == 1:
         ball = ball[None, :]
     if ball.ndim != 2 or ball.shape[0] < 1 or ball.shape[1] < 2:
-        raise GdchaosError(f"distances must have shape (T+1,) or (M, T+1) with T >= 1 (got {np.shape(d)})")
+        raise GdchaosError(f"distances: must have shape (T+1,) or (M, T+1) with T >= 1; got {np.shape(d)}")
     if (ball < 0).any():
-        raise GdchaosError("distances must be >= 0 (they are L1 distances); got a negative value")
+        raise GdchaosError("distances: must be >= 0 (they are L1 distances); got a negative value")
     bad = ~np.isfinite(ball).all(axis=0)
     if bad.any():
         first = int(np.argmax(bad))
@@ -212,7 +212,7 @@ def fit_ball(distances: np.ndarray, params: FitParams | None = None) -> list[Loc
     """Fit every initial condition of one learning rate: ``distances`` has shape (q, M, T+1)."""
     arr = _as_float_array(distances)
     if arr.ndim != 3:
-        raise GdchaosError(f"distances must have shape (q, M, T+1) (got {arr.shape})")
+        raise GdchaosError(f"distances: must have shape (q, M, T+1); got {arr.shape}")
     params = params or FitParams()
     return [fit_local_exponent(ball, params) for ball in arr]
 

@@ -100,16 +100,16 @@ def summarize(fits: Sequence[LocalFit], reached_epoch: np.ndarray, params: FitPa
     params = params or FitParams()
     q = len(fits)
     if q == 0:
-        raise GdchaosError("summarize needs the fits of at least one initial condition")
+        raise GdchaosError("fits: must hold at least one initial condition; got none")
     reached = np.asarray(reached_epoch)
     if reached.shape != (q,) or not np.issubdtype(reached.dtype, np.integer):
-        raise GdchaosError(f"reached_epoch must be {q} integers, one per initial condition "
-                           f"(got shape {reached.shape}, dtype {reached.dtype})")
+        raise GdchaosError(f"reached_epoch: must be {q} integers, one per initial condition; "
+                           f"got shape {reached.shape}, dtype {reached.dtype}")
     if budget is not None:
         check_int("budget", budget, 0)
     if (reached < -1).any() or (budget is not None and (reached > budget).any()):
-        raise GdchaosError(f"reached_epoch values must lie in [-1, {'budget' if budget is None else budget}] "
-                           "(-1 = target not reached)")
+        raise GdchaosError(f"reached_epoch: values must lie in [-1, {'budget' if budget is None else budget}] "
+                           f"(-1 = target not reached); got [{reached.min()}, {reached.max()}]")
     table = fit_table(list(fits))
     lam = table["lyapunov"].astype(np.float64)
     diverged = table["diverged"].astype(bool)
