@@ -40,3 +40,9 @@ def mlp_path(monkeypatch):
         monkeypatch.setattr(gdchaos.backend.sparse, "MAX_DENSITY", 1.0)
         return path
     return use
+
+
+@pytest.fixture(params=MLP_PATHS)
+def each_mlp_path(request, mlp_path):
+    """The test once per MLP evaluation path; the value is the path's name."""
+    return mlp_path(request.param)

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
                     "files (dataset 'weights'), with the fit options given (defaults: the file's config).")
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--json", action="store_true", help="print a JSON list of per-eta objects")
-    parser.add_argument("--norm", choices=("l1", "l2"), default="l1",
+    parser.add_argument("--norm", default="l1",
                         help="distance between replicas: l1 (recorded online) or l2 (recomputed from stored "
                              "trajectories: needs --save-trajectories for every IC and epoch)")
     group = parser.add_argument_group("fit options (docs/analysis.md)")
@@ -108,8 +108,11 @@ def _scalar(value, index):
 def _analyze(args) -> int:
     from rich.console import Console
 
+    from gdchaos.checks import check_choice
     from gdchaos.cli.table import summary_table
+    from gdchaos.store.reader import NORMS
 
+    check_choice("--norm", args.norm, NORMS)
     rows = [row for path in args.files for row in analyse_path(path, args)]
     if args.json:
         json.dump(rows, sys.stdout, indent=1, allow_nan=False)

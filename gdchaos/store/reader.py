@@ -17,6 +17,8 @@ from gdchaos.errors import GdchaosError
 from gdchaos.store.analysis import analyse_file, complete_etas, stored_config
 from gdchaos.store.format import FORMAT, FORMAT_VERSION
 
+NORMS = ("l1", "l2")  # distances between a replica and its reference: recorded online (l1), or from trajectories
+
 
 class Results:
     """Read access to a results file, finished or still being written (SWMR).
@@ -117,7 +119,7 @@ class Results:
         L1: sum_k |w_k - w_k^(j)|, L2: sqrt(sum_k (w_k - w_k^(j))^2); shape (n_eta, n_saved_ics, M,
         n_epochs). Reads ``block`` epochs of one ball at a time.
         """
-        check_choice("norm", norm, ("l1", "l2"))
+        check_choice("norm", norm, NORMS)
         data = self.trajectories
         n_eta, n_ics, ball, n_epochs, _ = data.shape
         out = np.empty((n_eta, n_ics, ball - 1, n_epochs))

@@ -9,10 +9,7 @@ from gdchaos.engine.train import gradient_step, train, train_balls, train_to_tar
 from gdchaos.nn import MLP
 
 
-@pytest.fixture(autouse=True, params=["whole-network", "layered", "sparse-input"])
-def kernel_path(request, mlp_path):
-    """Every test through the three MLP evaluation paths (conftest.mlp_path)."""
-    return mlp_path(request.param)
+pytestmark = pytest.mark.usefixtures("each_mlp_path")  # every test through the three MLP paths
 
 
 def _problem(sizes, n=13, seed=0):
@@ -54,7 +51,7 @@ def _step_to_target(model, row, eta, x, y, x_test, y_test, target, epochs):
 
 
 @pytest.mark.parametrize("dtype, l2", [("float64", 0.0), ("float64", 0.05), ("float32", 0.0)])
-def test_train_to_target_steps_each_network_until_target_or_divergence(kernel_path, dtype, l2):
+def test_train_to_target_steps_each_network_until_target_or_divergence(each_mlp_path, dtype, l2):
     model = MLP((5, 7, 3), activation="relu", l2=l2, dtype=dtype)
     x, y = _problem(model.sizes, n=40)
     x_test, y_test = _problem(model.sizes, n=17, seed=1)
@@ -70,7 +67,7 @@ def test_train_to_target_steps_each_network_until_target_or_divergence(kernel_pa
             row = start[r:r + 1].copy()
             outcomes.append(_step_to_target(model, row, eta[r], x, y, x_test, y_test, 0.45, 60))
             np.testing.assert_allclose(theta[r], row[0], rtol=1e-4 if dtype == "float32" else 1e-9, atol=1e-6)
-            if kernel_path == "whole-network":  # the fused kernel does the same operations in the same order
+            if each_mlp_path == "whole-network":  # the fused kernel does the same operations in the same order
                 np.testing.assert_array_equal(theta[r], row[0])
     assert [tuple(o) for o in zip(run.steps.tolist(), run.reached.tolist(), run.diverged.tolist())] == outcomes
     assert run.reached.any() and run.diverged[-1] and not run.reached.all()

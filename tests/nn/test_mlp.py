@@ -8,10 +8,7 @@ from gdchaos.errors import GdchaosError
 from gdchaos.nn import MLP
 
 
-@pytest.fixture(autouse=True, params=["whole-network", "layered", "sparse-input"])
-def kernel_path(request, mlp_path):
-    """Every test through the three evaluation paths (conftest.mlp_path)."""
-    return mlp_path(request.param)
+pytestmark = pytest.mark.usefixtures("each_mlp_path")  # every test through the three MLP paths
 
 
 def _problem(sizes, n=13, seed=0):
@@ -43,9 +40,9 @@ def test_softmax_is_stable_for_huge_logits():
     assert np.all(np.isfinite(evaluation.loss)) and np.all(np.isfinite(evaluation.grad))
 
 
-def test_whole_network_kernel_is_bit_identical_across_batches_and_threads(kernel_path, numba_threads):
+def test_whole_network_kernel_is_bit_identical_across_batches_and_threads(each_mlp_path, numba_threads):
     """Each network runs through the same code whatever batch it is in and whichever thread takes it."""
-    if kernel_path != "whole-network":
+    if each_mlp_path != "whole-network":
         pytest.skip("property of the whole-network kernel")
     model = MLP((5, 7, 6, 3), activation="tanh")
     x, y = _problem(model.sizes, n=37)
