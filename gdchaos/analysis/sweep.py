@@ -50,7 +50,8 @@ def analyse_sweep(eta: np.ndarray, complete: np.ndarray, n_ic: int, load: Loader
     ``stored`` is the (summary, fits) a run wrote with ``params``, or None; a stored learning rate is
     one whose ``n_ic`` is set. ``load`` reads the records of the learning rates to fit; ``cache``
     (eta index -> fit) keeps fits across calls of a reader that comes back to the same file and
-    parameters. ``sharpness`` (n_eta, q, n_s) gives ``sharpness_late_median`` (:func:`late_median`).
+    parameters. ``sharpness`` (n_eta, q, n_s; an array or an HDF5 dataset, sliced per learning rate) gives
+    ``sharpness_late_median`` (:func:`late_median`).
     """
     n_eta = len(eta)
     summary = {name: np.full(n_eta, np.nan) for name in SUMMARY_FIELDS}

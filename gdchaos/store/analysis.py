@@ -48,7 +48,7 @@ def analyse_file(handle: h5py.File, params: FitParams | None = None, *, refit: b
     def load(indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
         return records[indices], handle["reached_epoch"][indices]
 
-    sharpness = handle["sharpness"][()] if "sharpness" in handle else None
+    sharpness = handle["sharpness"] if "sharpness" in handle else None  # read only where fitted
     return analyse_sweep(handle["eta"][:], complete_etas(handle), config.ics, load, params,
                          budget=config.tau_epochs, stored=stored, sharpness=sharpness, cache=cache)
 
