@@ -24,6 +24,22 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def number(text: str) -> float:
+    """argparse type of a number; a bad one reads ``argument --FLAG: must be a number; got 'x'``."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number; got {text!r}") from None
+
+
+def integer(text: str) -> int:
+    """argparse type of an integer; a bad one reads ``argument --FLAG: must be an integer; got 'x'``."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with errors for people: one line on stderr, exit code 2."""
 

@@ -5,11 +5,13 @@ import json
 import sys
 from dataclasses import fields
 
+from gdchaos.cli import integer, number
+
 # command-line flag -> FitParams field, with the type argparse converts to
 FIT_OPTIONS = {
-    "min_start": int, "sat_frac": float, "sat_hold": int, "slope_halfwidth": int, "min_len": int,
-    "segment_penalty": float, "estimator": str, "r2_min": float, "lambda_min": float, "n_boot": int,
-    "ci_level": float,
+    "min_start": integer, "sat_frac": number, "sat_hold": integer, "slope_halfwidth": integer, "min_len": integer,
+    "segment_penalty": number, "estimator": str, "r2_min": number, "lambda_min": number, "n_boot": integer,
+    "ci_level": number,
 }
 
 
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
     group = parser.add_argument_group("fit options (docs/analysis.md)")
     for name, kind in FIT_OPTIONS.items():
         group.add_argument("--" + name.replace("_", "-"), type=kind, default=None, dest=name)
-    parser.add_argument("--fit-seed", type=int, default=None, help="seed of the bootstrap intervals")
+    parser.add_argument("--fit-seed", type=integer, default=None, help="seed of the bootstrap intervals")
     parser.set_defaults(handler=_analyze)
 
 

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gdchaos.cli import integer, number
+
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
@@ -30,11 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--etas", default=DEFAULT_ETAS, metavar="START:STOP:N|log:START:STOP:N|E1,E2,...",
                    help=f"learning rates, all > 0 (default {DEFAULT_ETAS})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the initial conditions (default 0)")
-    p.add_argument("--w0-std", type=float, default=0.1, help="standard deviation of w0 (default 0.1)")
-    p.add_argument("--transient", type=int, default=1000, help="steps dropped before recording (default 1000)")
-    p.add_argument("--iterates", type=int, default=200, help="states kept for the bifurcation diagram (default 200)")
-    p.add_argument("--orbit", type=int, default=10_000,
+    p.add_argument("--seed", type=integer, default=0, help="seed of the initial conditions (default 0)")
+    p.add_argument("--w0-std", type=number, default=0.1, help="standard deviation of w0 (default 0.1)")
+    p.add_argument("--transient", type=integer, default=1000, help="steps dropped before recording (default 1000)")
+    p.add_argument("--iterates", type=integer, default=200, help="states kept for the bifurcation diagram (default 200)")
+    p.add_argument("--orbit", type=integer, default=10_000,
                    help="states averaged for the Lyapunov exponent, after the transient (default 10000)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list of {eta, lyapunov (null when escaped), escaped}")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gdchaos.cli import integer
 from gdchaos.errors import GdchaosError
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output-dir", type=Path, default=Path("."), metavar="DIR",
                    help="folder for the figures (created if needed; default: current folder)")
     p.add_argument("--format", choices=FORMATS, default="png", help="image format (default png)")
-    p.add_argument("--dpi", type=int, default=150, help="resolution of png figures (default 150)")
+    p.add_argument("--dpi", type=integer, default=150, help="resolution of png figures (default 150)")
     p.add_argument("--kind", default=",".join(KINDS), metavar="KIND[,KIND...]",
                    help=f"figures to make, of {', '.join(KINDS)} (default: all that apply)")
     p.add_argument("--etas", metavar="E1,E2,...",

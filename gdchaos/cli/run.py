@@ -1,8 +1,9 @@
 """``gdchaos run``, ``gdchaos presets`` and ``gdchaos config show``."""
 from __future__ import annotations
 
-import argparse
 import sys
+
+from gdchaos.cli import integer, number
 
 
 def register(subparsers) -> None:
@@ -17,27 +18,27 @@ def register(subparsers) -> None:
     run.add_argument("--data-dir")
     run.add_argument("--hidden", help="hidden widths, e.g. 64 or 32,32")
     run.add_argument("--activation", help="tanh, sigmoid or relu")
-    run.add_argument("--l2", type=_number("--l2"))
-    run.add_argument("--init-std", type=_number("--init-std"))
+    run.add_argument("--l2", type=number)
+    run.add_argument("--init-std", type=number)
     run.add_argument("--etas", help="LIST (1,2.5,5) | START:STOP:N | log:START:STOP:N")
-    run.add_argument("--ics", type=_integer("--ics"), help="number of initial conditions q")
-    run.add_argument("--replicas", type=_integer("--replicas"), help="replicas M per initial condition")
-    run.add_argument("--eps", type=_number("--eps"))
+    run.add_argument("--ics", type=integer, help="number of initial conditions q")
+    run.add_argument("--replicas", type=integer, help="replicas M per initial condition")
+    run.add_argument("--eps", type=number)
     run.add_argument("--perturb-biases", action="store_true", default=None)
-    run.add_argument("--epochs", type=_integer("--epochs"), help="T: distances recorded for t = 0..T")
-    run.add_argument("--target", type=_number("--target"), help="test accuracy that defines tau")
-    run.add_argument("--tau-epochs", type=_integer("--tau-epochs"), help="epoch budget for tau (= --epochs: none past T)")
-    run.add_argument("--seed", type=_integer("--seed"))
+    run.add_argument("--epochs", type=integer, help="T: distances recorded for t = 0..T")
+    run.add_argument("--target", type=number, help="test accuracy that defines tau")
+    run.add_argument("--tau-epochs", type=integer, help="epoch budget for tau (= --epochs: none past T)")
+    run.add_argument("--seed", type=integer)
     run.add_argument("--dtype")
-    run.add_argument("--memory-budget-mb", type=_integer("--memory-budget-mb"))
-    run.add_argument("--sharpness-every", type=_integer("--sharpness-every"),
+    run.add_argument("--memory-budget-mb", type=integer)
+    run.add_argument("--sharpness-every", type=integer,
                      help="record the top Hessian eigenvalue of each reference every K epochs (0: off)")
-    run.add_argument("--sharpness-subset", type=_integer("--sharpness-subset"),
+    run.add_argument("--sharpness-subset", type=integer,
                      help="training samples used for sharpness (0: all)")
     run.add_argument("--save-trajectories", action="store_true", default=None,
                      help="store parameter vectors of references and replicas (large: size printed first)")
     run.add_argument("--trajectory-ics", help="which ICs to store, e.g. 0,3 (default all)")
-    run.add_argument("--trajectory-every", type=_integer("--trajectory-every"), help="store every k-th epoch")
+    run.add_argument("--trajectory-every", type=integer, help="store every k-th epoch")
     run.add_argument("--trajectory-dtype", help="float64 (default) or float32 storage")
     run.add_argument("-o", "--output", help="results file (default: PRESET.h5 or a name from the config)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing file made with another config")
@@ -53,24 +54,6 @@ def register(subparsers) -> None:
     show.add_argument("preset", nargs="?", default="iris-tanh")
     show.set_defaults(handler=_config_show)
     config.set_defaults(handler=lambda args: config.print_help() or 0)
-
-
-def _number(flag: str):
-    def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} expects a number, got {text!r}") from None
-    return parse
-
-
-def _integer(flag: str):
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} expects an integer, got {text!r}") from None
-    return parse
 
 
 def config_from_args(args):

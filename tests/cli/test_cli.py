@@ -45,7 +45,8 @@ def test_help_and_version():
     (["--target", "0"], ["target", "(0, 1]"]),
     (["--ics", "0"], ["ics", ">= 1"]),
     (["--hidden", "0"], ["model.hidden"]),
-    (["--ics", "x"], ["--ics expects an integer"]),
+    (["--ics", "x"], ["argument --ics: must be an integer; got 'x'"]),
+    (["--eps", "tiny"], ["argument --eps: must be a number; got 'tiny'"]),
     (["--config", "missing.toml"], ["config", "missing.toml"]),
     (["-o", "/proc/forbidden/run.h5"], ["output", "cannot write"]),
 ])
