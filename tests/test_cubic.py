@@ -12,7 +12,6 @@ import pytest
 
 from gdchaos import cubic
 from gdchaos.cli import main
-from gdchaos.errors import GdchaosError
 
 
 def test_map_fixed_points_and_chebyshev_conjugacy() -> None:

@@ -1,7 +1,5 @@
-"""What is particular to CNNs (the shared contract is tests/nn/test_contract.py): the loss against a
-loop-based NumPy forward pass, max-pool ties, thread counts of the Hessian operator, the paper's
-network, and the spec's validation."""
-
+"""What is particular to CNNs (the shared contract is tests/nn/test_contract.py): max-pool ties, thread
+counts of the Hessian operator, the paper's network, and the spec's validation."""
 import numpy as np
 import pytest
 
@@ -11,20 +9,7 @@ from gdchaos.errors import GdchaosError
 from gdchaos.nn import CNN, PAPER_LAYERS, CNNHessianOperator, paper_cnn
 
 CONV = {"type": "conv", "channels": 3, "kernel": 3, "padding": 1}
-# (input shape, layers): every layer type, pooling with dropped rows, blocks before the first conv,
-# consecutive activations, a conv without activation, and no conv at all
-ARCHITECTURES = [
-    ((1, 6, 6), [CONV, {"type": "relu"}, {"type": "maxpool"},
-                 {"type": "conv", "channels": 2, "kernel": 2}, {"type": "tanh"}]),
-    ((2, 5, 5), [{"type": "conv", "channels": 3, "kernel": 2}, {"type": "sigmoid"},
-                 {"type": "maxpool", "size": 2}, {"type": "conv", "channels": 2, "kernel": 2, "padding": 1},
-                 {"type": "linear"}]),
-    ((2, 5, 5), [{"type": "maxpool", "size": 2}, {"type": "tanh"}, CONV, {"type": "relu"},
-                 {"type": "sigmoid"}, {"type": "maxpool", "size": 2}]),
-    ((2, 6, 6), [{"type": "conv", "channels": 2, "kernel": 3}, CONV, {"type": "maxpool", "size": 3},
-                 {"type": "tanh"}]),
-    ((2, 5, 5), [{"type": "relu"}]),
-]
+LAYERS = [CONV, {"type": "relu"}, {"type": "maxpool"}, {"type": "conv", "channels": 2, "kernel": 2}, {"type": "tanh"}]
 
 
 def _problem(model, n=7, seed=0):
@@ -40,56 +25,9 @@ def _params(model, n_networks, seed=1, std=0.5):
     return theta
 
 
-def _reference_loss(model, theta_row, x, y):
-    """Mean cross-entropy + L2 of one network, by plain NumPy loops in NCHW layout."""
-    tensors = model.unflatten(theta_row[None])
-    tensors = [t[0] for t in tensors]
-    a = x.reshape(-1, *model.input_shape)
-    i = 0
-    for layer in model.layers:
-        if layer.type == "conv":
-            weight, bias = tensors[i], tensors[i + 1]
-            i += 2
-            k, p = layer.kernel, layer.padding
-            padded = np.pad(a, ((0, 0), (0, 0), (p, p), (p, p)))
-            h, w = padded.shape[2] - k + 1, padded.shape[3] - k + 1
-            out = np.zeros((a.shape[0], layer.channels, h, w)) + bias[None, :, None, None]
-            for di in range(k):
-                for dj in range(k):
-                    window = padded[:, :, di:di + h, dj:dj + w]
-                    out += np.einsum("nchw,oc->nohw", window, weight[:, :, di, dj])
-            a = out
-        elif layer.type == "relu":
-            a = np.maximum(a, 0.0)
-        elif layer.type == "tanh":
-            a = np.tanh(a)
-        elif layer.type == "sigmoid":
-            a = 1.0 / (1.0 + np.exp(-a))
-        else:
-            s = layer.size
-            n, c, h, w = a.shape
-            a = a[:, :, :h // s * s, :w // s * s].reshape(n, c, h // s, s, w // s, s).max(axis=(3, 5))
-    logits = a.reshape(len(a), -1) @ tensors[i] + tensors[i + 1]
-    top = logits.max(axis=1, keepdims=True)
-    log_p = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-    weights = theta_row[model.weight_mask()]
-    return -log_p[np.arange(len(y)), y].mean() + 0.5 * model.l2 * weights @ weights
-
-
-@pytest.mark.parametrize("shape, layers", ARCHITECTURES)
-def test_loss_and_accuracy_match_loop_reference(shape, layers):
-    model = CNN(shape, layers, n_classes=3, l2=0.01)
-    x, y = _problem(model)
-    theta = _params(model, 2)
-    evaluation = model.evaluate(theta, x, y, grad=False)
-    for r in range(2):
-        assert evaluation.loss[r] == pytest.approx(_reference_loss(model, theta[r], x, y), rel=1e-12)
-    np.testing.assert_array_equal(model.accuracy(theta, x, y), evaluation.accuracy)
-
-
 @pytest.mark.parametrize("kept", [False, True])  # the theta-only arrays recomputed or kept
 def test_hessian_vector_products_do_not_depend_on_the_number_of_threads(kept, numba_threads):
-    model = CNN((1, 6, 6), ARCHITECTURES[0][1], n_classes=3, l2=1e-3)
+    model = CNN((1, 6, 6), LAYERS, n_classes=3, l2=1e-3)
     x, y = _problem(model, n=300)
     theta = _params(model, 3)
     v = np.random.default_rng(2).normal(size=theta.shape)

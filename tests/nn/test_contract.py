@@ -1,6 +1,7 @@
 """The contract every network kind keeps (gdchaos.nn.Network), one test suite run over MLPs, through
 their three evaluation paths, and CNNs, against independent ground truth: the flat layout and its
-views, initialisation, data checks, the gradient against central differences, a batch against
+views, initialisation, data checks, loss and accuracy against a plain NumPy implementation (loops for
+CNNs), the gradient against central differences, a batch against
 networks alone, chunks of samples and thread counts against one pass, divergence, float32, and exact
 Hessian-vector products against differences of gradients and dense Hessians."""
 import warnings
@@ -128,6 +129,74 @@ def test_bad_data_is_reported_before_any_kernel(kind, bad, message):
         y = y[:-1]
     with pytest.raises(GdchaosError, match=message):
         model.check_data(x, y)
+
+
+# ------------------------------------------------------- an independent NumPy implementation
+ACTIVATE = {"tanh": np.tanh, "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)), "relu": lambda z: np.maximum(z, 0.0)}
+
+
+def _mlp_logits(model, theta_row, x):
+    """Logits of one MLP, layer by layer with NumPy."""
+    tensors = [t[0] for t in model.unflatten(theta_row[None])]
+    a = x
+    for w, b in zip(tensors[0:-2:2], tensors[1:-2:2]):
+        a = ACTIVATE[model.activation](a @ w + b)
+    return a @ tensors[-2] + tensors[-1]
+
+
+def _cnn_logits(model, theta_row, x):
+    """Logits of one CNN by plain NumPy loops in NCHW layout."""
+    tensors = model.unflatten(theta_row[None])
+    tensors = [t[0] for t in tensors]
+    a = x.reshape(-1, *model.input_shape)
+    i = 0
+    for layer in model.layers:
+        if layer.type == "conv":
+            weight, bias = tensors[i], tensors[i + 1]
+            i += 2
+            k, p = layer.kernel, layer.padding
+            padded = np.pad(a, ((0, 0), (0, 0), (p, p), (p, p)))
+            h, w = padded.shape[2] - k + 1, padded.shape[3] - k + 1
+            out = np.zeros((a.shape[0], layer.channels, h, w)) + bias[None, :, None, None]
+            for di in range(k):
+                for dj in range(k):
+                    window = padded[:, :, di:di + h, dj:dj + w]
+                    out += np.einsum("nchw,oc->nohw", window, weight[:, :, di, dj])
+            a = out
+        elif layer.type == "relu":
+            a = np.maximum(a, 0.0)
+        elif layer.type == "tanh":
+            a = np.tanh(a)
+        elif layer.type == "sigmoid":
+            a = 1.0 / (1.0 + np.exp(-a))
+        else:
+            s = layer.size
+            n, c, h, w = a.shape
+            a = a[:, :, :h // s * s, :w // s * s].reshape(n, c, h // s, s, w // s, s).max(axis=(3, 5))
+    return a.reshape(len(a), -1) @ tensors[i] + tensors[i + 1]
+
+
+def reference_loss_and_accuracy(model, theta_row, x, y):
+    """Mean cross-entropy (log-sum-exp) + (l2/2)||W||^2 and accuracy of one network."""
+    logits = (_cnn_logits if isinstance(model, CNN) else _mlp_logits)(model, theta_row, x)
+    top = logits.max(axis=1, keepdims=True)
+    log_p = logits - top - np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
+    weights = theta_row[model.weight_mask()]
+    loss = -log_p[np.arange(len(y)), y].mean() + 0.5 * model.l2 * weights @ weights
+    return loss, np.mean(logits.argmax(axis=1) == y)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_loss_and_accuracy_match_an_independent_numpy_implementation(kind, l2):
+    for model in networks(kind, l2=l2):
+        x, y = problem(model, n=7)
+        theta = params(model, 2)
+        evaluation = model.evaluate(theta, x, y, grad=False)
+        for r in range(2):
+            loss, accuracy = reference_loss_and_accuracy(model, theta[r], x, y)
+            assert evaluation.loss[r] == pytest.approx(loss, rel=1e-12), model
+            assert evaluation.accuracy[r] == accuracy, model
+        np.testing.assert_array_equal(model.accuracy(theta, x, y), evaluation.accuracy)
 
 
 # --------------------------------------------------------------------------- gradient
