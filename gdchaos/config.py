@@ -18,7 +18,7 @@ from gdchaos.analysis.params import FitParams
 from gdchaos.backend.activations import ACTIVATIONS
 from gdchaos.checks import check_choice, check_int, check_keys, check_number, check_positive, fail, is_int
 from gdchaos.errors import GdchaosError
-from gdchaos.grid import parse_etas
+from gdchaos.grid import parse_etas, parse_indices
 from gdchaos.nn.base import DTYPES
 
 MODEL_KINDS = ("mlp", "cnn")
@@ -204,7 +204,7 @@ def from_dict(values: dict[str, Any], base: SweepConfig | None = None) -> SweepC
     if "etas" in values:
         values["etas"] = parse_etas(values["etas"])
     if "trajectory_ics" in values:
-        values["trajectory_ics"] = parse_ics(values["trajectory_ics"])
+        values["trajectory_ics"] = parse_indices(values["trajectory_ics"], "trajectory_ics")
     if "analysis" in values:
         values["analysis"] = {**base.analysis, **dict(values["analysis"])}
     return replace(base, model=model, **values)
@@ -221,18 +221,6 @@ def load_toml(path: str | Path, base: SweepConfig | None = None) -> SweepConfig:
     except tomllib.TOMLDecodeError as exc:
         raise GdchaosError(f"config: {path} is not valid TOML: {exc}") from None
     return from_dict(values, base)
-
-
-def parse_ics(value: Any) -> tuple[int, ...]:
-    """Initial-condition indices from ``"0,3,7"``, ``"all"`` (empty: all) or a list."""
-    if isinstance(value, str):
-        if value.strip().lower() in ("", "all"):
-            return ()
-        value = [item for item in value.split(",") if item.strip()]
-    try:
-        return tuple(int(item) for item in value)
-    except (TypeError, ValueError):
-        raise GdchaosError(f"trajectory_ics: integers such as 0,3,7 or 'all'; got {value!r}") from None
 
 
 def parse_hidden(value: Any) -> tuple[int, ...]:

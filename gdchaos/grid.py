@@ -1,8 +1,10 @@
-"""The one learning-rate grammar, for every command and config file.
+"""The grammars of the values a user lists: learning rates and initial-condition indices, one each, for
+every command and config file.
 
-A grid is a list of learning rates (TOML list, or ``"1,2.5,5"``), ``"START:STOP:N"`` (N values evenly
+A learning-rate grid is a list (TOML list, or ``"1,2.5,5"``), ``"START:STOP:N"`` (N values evenly
 spaced, ``numpy.linspace``) or ``"log:START:STOP:N"`` (N values evenly spaced in log eta,
-``numpy.geomspace``). Every learning rate must be a finite number > 0.
+``numpy.geomspace``); every learning rate must be a finite number > 0. Indices are a list,
+``"0,3,7"``, ranges ``"A:B"`` (A..B-1) or ``"all"``.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gdchaos.checks import check_positive, is_number
+from gdchaos.checks import check_int, check_positive, is_number
 from gdchaos.errors import GdchaosError
 
 SYNTAX = "a list such as 1,2.5,5, START:STOP:N or log:START:STOP:N"
@@ -61,3 +63,33 @@ def _parse_text(text: str, field: str) -> list[Any]:
             raise GdchaosError(f"{field}: log spacing needs START > 0 and STOP > 0; got {text!r}")
         return list(np.geomspace(start, stop, count))
     return list(np.linspace(start, stop, count))
+
+
+INDEX_SYNTAX = "indices such as 0,3,7, ranges A:B (A..B-1) or all"
+
+
+def parse_indices(value: Any, field: str, count: int | None = None) -> tuple[int, ...]:
+    """Indices from a list, ``"0,3,7"``, ``"A:B"`` ranges (A..B-1; A omitted: 0, B omitted: ``count``) or
+    ``"all"`` / ``""`` (every index: ``()`` while ``count`` is unknown). With ``count``, each index must
+    lie in [0, count)."""
+    if isinstance(value, str) and value.strip().lower() in ("", "all"):
+        return () if count is None else tuple(range(count))
+    items: list[Any] = []
+    if isinstance(value, str):
+        try:
+            for token in (token.strip() for token in value.split(",") if token.strip()):
+                low, colon, high = token.partition(":")
+                if not colon:
+                    items.append(int(token))
+                elif high.strip() or count is not None:
+                    items.extend(range(int(low or 0), int(high) if high.strip() else count))
+                else:
+                    raise ValueError
+        except ValueError:
+            raise GdchaosError(f"{field}: must be {INDEX_SYNTAX}; got {value!r}") from None
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        items = [value]
+    high = None if count is None else count - 1
+    return tuple(check_int(field, item, 0, high) for item in items)

@@ -1,10 +1,11 @@
-"""The one learning-rate grammar (gdchaos.grid) and every place that reads it: configs, run, cubic, plot."""
+"""The grammars of gdchaos.grid (learning rates, initial-condition indices) and the places that read them:
+configs, run, cubic, plot."""
 import numpy as np
 import pytest
 
 from gdchaos.config import from_dict
 from gdchaos.errors import GdchaosError
-from gdchaos.grid import parse_etas
+from gdchaos.grid import parse_etas, parse_indices
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -41,3 +42,23 @@ def test_the_config_and_the_commands_share_it():
     assert from_dict({"etas": "log:0.1:10:3"}).etas == parse_etas("log:0.1:10:3")
     with pytest.raises(GdchaosError, match="^etas: "):
         from_dict({"etas": "1,x"})
+
+
+@pytest.mark.parametrize("value, count, expected", [
+    ("0,3,7", None, (0, 3, 7)), ([1, 2], None, (1, 2)), (4, None, (4,)), ("all", None, ()), ("", None, ()),
+    ("all", 3, (0, 1, 2)), ("1:3,5", None, (1, 2, 5)), (":2", None, (0, 1)), ("2:", 4, (2, 3)), ("3:1", 4, ()),
+])
+def test_index_grammar(value, count, expected):
+    assert parse_indices(value, "ics", count) == expected
+
+
+@pytest.mark.parametrize("value, count", [("x", None), ("0.5", None), ([0.5], None), ([True], None), ("2:", None),
+                                          ("-1", None), ("5", 3), ("1:9", 3), ("1:x", 3)])
+def test_bad_indices_name_the_field(value, count):
+    with pytest.raises(GdchaosError) as error:
+        parse_indices(value, "trajectory_ics", count)
+    assert str(error.value).startswith("trajectory_ics: ") and "\n" not in str(error.value)
+
+
+def test_trajectory_ics_and_plot_ics_share_it():
+    assert from_dict({"trajectory_ics": "0:3"}).trajectory_ics == (0, 1, 2)

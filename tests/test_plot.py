@@ -171,7 +171,9 @@ def test_live_file_is_analysed_on_the_fly(files: dict[str, Path], tmp_path: Path
     (["{missing}"], "no such file"),
     (["{tanh}", "--etas", "7.5"], "--etas: eta 7.5 is not in"),
     (["{tanh}", "--etas", "x"], "--etas: every learning rate must be a number"),
-    (["{tanh}", "--ics", "5"], "--ics: '5' selects no valid initial condition"),
+    (["{tanh}", "--ics", "5"], "--ics: must be an integer in [0, 2]; got 5"),
+    (["{tanh}", "--ics", "2:1"], "--ics: '2:1' selects no initial condition"),
+    (["{tanh}", "--ics", "a"], "--ics: must be indices such as 0,3,7"),
     (["{tanh}", "--kind", "histogram"], "--kind: unknown histogram"),
 ])
 def test_bad_input_exits_2_with_one_line(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture,

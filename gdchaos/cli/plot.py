@@ -173,23 +173,13 @@ def _find_etas(r: Run, etas: list[float]) -> list[int]:
 
 
 def _parse_ics(text: str | None, r: Run) -> np.ndarray:
-    """Initial-condition indices of ``text`` (``I``, ``A:B`` half-open; comma separated), all by default."""
+    """Initial-condition indices of ``text`` (the index grammar of :mod:`gdchaos.grid`), all by default."""
     import numpy as np
 
+    from gdchaos.grid import parse_indices
+
     q = r.results.config.ics
-    if text is None:
-        return np.arange(q)
-    hint = f"use indices 0..{q - 1} of {r.results.path} as I,J or A:B (A..B-1)"
-    chosen: list[int] = []
-    try:
-        for token in text.split(","):
-            if ":" in token:
-                low, high = token.split(":")
-                chosen.extend(range(int(low or 0), int(high) if high.strip() else q))
-            else:
-                chosen.append(int(token))
-    except ValueError:
-        raise GdchaosError(f"--ics: cannot parse {text!r}; {hint}") from None
-    if not chosen or min(chosen) < 0 or max(chosen) >= q:
-        raise GdchaosError(f"--ics: {text!r} selects no valid initial condition; {hint}")
+    chosen = parse_indices("all" if text is None else text, "--ics", q)
+    if not chosen:
+        raise GdchaosError(f"--ics: {text!r} selects no initial condition of {r.results.path}; use indices 0..{q - 1}")
     return np.array(list(dict.fromkeys(chosen)))

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
                      help="training samples used for sharpness (0: all)")
     run.add_argument("--save-trajectories", action="store_true", default=None,
                      help="store parameter vectors of references and replicas (large: size printed first)")
-    run.add_argument("--trajectory-ics", help="which ICs to store, e.g. 0,3 (default all)")
+    run.add_argument("--trajectory-ics", help="which ICs to store, e.g. 0,3 or 0:10 (default all)")
     run.add_argument("--trajectory-every", type=integer, help="store every k-th epoch")
     run.add_argument("--trajectory-dtype", help="float64 (default) or float32 storage")
     run.add_argument("-o", "--output", help="results file (default: PRESET.h5 or a name from the config)")
