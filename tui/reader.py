@@ -20,6 +20,7 @@ import numpy as np
 from gdchaos import store
 from gdchaos.analysis import SweepAnalysis
 from gdchaos.config import SweepConfig
+from gdchaos.engine.units import unit_fractions
 from gdchaos.errors import GdchaosError
 
 
@@ -152,7 +153,7 @@ class RunReader:
         n_eta, q = len(eta), config.ics
         focus = min(max(focus, 0), n_eta - 1)
 
-        share = run.unit_fractions()
+        share = unit_fractions(epochs, done, config)
         work = np.zeros(n_eta)
         running = np.zeros(n_eta, dtype=bool)
         for unit in units:

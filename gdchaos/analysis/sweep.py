@@ -65,13 +65,14 @@ def analyse_sweep(eta: np.ndarray, complete: np.ndarray, n_ic: int, load: Loader
         for name in FIT_FIELDS:
             fits[name][read_back] = stored[1][name][read_back]
     cache = {} if cache is None else cache
-    todo = [e for e in np.flatnonzero(complete & ~read_back).tolist() if e not in cache]
+    to_fit = np.flatnonzero(complete & ~read_back).tolist()
+    todo = [e for e in to_fit if e not in cache]
     if todo:
         distances, reached = load(todo)
         fitted, fit_rows = analyse_arrays(eta[todo], distances, reached, params, budget=budget)
         for k, e in enumerate(todo):
             cache[e] = (fitted[k], {name: values[k] for name, values in fit_rows.items()})
-    for e in np.flatnonzero(complete & ~read_back).tolist():
+    for e in to_fit:
         summaries[e], row = cache[e]
         for name, values in summary_arrays([summaries[e]]).items():
             summary[name][e] = values[0]

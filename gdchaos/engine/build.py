@@ -12,9 +12,9 @@ def build_model(config: SweepConfig, n_features: int, n_classes: int) -> Network
     from its manifest) of ``config.model``."""
     spec = config.model
     if spec.kind == "cnn":
-        images = [name for name in data.names() if data.dataset_spec(name).image_shape]
         shape = data.dataset_spec(config.dataset).image_shape
         if shape is None:
+            images = [name for name in data.names() if data.dataset_spec(name).image_shape]
             raise GdchaosError(f"model.kind: cnn needs an image dataset ({', '.join(images)}); "
                                f"got {config.dataset!r}")
         return CNN(input_shape=shape, layers=spec.layers, n_classes=n_classes, init_std=spec.init_std, l2=spec.l2,

@@ -12,7 +12,7 @@ from gdchaos.analysis.params import FitParams
 from gdchaos.analysis.sweep import SweepAnalysis
 from gdchaos.checks import check_choice
 from gdchaos.config import SweepConfig
-from gdchaos.engine.units import Unit, unit_fractions
+from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
 from gdchaos.store.analysis import analyse_file, complete_etas, stored_config
 from gdchaos.store.format import FORMAT, FORMAT_VERSION
@@ -93,11 +93,6 @@ class Results:
     def unit_status(self) -> tuple[np.ndarray, np.ndarray]:
         """Per unit: done (bool) and epochs trained so far (``unit_epochs``; past T in the tau phase)."""
         return self.file["unit_done"][:].astype(bool), self.file["unit_epochs"][:]
-
-    def unit_fractions(self) -> np.ndarray:
-        """Share (0..1) of each unit's work done (:func:`gdchaos.engine.units.unit_fractions`)."""
-        done, epochs = self.unit_status()
-        return unit_fractions(epochs, done, self.config)
 
     @property
     def trajectories(self) -> h5py.Dataset:
