@@ -41,11 +41,17 @@ def check_choice(field: str, value: Any, allowed: Iterable[Any]) -> Any:
 
 
 def _interval(low: float | None, high: float | None, open_low: bool, open_high: bool) -> str:
+    low_text, high_text = _bound(low), _bound(high)
     if high is None:
-        return "" if low is None else f" {'>' if open_low else '>='} {low:g}"
+        return "" if low is None else f" {'>' if open_low else '>='} {low_text}"
     if low is None:
-        return f" {'<' if open_high else '<='} {high:g}"
-    return f" in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+        return f" {'<' if open_high else '<='} {high_text}"
+    return f" in {'(' if open_low else '['}{low_text}, {high_text}{')' if open_high else ']'}"
+
+
+def _bound(value: float | None) -> str:
+    """Integers in full (a seed's bound is 2^63 - 1), other numbers short."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def check_int(field: str, value: Any, low: int | None = None, high: int | None = None) -> int:

@@ -25,6 +25,7 @@ MODEL_KINDS = ("mlp", "cnn")
 # smallest eps (relative to init_std) a dtype resolves: a perturbation below ~100 ulp of the
 # weights would leave most of them unchanged (docs/protocol.md, precision)
 EPS_RESOLUTION_ULPS = 100
+SEED_MAX = 2**63 - 1  # seeds are stored as a signed 64-bit attribute
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class SweepConfig:
         check_int("epochs", self.epochs, 2)
         check_number("target", self.target, 0, 1, open_low=True)
         check_int("tau_epochs", self.tau_epochs, self.epochs)
-        check_int("seed", self.seed, 0)
+        check_int("seed", self.seed, 0, SEED_MAX)
         check_int("memory_budget_mb", self.memory_budget_mb, 16)
         check_int("ics_per_unit", self.ics_per_unit, 0)
         check_int("etas_per_unit", self.etas_per_unit, 0)

@@ -6,7 +6,6 @@ learning rate.
 """
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 from contextlib import contextmanager
@@ -70,14 +69,17 @@ def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | No
     """
     model, data, units = prepare(config)
     path = Path(config.output or default_output(config))
-    if config.save_trajectories:
-        _check_trajectory_space(config, model.n_params, path, announce)
+    trajectory_bytes = config.trajectory_bytes(model.n_params) if config.save_trajectories else 0
+    if trajectory_bytes and announce:
+        announce(f"trajectories: {len(config.trajectory_ic_list())} ICs x {len(config.trajectory_epochs())} epochs "
+                 f"x {config.replicas + 1} networks x {len(config.etas)} etas = {trajectory_bytes / 1e9:.3g} GB "
+                 f"({config.trajectory_dtype})")
     fingerprint = datasets.fingerprint(*data)
     layout = [{"name": t.name, "shape": list(t.shape), "offset": t.offset} for t in model.layout()]
     units_run = 0
     with _sigterm_as_interrupt(), Writer.create_or_resume(
             path, config, units, n_params=model.n_params, layout=layout, fingerprint=fingerprint,
-            overwrite=overwrite) as writer:
+            overwrite=overwrite, trajectory_bytes=trajectory_bytes) as writer:
         pending = writer.pending(units)
         if reporter:
             reporter.start(path, units, pending, config)
@@ -111,21 +113,6 @@ def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
             reporter.progress(unit, event)
     if reporter:
         reporter.unit_done(unit)
-
-
-def _check_trajectory_space(config: SweepConfig, n_params: int, path: Path, announce) -> None:
-    """Announce the trajectories' size; refuse a run whose trajectories cannot fit the free disk space."""
-    needed = config.trajectory_bytes(n_params)
-    folder = path.resolve().parent
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
-    if announce:
-        announce(f"trajectories: {len(config.trajectory_ic_list())} ICs x {len(config.trajectory_epochs())} epochs "
-                 f"x {config.replicas + 1} networks x {len(config.etas)} etas = {needed / 1e9:.3g} GB "
-                 f"({config.trajectory_dtype})")
-    if needed > free:
-        raise GdchaosError(f"save_trajectories: needs {needed / 1e9:.3g} GB but {folder} has {free / 1e9:.3g} GB "
-                           "free; choose fewer --trajectory-ics, a larger --trajectory-every or float32")
 
 
 def analyse_into(writer: Writer, config: SweepConfig) -> None:

@@ -1,12 +1,18 @@
-"""The layout of a results file (docs/results-format.md): every dataset, created at once.
+"""The layout of a results file (docs/results-format.md): every dataset, created at once and atomically.
 
-A new file holds every dataset a sweep will fill, chunked and filled with "not computed" values
-(NaN, NOT_COMPUTED), before the run switches to SWMR mode: readers then see a complete layout from
-the start, and a unit's arrays are written in place as it trains.
+:func:`datasets` declares every dataset a sweep fills (name, shape, dtype, chunks, fill value); the
+writer creates them from it and readers check an untrusted file against it. A new file is built
+aside under a temporary name, with its per-epoch arrays allocated on disk and filled with "not
+computed" values (NaN, NOT_COMPUTED), and renamed into place only when complete: a file at the
+output path always has its full layout, and a run that starts never runs out of disk space for
+anything but trajectories. Every chunk carries a Fletcher-32 checksum, so flipped or missing bytes
+are read as an error, never as numbers.
 """
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,81 +23,120 @@ from gdchaos import __version__
 from gdchaos.analysis.fields import FIT_FIELDS, NOT_COMPUTED, SUMMARY_FIELDS
 from gdchaos.config import SweepConfig
 from gdchaos.engine.units import Unit
-from gdchaos.errors import GdchaosError
 
 FORMAT = "gdchaos-sweep"
 FORMAT_VERSION = 1
+CREATING = ".creating"  # suffix of a file being built aside: ``.NAME.creating-PID``
+OVERHEAD_BYTES = 1 << 20  # metadata, checksums and dimension scales, on top of the raw arrays
 
 
-def create(path: Path, config: SweepConfig, units: list[Unit], *, n_params: int, layout: list[dict],
-            fingerprint: str) -> h5py.File:
+@dataclass(frozen=True)
+class Spec:
+    """One dataset of a results file."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...]
+    fill: float | int = 0
+    eta_axis: bool = True  # axis 0 runs over the learning rates (dimension scale ``eta``)
+    compress: bool = False
+    allocate: bool = True  # allocated (and filled) on disk when the file is created
+    data: np.ndarray | None = None  # written once at creation
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: int) -> dict[str, Spec]:
+    """Every dataset of the results file of ``config``: name -> :class:`Spec`."""
     n_eta, q, m, t1 = len(config.etas), config.ics, config.replicas, config.epochs + 1
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)  # a reader still holding the old file keeps reading it, untruncated
-        handle = h5py.File(path, "w", libver="latest", locking=False)
-    except OSError as exc:
-        raise GdchaosError(f"output: cannot write {path}: {exc.strerror or exc}") from None
-    attrs = handle.attrs
-    attrs["format"] = FORMAT
-    attrs["format_version"] = FORMAT_VERSION
-    attrs["gdchaos_version"] = __version__
-    attrs["config"] = config.to_json()
-    attrs["identity"] = config.identity()
-    attrs["seed"] = config.seed
-    attrs["dataset"] = config.dataset
-    attrs["dataset_fingerprint"] = fingerprint
-    attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    attrs["n_params"] = n_params
-    attrs["layout"] = json.dumps(layout)
-
-    eta = handle.create_dataset("eta", data=np.asarray(config.etas, dtype=np.float64))
-    eta.make_scale("eta")
-
-    def make(name, shape, chunks, dtype, fill, compress=False):
-        # Per-epoch arrays are small and rewritten while a unit is in flight (live progress):
-        # uncompressed chunks are overwritten in place, compressed ones would leak file space.
-        extra = dict(compression="gzip", compression_opts=4, shuffle=True) if compress else {}
-        dataset = handle.create_dataset(name, shape=shape, chunks=chunks, dtype=dtype, fillvalue=fill,
-                                        **extra)
-        if name != "initial_params" and not name.startswith("unit"):
-            dataset.dims[0].attach_scale(eta)
-        return dataset
-
-    make("distances", (n_eta, q, m, t1), (1, 1, m, t1), "f8", np.nan)
-    layers = make("layer_distances", (n_eta, q, m, len(layout), t1), (1, 1, m, len(layout), t1), "f8", np.nan)
-    layers.attrs["tensors"] = json.dumps([tensor["name"] for tensor in layout])
-    for name in ("loss", "train_accuracy", "test_accuracy"):
-        make(name, (n_eta, q, t1), (1, 1, t1), "f8", np.nan)
-    make("reached_epoch", (n_eta, q), (n_eta, q), "i4", NOT_COMPUTED)
-    make("diverged_epoch", (n_eta, q, m + 1), (n_eta, q, m + 1), "i4", NOT_COMPUTED)
-    params = make("initial_params", (q, n_params), (1, n_params), "f8", np.nan, compress=True)
-    params.attrs["layout"] = json.dumps(layout)
+    specs = {
+        "eta": Spec((n_eta,), "f8", (n_eta,), data=np.asarray(config.etas, dtype=np.float64)),
+        "distances": Spec((n_eta, q, m, t1), "f8", (1, 1, m, t1), np.nan),
+        "layer_distances": Spec((n_eta, q, m, n_tensors, t1), "f8", (1, 1, m, n_tensors, t1), np.nan),
+        **{name: Spec((n_eta, q, t1), "f8", (1, 1, t1), np.nan)
+           for name in ("loss", "train_accuracy", "test_accuracy")},
+        "reached_epoch": Spec((n_eta, q), "i4", (n_eta, q), NOT_COMPUTED),
+        "diverged_epoch": Spec((n_eta, q, m + 1), "i4", (n_eta, q, m + 1), NOT_COMPUTED),
+        "initial_params": Spec((q, n_params), "f8", (1, n_params), np.nan, eta_axis=False, compress=True,
+                               allocate=False),
+    }
     if config.sharpness_every:
-        epochs = handle.create_dataset("sharpness_epochs", data=np.asarray(config.sharpness_epochs(), dtype=np.int32))
+        epochs = np.asarray(config.sharpness_epochs(), dtype=np.int32)
         n_s = epochs.shape[0]
-        make("sharpness", (n_eta, q, n_s), (1, 1, n_s), "f8", np.nan)
-        make("sharpness_iterations", (n_eta, q, n_s), (1, 1, n_s), "i4", 0)
+        specs["sharpness_epochs"] = Spec((n_s,), "i4", (n_s,), eta_axis=False, data=epochs)
+        specs["sharpness"] = Spec((n_eta, q, n_s), "f8", (1, 1, n_s), np.nan)
+        specs["sharpness_iterations"] = Spec((n_eta, q, n_s), "i4", (1, 1, n_s), 0)
     if config.save_trajectories:
-        ics, epochs = config.trajectory_ic_list(), config.trajectory_epochs()
-        handle.create_dataset("trajectory_ics", data=np.asarray(ics, dtype=np.int32))
-        handle.create_dataset("trajectory_epochs", data=np.asarray(epochs, dtype=np.int32))
-        # one chunk = one ball at one epoch, written once as training streams it. Uncompressed: the
-        # size announced before the run is then what the file grows by (gzip saves only ~10-35%
-        # on float64 weights, and the free-space check must not be optimistic)
-        trajectories = handle.create_dataset(
-            "trajectories", shape=(n_eta, len(ics), m + 1, len(epochs), n_params), dtype=config.trajectory_dtype,
-            chunks=(1, 1, m + 1, 1, n_params), fillvalue=np.nan)
-        trajectories.dims[0].attach_scale(eta)
-        trajectories.attrs["layout"] = json.dumps(layout)
-    handle.create_dataset("units", data=np.array(
-        [[u.eta_start, u.eta_stop, u.ic_start, u.ic_stop] for u in units], dtype=np.int32))
-    handle.create_dataset("unit_done", shape=(len(units),), dtype="i1", fillvalue=0)
-    handle.create_dataset("unit_epochs", shape=(len(units),), dtype="i4", fillvalue=0)
-    summary = handle.create_group("summary")
+        ics = np.asarray(config.trajectory_ic_list(), dtype=np.int32)
+        epochs = np.asarray(config.trajectory_epochs(), dtype=np.int32)
+        specs["trajectory_ics"] = Spec(ics.shape, "i4", ics.shape, eta_axis=False, data=ics)
+        specs["trajectory_epochs"] = Spec(epochs.shape, "i4", epochs.shape, eta_axis=False, data=epochs)
+        # one chunk = one ball at one epoch, allocated as training streams it (the size is announced
+        # and checked before the run); uncompressed: gzip saves little on weights
+        specs["trajectories"] = Spec(
+            (n_eta, len(ics), m + 1, len(epochs), n_params), np.dtype(config.trajectory_dtype).str[1:],
+            (1, 1, m + 1, 1, n_params), np.nan, allocate=False)
+    rows = np.array([[u.eta_start, u.eta_stop, u.ic_start, u.ic_stop] for u in units], dtype=np.int32)
+    n_units = len(units)
+    specs["units"] = Spec((n_units, 4), "i4", (n_units, 4), eta_axis=False, data=rows)
+    specs["unit_done"] = Spec((n_units,), "i1", (n_units,), 0, eta_axis=False)
+    specs["unit_epochs"] = Spec((n_units,), "i4", (n_units,), 0, eta_axis=False)
     for name in SUMMARY_FIELDS:
-        summary.create_dataset(name, shape=(n_eta,), dtype="f8", fillvalue=np.nan).dims[0].attach_scale(eta)
-    fit = handle.create_group("fit")
+        specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan)
     for name in FIT_FIELDS:
-        fit.create_dataset(name, shape=(n_eta, q), dtype="f8", fillvalue=np.nan).dims[0].attach_scale(eta)
-    return handle
+        specs[f"fit/{name}"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan)
+    return specs
+
+
+def planned_bytes(specs: dict[str, Spec]) -> int:
+    """Disk space a results file needs besides its trajectories (its arrays uncompressed, and metadata)."""
+    return OVERHEAD_BYTES + sum(spec.nbytes for name, spec in specs.items() if name != "trajectories")
+
+
+def attributes(config: SweepConfig, *, n_params: int, layout: list[dict], fingerprint: str) -> dict:
+    """The root attributes of a new file."""
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "gdchaos_version": __version__,
+        "config": config.to_json(), "identity": config.identity(), "seed": config.seed,
+        "dataset": config.dataset, "dataset_fingerprint": fingerprint,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "n_params": n_params, "layout": json.dumps(layout),
+    }
+
+
+def aside(path: Path) -> Path:
+    """The name a new ``path`` is built under before it is renamed into place."""
+    return path.with_name(f".{path.name}{CREATING}-{os.getpid()}")
+
+
+def build(path: Path, specs: dict[str, Spec], attrs: dict, layout: list[dict]) -> None:
+    """Write a complete new results file at ``path`` (every dataset of ``specs``, the root ``attrs``)."""
+    with h5py.File(path, "w", libver="latest", locking=False) as handle:
+        handle.attrs.update(attrs)
+        eta = None
+        for name, spec in specs.items():
+            dataset = _create(handle, name, spec)
+            if name == "eta":
+                dataset.make_scale("eta")
+                eta = dataset
+            elif spec.eta_axis:
+                dataset.dims[0].attach_scale(eta)
+        handle["layer_distances"].attrs["tensors"] = json.dumps([tensor["name"] for tensor in layout])
+        handle["initial_params"].attrs["layout"] = json.dumps(layout)
+        if "trajectories" in handle:
+            handle["trajectories"].attrs["layout"] = json.dumps(layout)
+        handle.flush()
+        os.fsync(handle.id.get_vfd_handle())
+
+
+def _create(handle: h5py.File, name: str, spec: Spec) -> h5py.Dataset:
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    if spec.allocate or spec.data is not None:
+        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    extra = dict(compression="gzip", compression_opts=4, shuffle=True) if spec.compress else {}
+    if spec.data is not None:
+        return handle.create_dataset(name, data=spec.data, chunks=spec.chunks, fletcher32=True, dcpl=dcpl)
+    return handle.create_dataset(name, shape=spec.shape, dtype=spec.dtype, chunks=spec.chunks,
+                                 fillvalue=spec.fill, fletcher32=True, dcpl=dcpl, **extra)

@@ -16,6 +16,7 @@ from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
 from gdchaos.store.analysis import analyse_file, complete_etas, stored_config
 from gdchaos.store.format import FORMAT, FORMAT_VERSION
+from gdchaos.store.verify import check_size, check_structure, readable
 
 NORMS = ("l1", "l2")  # distances between a replica and its reference: recorded online (l1), or from trajectories
 
@@ -29,17 +30,21 @@ class Results:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
+            check_size(self.path)
             self.file = open_handle(self.path)
         except (OSError, ValueError):
             raise GdchaosError(f"{self.path}: not a readable HDF5 file") from None
-        if self.file.attrs.get("format") != FORMAT:
+        try:
+            if self.file.attrs.get("format") != FORMAT:
+                raise GdchaosError(f"{self.path}: not a gdchaos results file")
+            version = int(self.file.attrs.get("format_version", 0))
+            if version > FORMAT_VERSION:
+                raise GdchaosError(f"{self.path}: format version {version} is newer than this gdchaos "
+                                   f"reads ({FORMAT_VERSION}); upgrade gdchaos")
+            check_structure(self.file, self.path, complete=False)
+        except BaseException:
             self.file.close()
-            raise GdchaosError(f"{self.path}: not a gdchaos results file")
-        version = int(self.file.attrs.get("format_version", 0))
-        if version > FORMAT_VERSION:
-            self.file.close()
-            raise GdchaosError(f"{self.path}: format version {version} is newer than this gdchaos "
-                               f"reads ({FORMAT_VERSION}); upgrade gdchaos")
+            raise
 
     def refresh(self) -> None:
         """See what a live writer has flushed since the last read."""
@@ -75,7 +80,8 @@ class Results:
 
     def __getitem__(self, name: str) -> np.ndarray:
         """Any dataset by name, e.g. ``results["distances"]`` (n_eta, q, M, T+1)."""
-        return self.file[name][()]
+        with readable(self.path):
+            return self.file[name][()]
 
     @property
     def units(self) -> list[Unit]:
@@ -106,7 +112,8 @@ class Results:
         saved = list(self.file["trajectory_ics"][:]) if "trajectory_ics" in self.file else []
         if ic not in saved:
             raise GdchaosError(f"{self.path}: trajectories stored for ICs {saved}, not {ic}")
-        return self.trajectories[eta_index, saved.index(ic), network]
+        with readable(self.path):
+            return self.trajectories[eta_index, saved.index(ic), network]
 
     def recompute_distances(self, norm: str = "l1", block: int = 16) -> np.ndarray:
         """d_j(t) of every stored replica to its reference, in float64, from the trajectories.
@@ -118,6 +125,13 @@ class Results:
         data = self.trajectories
         n_eta, n_ics, ball, n_epochs, _ = data.shape
         out = np.empty((n_eta, n_ics, ball - 1, n_epochs))
+        with readable(self.path):
+            self._distances_into(out, norm, block)
+        return out
+
+    def _distances_into(self, out: np.ndarray, norm: str, block: int) -> None:
+        data = self.trajectories
+        n_eta, n_ics, _, n_epochs, _ = data.shape
         for e in range(n_eta):
             for i in range(n_ics):
                 for start in range(0, n_epochs, block):
@@ -127,13 +141,13 @@ class Results:
                         out[e, i, :, start:start + block] = np.abs(diff).sum(axis=-1)
                     else:
                         out[e, i, :, start:start + block] = np.sqrt((diff * diff).sum(axis=-1))
-        return out
 
     def analysis(self, params: FitParams | None = None, *, refit: bool = False, distances: np.ndarray | None = None,
                  cache: MutableMapping | None = None) -> SweepAnalysis:
         """Per-eta summaries and per-IC fits of every complete learning rate, by the one refit policy
         (:func:`gdchaos.store.analysis.analyse_file`: stored where the run wrote them, fitted now elsewhere)."""
-        return analyse_file(self.file, params, refit=refit, distances=distances, cache=cache)
+        with readable(self.path):
+            return analyse_file(self.file, params, refit=refit, distances=distances, cache=cache)
 
     def summary(self) -> dict[str, np.ndarray]:
         """Per-eta summary arrays (NaN where a learning rate is not complete), with ``eta``."""

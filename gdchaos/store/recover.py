@@ -63,17 +63,41 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     return _final((a + x) & _MASK, (b + y) & _MASK, (c + z) & _MASK)
 
 
+def _superblock(handle) -> tuple[bytes, int] | None:
+    """The superblock (version 2 or 3) before its checksum, and the size of its addresses."""
+    head = handle.read(12)
+    if len(head) < 12 or head[:8] != SIGNATURE or head[8] not in (2, 3):
+        return None
+    offset_size = head[9]
+    body = head + handle.read(4 * offset_size)
+    stored = handle.read(4)
+    if len(stored) < 4 or lookup3(body) != struct.unpack("<I", stored)[0]:
+        return None
+    return body, offset_size
+
+
+def stored_end_of_file(path: str | os.PathLike) -> int | None:
+    """The end-of-file address of a cleanly closed file (None: open for write, or not a version 2/3 superblock).
+
+    While a writer has the file open (or was killed), HDF5 may have reserved space past what it has
+    written yet, so only a closed file's address says how long the file must be.
+    """
+    with open(path, "rb") as handle:
+        found = _superblock(handle)
+    if found is None or found[0][11] != 0:
+        return None
+    body, offset_size = found
+    eof_position = 12 + 2 * offset_size
+    return int.from_bytes(body[eof_position:eof_position + offset_size], "little")
+
+
 def clear_status_flags(path: str | os.PathLike) -> bool:
     """Clear the "open for write" flags of a file left by a killed writer; True if it changed."""
     with open(path, "r+b") as handle:
-        head = handle.read(12)
-        if len(head) < 12 or head[:8] != SIGNATURE or head[8] not in (2, 3):
+        found = _superblock(handle)
+        if found is None or found[0][11] == 0:
             return False
-        offset_size = head[9]
-        body = head + handle.read(4 * offset_size)
-        (stored_checksum,) = struct.unpack("<I", handle.read(4))
-        if lookup3(body) != stored_checksum or head[11] == 0:
-            return False
+        body, offset_size = found
         eof_position = 12 + 2 * offset_size
         stored_eof = int.from_bytes(body[eof_position:eof_position + offset_size], "little")
         real_eof = os.fstat(handle.fileno()).st_size

@@ -1,20 +1,25 @@
 """Writing a results file: create it or resume it, one writer at a time, units marked done only once stored.
 
-The writer creates every dataset at once (:func:`gdchaos.store.format.create`) and then switches to
-SWMR mode, so other processes (the TUI, h5py in a notebook) can read the file while it is written. A
-unit of work is marked done only after its arrays are written and flushed, so a killed run loses at
-most the units in flight. HDF5 file locking is off for readers and writers alike (a reader's lock
-would make a writer resuming the run fail to open the file); a lock file next to the results file
-keeps a second writer out.
+The writer builds a new file aside and renames it into place (:mod:`gdchaos.store.format`), then
+switches to SWMR mode so other processes (the TUI, h5py in a notebook) can read the file while it
+is written. A unit of work is marked done only after its arrays are written and flushed without
+error, so a killed run, or one stopped by a full disk, loses at most the units in flight. HDF5 file
+locking is off for readers and writers alike (a reader's lock would make a writer resuming the run
+fail to open it); a lock file next to the results file keeps a second writer out
+(:class:`gdchaos.store.lock.Lock`). An existing file is untrusted until checked
+(:mod:`gdchaos.store.verify`).
 """
 from __future__ import annotations
 
-import builtins
-import fcntl
+import errno
 import json
 import os
+import re
+import shutil
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import h5py
 import numpy as np
@@ -23,42 +28,71 @@ from gdchaos.analysis.sweep import SweepAnalysis
 from gdchaos.config import SweepConfig
 from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
-from gdchaos.store.format import FORMAT, create
+from gdchaos.store.format import CREATING, FORMAT, aside, attributes, build, datasets, planned_bytes
+from gdchaos.store.lock import Lock
 from gdchaos.store.recover import clear_status_flags
+from gdchaos.store.verify import DamagedFile, check_size, check_structure, is_complete
+
+FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk (or a quota, or a file size limit) is full
+_HDF5_ERRNO = re.compile(r"errno = (\d+)")
+
+
+class DiskFull(GdchaosError):
+    """A write failed for lack of space; finished units are kept and a rerun continues."""
 
 
 class Writer:
     """An open results file in SWMR write mode, guarded by a lock file against a second writer."""
 
-    def __init__(self, handle: h5py.File, lock: Any) -> None:
+    def __init__(self, handle: h5py.File, lock: Lock, path: Path) -> None:
         self.file = handle
+        self.path = path
         self._lock = lock
 
     # ----------------------------------------------------------- lifecycle
     @classmethod
     def create_or_resume(cls, path: str | Path, config: SweepConfig, units: list[Unit], *, n_params: int,
-                         layout: list[dict], fingerprint: str, overwrite: bool = False) -> "Writer":
-        """Open ``path`` to continue the same config, or create it (``overwrite`` replaces any file)."""
+                         layout: list[dict], fingerprint: str, overwrite: bool = False,
+                         trajectory_bytes: int = 0) -> "Writer":
+        """Open ``path`` to continue the same config on the same data, or create it.
+
+        ``overwrite`` replaces a gdchaos results file made with another config (and nothing else).
+        A file whose creation was interrupted is created again. ``trajectory_bytes``: the space the
+        run's trajectories take, checked with the file's own against the free disk space.
+        """
         path = Path(path)
-        lock = _acquire_lock(path)
+        lock = Lock.acquire(path)
         try:
-            if path.exists() and not overwrite:
-                handle = _open_existing(path, config)
-            else:
-                handle = create(path, config, units, n_params=n_params, layout=layout,
-                                fingerprint=fingerprint)
+            _remove_leftovers(path)
+            try:
+                state = _inspect(path, overwrite)
+                handle = _open_existing(path, config, fingerprint) if state == "results" and not overwrite else None
+            except DamagedFile as exc:
+                raise GdchaosError(f"output: {exc}; its finished units can be salvaged with `gdchaos merge "
+                                   f"{path} -o NEW.h5`, then rerun with -o NEW.h5") from None
+            if handle is None:
+                specs = datasets(config, units, n_params, len(layout))
+                _check_space(path, planned_bytes(specs), trajectory_bytes)
+                _create(path, specs, attributes(config, n_params=n_params, layout=layout, fingerprint=fingerprint),
+                        layout)
+                handle = h5py.File(path, "r+", libver="latest", locking=False)
             handle.swmr_mode = True
         except BaseException:
-            _release_lock(lock)
+            lock.release()
             raise
-        return cls(handle, lock)
+        return cls(handle, lock, path)
 
     def close(self) -> None:
         """Flush and close the file, then release the lock."""
-        if self.file.id.valid:
-            self.file.flush()
-            self.file.close()
-        _release_lock(self._lock)
+        try:
+            if self.file.id.valid:
+                with self._writing():
+                    self.file.flush()
+                    self.file.close()
+        finally:
+            if self.file.id.valid:
+                _close_quietly(self.file)
+            self._lock.release()
 
     def __enter__(self) -> "Writer":
         return self
@@ -74,7 +108,8 @@ class Writer:
 
     def write_initial_params(self, ic_start: int, params: np.ndarray) -> None:
         """Reference parameters theta(0) of initial conditions ic_start.. (n, P)."""
-        self.file["initial_params"][ic_start:ic_start + params.shape[0]] = params
+        with self._writing():
+            self.file["initial_params"][ic_start:ic_start + params.shape[0]] = params
 
     def write_unit(self, unit: Unit, arrays: dict[str, np.ndarray], epochs_done: int, *,
                    done: bool) -> None:
@@ -84,13 +119,14 @@ class Writer:
         while its references train towards the target (at most ``tau_epochs`` + 1).
         """
         es, ic = slice(unit.eta_start, unit.eta_stop), slice(unit.ic_start, unit.ic_stop)
-        for name, values in arrays.items():
-            self.file[name][es, ic] = values
-        self.file["unit_epochs"][unit.index] = epochs_done
-        if done:
+        with self._writing():
+            for name, values in arrays.items():
+                self.file[name][es, ic] = values
+            self.file["unit_epochs"][unit.index] = epochs_done
             self.file.flush()  # data first, then the flag that says they are complete
-            self.file["unit_done"][unit.index] = 1
-        self.file.flush()
+            if done:
+                self.file["unit_done"][unit.index] = 1
+                self.file.flush()
 
     def write_trajectory(self, unit: Unit, column: int, theta: np.ndarray) -> None:
         """Parameters (n_eta_unit, n_ic_unit, M+1, P) of the unit's networks at trajectory epoch ``column``."""
@@ -99,54 +135,137 @@ class Writer:
         if keep.size == 0:
             return
         rows = saved[keep] - unit.ic_start
-        self.file["trajectories"][unit.eta_start:unit.eta_stop, keep[0]:keep[-1] + 1, :, column, :] = theta[:, rows]
+        with self._writing():
+            self.file["trajectories"][unit.eta_start:unit.eta_stop, keep[0]:keep[-1] + 1, :, column, :] = \
+                theta[:, rows]
 
     def write_analysis(self, analysis: SweepAnalysis) -> None:
         """Store per-eta summaries and per-IC fits (:func:`gdchaos.store.analysis.analyse_file`)."""
-        for name, values in analysis.summary.items():
-            self.file[f"summary/{name}"][:] = values
-        for name, values in analysis.fits.items():
-            self.file[f"fit/{name}"][:] = values
-        self.file.flush()
+        with self._writing():
+            for name, values in analysis.summary.items():
+                self.file[f"summary/{name}"][:] = values
+            for name, values in analysis.fits.items():
+                self.file[f"fit/{name}"][:] = values
+            self.file.flush()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A failed write closes the file at once (no half-written unit is ever marked done) and says why."""
+        try:
+            yield
+        except OSError as exc:
+            _close_quietly(self.file)
+            raise write_error(self.path, exc) from None
 
 
-def _open_existing(path: Path, config: SweepConfig) -> h5py.File:
+def write_error(path: Path, exc: OSError) -> GdchaosError:
+    """One line for a failed write: :class:`DiskFull` when the disk (or a quota) is full."""
+    number = exc.errno
+    if number is None:
+        found = _HDF5_ERRNO.search(str(exc))
+        number = int(found.group(1)) if found else None
+    if number in FULL:
+        return DiskFull(f"disk full: {path.resolve().parent} has no space left for {path.name}; free space "
+                        "and rerun the same command (finished units are kept)")
+    reason = os.strerror(number) if number else str(exc).splitlines()[0]
+    return GdchaosError(f"output: cannot write {path}: {reason}; rerun the same command to continue "
+                        "(finished units are kept)")
+
+
+def _close_quietly(handle: h5py.File) -> None:
+    try:
+        handle.close()
+    except Exception:  # the failure is reported already; the rerun recovers the file
+        pass
+
+
+def _inspect(path: Path, overwrite: bool) -> str:
+    """What is at ``path``: "missing", "results", "interrupted" (a creation that never finished) or
+    "damaged" (an HDF5 file that ``overwrite`` may replace); anything else raises: only gdchaos
+    results files are ever opened for writing or replaced."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    if not stat.S_ISREG(mode):
+        kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+        raise GdchaosError(f"output: {path} is {kind}; gdchaos writes and replaces only its own results "
+                           "files: choose another -o")
+    try:
+        check_size(path)
+    except DamagedFile:
+        if overwrite:
+            return "damaged"
+        raise
     clear_status_flags(path)  # a writer killed earlier leaves the file flagged "open for write"
     try:
-        handle = h5py.File(path, "r+", libver="latest", locking=False)
+        with h5py.File(path, "r", libver="latest", locking=False) as handle:
+            if handle.attrs.get("format") != FORMAT:
+                if len(handle.attrs) == 0 and len(handle) == 0:
+                    return "interrupted"  # created by an older gdchaos that stopped at once
+                raise GdchaosError(f"output: {path} is not a gdchaos results file; gdchaos replaces only its "
+                                   "own files: choose another -o")
+            return "results" if is_complete(handle) else "interrupted"
     except OSError:
-        raise GdchaosError(f"output: {path} exists and is not a readable HDF5 file; use --overwrite or another -o") from None
-    if handle.attrs.get("format") != FORMAT:
+        raise GdchaosError(f"output: {path} is not a readable HDF5 file; gdchaos replaces only its own "
+                           "results files: choose another -o") from None
+
+
+def _open_existing(path: Path, config: SweepConfig, fingerprint: str) -> h5py.File:
+    handle = h5py.File(path, "r+", libver="latest", locking=False)
+    try:
+        check_structure(handle, path)
+        stored = json.loads(handle.attrs["identity"])
+        wanted = json.loads(config.identity())
+        if stored != wanted:
+            differing = sorted(key for key in set(stored) | set(wanted) if stored.get(key) != wanted.get(key))
+            raise GdchaosError(f"output: {path} was made with a different config ({', '.join(differing)} "
+                               "differ); use --overwrite to replace it or -o for another file")
+        if handle.attrs.get("dataset_fingerprint") != fingerprint:
+            raise GdchaosError(f"output: {path} was made with other data for {config.dataset} (fingerprint "
+                               f"{handle.attrs.get('dataset_fingerprint')}, these data {fingerprint}); point "
+                               "--data-dir at the data it was made with, or use -o for another file")
+    except BaseException:
         handle.close()
-        raise GdchaosError(f"output: {path} is not a gdchaos results file; use --overwrite or another -o")
-    stored = json.loads(handle.attrs["identity"])
-    wanted = json.loads(config.identity())
-    if stored != wanted:
-        handle.close()
-        differing = sorted(key for key in set(stored) | set(wanted) if stored.get(key) != wanted.get(key))
-        raise GdchaosError(f"output: {path} was made with a different config ({', '.join(differing)} "
-                           "differ); use --overwrite to replace it or -o for another file")
+        raise
     return handle
 
 
-def _acquire_lock(path: Path):
-    lock_path = path.with_name(path.name + ".lock")
+def _check_space(path: Path, needed: int, trajectory_bytes: int) -> None:
+    folder = path.resolve().parent
+    free = shutil.disk_usage(folder).free
+    if needed + trajectory_bytes <= free:
+        return
+    hint = "free space or choose another -o"
+    if trajectory_bytes:
+        hint += (f"; {trajectory_bytes / 1e6:,.1f} MB of it are trajectories: choose fewer --trajectory-ics, "
+                 "a larger --trajectory-every or float32")
+    raise DiskFull(f"disk full: {path.name} needs {(needed + trajectory_bytes) / 1e6:,.1f} MB but {folder} has "
+                   f"{free / 1e6:,.1f} MB free; {hint}")
+
+
+def _create(path: Path, specs, attrs, layout) -> None:
+    """Build the file aside and rename it into place; nothing is left at either name if it fails."""
+    temporary = aside(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = builtins.open(lock_path, "w")
+        build(temporary, specs, attrs, layout)
+        os.replace(temporary, path)
     except OSError as exc:
-        raise GdchaosError(f"output: cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise GdchaosError(f"output: {path} is being written by another gdchaos run") from None
-    return handle
+        temporary.unlink(missing_ok=True)
+        raise write_error(path, exc) from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
-def _release_lock(handle) -> None:
-    try:
-        os.unlink(handle.name)
-    except OSError:
-        pass
-    handle.close()
+def _remove_leftovers(path: Path) -> None:
+    """Files a killed creation of ``path`` left aside (we hold the lock: nobody is building them)."""
+    prefix = f".{path.name}{CREATING}-"
+    for leftover in path.parent.iterdir():
+        if not leftover.name.startswith(prefix):
+            continue
+        try:
+            if stat.S_ISREG(os.lstat(leftover).st_mode):
+                leftover.unlink()
+        except OSError:
+            pass

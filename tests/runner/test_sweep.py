@@ -14,6 +14,7 @@ from gdchaos import presets, runner, store
 from gdchaos.config import from_dict
 from gdchaos.engine.units import initial_conditions, plan_units, unit_fractions
 from gdchaos.nn import MLP
+from gdchaos.store import writer as writer_module
 
 ARRAYS = ("distances", "loss", "train_accuracy", "test_accuracy", "reached_epoch", "diverged_epoch",
           "initial_params", "unit_done")
@@ -332,8 +333,8 @@ def test_trajectory_options_size_estimate_and_disk_refusal(tmp_path, monkeypatch
     class Full:
         free = 10
 
-    monkeypatch.setattr(runner.shutil, "disk_usage", lambda folder: Full)
-    with pytest.raises(ValueError, match="save_trajectories: needs"):
+    monkeypatch.setattr(writer_module.shutil, "disk_usage", lambda folder: Full)
+    with pytest.raises(ValueError, match="disk full: full.h5 needs .* trajectories: choose fewer"):
         runner.run(replace(config, output=str(tmp_path / "full.h5")))
 
 
