@@ -51,6 +51,8 @@ def _interval(low: float | None, high: float | None, open_low: bool, open_high: 
 
 def _bound(value: float | None) -> str:
     """Integers in full (a seed's bound is 2^63 - 1), other numbers short."""
+    if value is None:
+        return ""
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 

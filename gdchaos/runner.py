@@ -79,7 +79,7 @@ def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | No
     units_run = 0
     with _sigterm_as_interrupt(), Writer.create_or_resume(
             path, config, units, n_params=model.n_params, layout=layout, fingerprint=fingerprint,
-            overwrite=overwrite, trajectory_bytes=trajectory_bytes) as writer:
+            overwrite=overwrite) as writer:
         pending = writer.pending(units)
         if reporter:
             reporter.start(path, units, pending, config)

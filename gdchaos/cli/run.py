@@ -97,11 +97,28 @@ def _run(args) -> int:
         outcome = runner.run(config, overwrite=args.overwrite, reporter=reporter,
                              announce=None if args.quiet else print)
     except KeyboardInterrupt:
-        print(f"gdchaos: stopped; {path} is consistent: rerun the same command to resume", file=sys.stderr)
+        print(f"gdchaos: stopped; {_state_after_stop(path)}", file=sys.stderr)
         return 130
     print(outcome.path)
     print_summary(outcome.path)
     return 0
+
+
+def _state_after_stop(path: str) -> str:
+    """What a stopped run left at ``path``, checked, never assumed."""
+    from pathlib import Path
+
+    from gdchaos import store
+    from gdchaos.errors import GdchaosError
+
+    if not Path(path).exists():
+        return f"{path} was not created yet: rerun the same command to start"
+    try:
+        with store.open(path) as results:
+            done, total = results.progress()
+    except GdchaosError as exc:
+        return f"{exc}"
+    return f"{path} is consistent ({done} of {total} units done): rerun the same command to resume"
 
 
 def _presets(args) -> int:

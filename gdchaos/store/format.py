@@ -2,10 +2,9 @@
 
 :func:`datasets` declares every dataset a sweep fills (name, shape, dtype, chunks, fill value); the
 writer creates them from it and readers check an untrusted file against it. A new file is built
-aside under a temporary name, with its per-epoch arrays allocated on disk and filled with "not
-computed" values (NaN, NOT_COMPUTED), and renamed into place only when complete: a file at the
-output path always has its full layout, and a run that starts never runs out of disk space for
-anything but trajectories. Every chunk carries a Fletcher-32 checksum, so flipped or missing bytes
+aside under a temporary name, every array allocated on disk and filled with "not computed" values
+(NaN, NOT_COMPUTED), and renamed into place only when complete: a file at the output path always
+has its full layout and its full size, so a run that has started never needs more disk space. Every chunk carries a Fletcher-32 checksum, so flipped or missing bytes
 are read as an error, never as numbers.
 """
 from __future__ import annotations
@@ -39,8 +38,6 @@ class Spec:
     chunks: tuple[int, ...]
     fill: float | int = 0
     eta_axis: bool = True  # axis 0 runs over the learning rates (dimension scale ``eta``)
-    compress: bool = False
-    allocate: bool = True  # allocated (and filled) on disk when the file is created
     data: np.ndarray | None = None  # written once at creation
 
     @property
@@ -59,8 +56,7 @@ def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: i
            for name in ("loss", "train_accuracy", "test_accuracy")},
         "reached_epoch": Spec((n_eta, q), "i4", (n_eta, q), NOT_COMPUTED),
         "diverged_epoch": Spec((n_eta, q, m + 1), "i4", (n_eta, q, m + 1), NOT_COMPUTED),
-        "initial_params": Spec((q, n_params), "f8", (1, n_params), np.nan, eta_axis=False, compress=True,
-                               allocate=False),
+        "initial_params": Spec((q, n_params), "f8", (1, n_params), np.nan, eta_axis=False),
     }
     if config.sharpness_every:
         epochs = np.asarray(config.sharpness_epochs(), dtype=np.int32)
@@ -73,11 +69,10 @@ def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: i
         epochs = np.asarray(config.trajectory_epochs(), dtype=np.int32)
         specs["trajectory_ics"] = Spec(ics.shape, "i4", ics.shape, eta_axis=False, data=ics)
         specs["trajectory_epochs"] = Spec(epochs.shape, "i4", epochs.shape, eta_axis=False, data=epochs)
-        # one chunk = one ball at one epoch, allocated as training streams it (the size is announced
-        # and checked before the run); uncompressed: gzip saves little on weights
+        # one chunk = one ball at one epoch, written whole as training streams it
         specs["trajectories"] = Spec(
             (n_eta, len(ics), m + 1, len(epochs), n_params), np.dtype(config.trajectory_dtype).str[1:],
-            (1, 1, m + 1, 1, n_params), np.nan, allocate=False)
+            (1, 1, m + 1, 1, n_params), np.nan)
     rows = np.array([[u.eta_start, u.eta_stop, u.ic_start, u.ic_stop] for u in units], dtype=np.int32)
     n_units = len(units)
     specs["units"] = Spec((n_units, 4), "i4", (n_units, 4), eta_axis=False, data=rows)
@@ -91,8 +86,8 @@ def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: i
 
 
 def planned_bytes(specs: dict[str, Spec]) -> int:
-    """Disk space a results file needs besides its trajectories (its arrays uncompressed, and metadata)."""
-    return OVERHEAD_BYTES + sum(spec.nbytes for name, spec in specs.items() if name != "trajectories")
+    """Disk space a new results file takes: every array is allocated at creation, plus metadata."""
+    return OVERHEAD_BYTES + sum(spec.nbytes for spec in specs.values())
 
 
 def attributes(config: SweepConfig, *, n_params: int, layout: list[dict], fingerprint: str) -> dict:
@@ -133,10 +128,8 @@ def build(path: Path, specs: dict[str, Spec], attrs: dict, layout: list[dict]) -
 
 def _create(handle: h5py.File, name: str, spec: Spec) -> h5py.Dataset:
     dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-    if spec.allocate or spec.data is not None:
-        dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
-    extra = dict(compression="gzip", compression_opts=4, shuffle=True) if spec.compress else {}
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # every chunk written now: the file never grows
     if spec.data is not None:
         return handle.create_dataset(name, data=spec.data, chunks=spec.chunks, fletcher32=True, dcpl=dcpl)
     return handle.create_dataset(name, shape=spec.shape, dtype=spec.dtype, chunks=spec.chunks,
-                                 fillvalue=spec.fill, fletcher32=True, dcpl=dcpl, **extra)
+                                 fillvalue=spec.fill, fletcher32=True, dcpl=dcpl)

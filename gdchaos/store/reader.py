@@ -31,6 +31,9 @@ class Results:
         self.path = Path(path)
         try:
             check_size(self.path)
+        except OSError:
+            raise GdchaosError(f"{self.path}: not a readable file") from None
+        try:
             self.file = open_handle(self.path)
         except (OSError, ValueError):
             raise GdchaosError(f"{self.path}: not a readable HDF5 file") from None

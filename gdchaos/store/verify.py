@@ -29,7 +29,11 @@ TABLES = ("units", "unit_done")  # datasets a complete file has; without them it
 
 
 class DamagedFile(GdchaosError):
-    """A results file whose bytes are not what its writer wrote (truncated, checksum mismatch, crafted)."""
+    """A results file whose bytes are not all what its writer wrote (truncated, checksum mismatch)."""
+
+
+class UntrustedFile(GdchaosError):
+    """A results file whose structure no gdchaos writes (links, external storage, other shapes or dtypes)."""
 
 
 def check_size(path: Path) -> None:
@@ -65,11 +69,11 @@ def check_structure(handle: h5py.File, path: Path, *, complete: bool = True) -> 
         units = [Unit(i, *map(int, row)) for i, row in enumerate(rows)]
         specs = datasets(config, units, n_params, len(layout))
     except (KeyError, ValueError, TypeError, OSError, GdchaosError) as exc:
-        raise DamagedFile(f"{path}: its config, unit table or layout cannot be read ({_reason(exc)})") from None
+        raise UntrustedFile(f"{path}: its config, unit table or layout cannot be read ({_reason(exc)})") from None
     for name, spec in specs.items():
         if name not in handle:
             if complete:
-                raise DamagedFile(f"{path}: dataset {name} is missing")
+                raise UntrustedFile(f"{path}: dataset {name} is missing")
             continue
         _check_dataset(handle[name], spec, name, path)
     _check_units(units, specs["eta"].shape[0], config.ics, path)
@@ -81,25 +85,25 @@ def _check_links(group: h5py.Group, path: Path, prefix: str) -> None:
         link = group.get(name, getlink=True)
         full = f"{prefix}{name}"
         if not isinstance(link, h5py.HardLink):
-            raise DamagedFile(f"{path}: {full} is a link to elsewhere ({type(link).__name__}); refused")
+            raise UntrustedFile(f"{path}: {full} is a link to elsewhere ({type(link).__name__}); refused")
         item = group[name]
         if isinstance(item, h5py.Group):
             _check_links(item, path, full + "/")
         elif isinstance(item, h5py.Dataset):
             if item.is_virtual or item.id.get_create_plist().get_external_count() > 0:
-                raise DamagedFile(f"{path}: {full} stores its data outside the file; refused")
+                raise UntrustedFile(f"{path}: {full} stores its data outside the file; refused")
 
 
 def _check_dataset(dataset: h5py.Dataset, spec: Spec, name: str, path: Path) -> None:
     if dataset.shape != spec.shape or dataset.dtype != np.dtype(spec.dtype):
-        raise DamagedFile(f"{path}: dataset {name} is {dataset.dtype}{list(dataset.shape)}; its config "
+        raise UntrustedFile(f"{path}: dataset {name} is {dataset.dtype}{list(dataset.shape)}; its config "
                           f"implies {np.dtype(spec.dtype)}{list(spec.shape)}")
 
 
 def _check_units(units: list[Unit], n_eta: int, q: int, path: Path) -> None:
     for unit in units:
         if not (0 <= unit.eta_start < unit.eta_stop <= n_eta and 0 <= unit.ic_start < unit.ic_stop <= q):
-            raise DamagedFile(f"{path}: unit {unit.index} covers etas [{unit.eta_start}, {unit.eta_stop}) x "
+            raise UntrustedFile(f"{path}: unit {unit.index} covers etas [{unit.eta_start}, {unit.eta_stop}) x "
                               f"ICs [{unit.ic_start}, {unit.ic_stop}), outside the sweep")
 
 

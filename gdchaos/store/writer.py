@@ -28,7 +28,7 @@ from gdchaos.analysis.sweep import SweepAnalysis
 from gdchaos.config import SweepConfig
 from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
-from gdchaos.store.format import CREATING, FORMAT, aside, attributes, build, datasets, planned_bytes
+from gdchaos.store.format import CREATING, FORMAT, Spec, aside, attributes, build, datasets, planned_bytes
 from gdchaos.store.lock import Lock
 from gdchaos.store.recover import clear_status_flags
 from gdchaos.store.verify import DamagedFile, check_size, check_structure, is_complete
@@ -52,13 +52,12 @@ class Writer:
     # ----------------------------------------------------------- lifecycle
     @classmethod
     def create_or_resume(cls, path: str | Path, config: SweepConfig, units: list[Unit], *, n_params: int,
-                         layout: list[dict], fingerprint: str, overwrite: bool = False,
-                         trajectory_bytes: int = 0) -> "Writer":
+                         layout: list[dict], fingerprint: str, overwrite: bool = False) -> "Writer":
         """Open ``path`` to continue the same config on the same data, or create it.
 
         ``overwrite`` replaces a gdchaos results file made with another config (and nothing else).
-        A file whose creation was interrupted is created again. ``trajectory_bytes``: the space the
-        run's trajectories take, checked with the file's own against the free disk space.
+        A file whose creation was interrupted is created again; a new file's size (every array is
+        allocated at creation) is checked against the free disk space first.
         """
         path = Path(path)
         lock = Lock.acquire(path)
@@ -72,7 +71,7 @@ class Writer:
                                    f"{path} -o NEW.h5`, then rerun with -o NEW.h5") from None
             if handle is None:
                 specs = datasets(config, units, n_params, len(layout))
-                _check_space(path, planned_bytes(specs), trajectory_bytes)
+                _check_space(path, specs)
                 _create(path, specs, attributes(config, n_params=n_params, layout=layout, fingerprint=fingerprint),
                         layout)
                 handle = h5py.File(path, "r+", libver="latest", locking=False)
@@ -153,14 +152,14 @@ class Writer:
         """A failed write closes the file at once (no half-written unit is ever marked done) and says why."""
         try:
             yield
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:  # h5py raises RuntimeError when a flush fails
             _close_quietly(self.file)
             raise write_error(self.path, exc) from None
 
 
-def write_error(path: Path, exc: OSError) -> GdchaosError:
+def write_error(path: Path, exc: Exception) -> GdchaosError:
     """One line for a failed write: :class:`DiskFull` when the disk (or a quota) is full."""
-    number = exc.errno
+    number = getattr(exc, "errno", None)
     if number is None:
         found = _HDF5_ERRNO.search(str(exc))
         number = int(found.group(1)) if found else None
@@ -231,16 +230,18 @@ def _open_existing(path: Path, config: SweepConfig, fingerprint: str) -> h5py.Fi
     return handle
 
 
-def _check_space(path: Path, needed: int, trajectory_bytes: int) -> None:
+def _check_space(path: Path, specs: dict[str, Spec]) -> None:
     folder = path.resolve().parent
     free = shutil.disk_usage(folder).free
-    if needed + trajectory_bytes <= free:
+    needed = planned_bytes(specs)
+    if needed <= free:
         return
     hint = "free space or choose another -o"
+    trajectory_bytes = specs["trajectories"].nbytes if "trajectories" in specs else 0
     if trajectory_bytes:
         hint += (f"; {trajectory_bytes / 1e6:,.1f} MB of it are trajectories: choose fewer --trajectory-ics, "
                  "a larger --trajectory-every or float32")
-    raise DiskFull(f"disk full: {path.name} needs {(needed + trajectory_bytes) / 1e6:,.1f} MB but {folder} has "
+    raise DiskFull(f"disk full: {path.name} needs {needed / 1e6:,.1f} MB but {folder} has "
                    f"{free / 1e6:,.1f} MB free; {hint}")
 
 
@@ -250,7 +251,7 @@ def _create(path: Path, specs, attrs, layout) -> None:
     try:
         build(temporary, specs, attrs, layout)
         os.replace(temporary, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         temporary.unlink(missing_ok=True)
         raise write_error(path, exc) from None
     except BaseException:

@@ -20,7 +20,7 @@ import pytest
 from textual import events
 from textual.widgets import Button, DataTable, Input, Static
 
-from gdchaos import presets, store
+from gdchaos import data, presets, store
 from gdchaos.config import from_dict
 from gdchaos.engine.units import Unit
 from gdchaos.nn import MLP
@@ -92,8 +92,9 @@ def synthetic_file(path: Path, *, units_done: int) -> Path:
     t = np.arange(41)
     model = MLP((4, 10, 3))
     layout = [{"name": t.name, "shape": list(t.shape), "offset": t.offset} for t in model.layout()]
+    fingerprint = data.fingerprint(*data.load("iris"))  # resuming checks the data are the run's
     with Writer.create_or_resume(path, config, units, n_params=model.n_params, layout=layout,
-                                 fingerprint="synthetic") as writer:
+                                 fingerprint=fingerprint) as writer:
         for unit in units[:units_done + 1]:
             e = unit.eta_start
             rate = (-0.02, 0.15, 0.35, 0.6)[e]
@@ -254,7 +255,7 @@ async def test_resume_here_continues_a_stopped_file(live_file, tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"this is not HDF5 at all" * 20, "not a readable HDF5 file"),
     (None, "not a gdchaos results file"),
-    ("gdchaos-sweep", "damaged or incomplete results file"),
+    ("gdchaos-sweep", "its config, unit table or layout cannot be read"),
 ], ids=["garbage", "other-hdf5", "claims-format"])
 @sync
 async def test_bad_files_show_an_error_not_a_traceback(tmp_path, content, message):

@@ -1,0 +1,342 @@
+"""Nothing lost, nothing trusted blindly (docs/reliability.md): full disks, interrupted creation, damaged
+and crafted files, the lock file, --overwrite."""
+import errno
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from gdchaos import presets, runner, store
+from gdchaos.config import from_dict
+from gdchaos.errors import GdchaosError
+from gdchaos.store import writer as writer_module
+from gdchaos.store.lock import Lock
+
+CONFIG = dict(etas=[0.5, 10.0], ics=2, replicas=2, epochs=20, tau_epochs=30, ics_per_unit=1, etas_per_unit=1)
+
+
+def tiny(path, **overrides):
+    return from_dict({**CONFIG, **overrides, "output": str(path)}, presets.get("iris-tanh")).validate()
+
+
+def datasets_of(path):
+    """Every dataset's bytes, by name."""
+    found = {}
+    with h5py.File(path, "r") as handle:
+        handle.visititems(lambda name, item: found.__setitem__(name, item[()].tobytes())
+                          if isinstance(item, h5py.Dataset) else None)
+    return found
+
+
+def assert_same_datasets(a, b):
+    first, second = datasets_of(a), datasets_of(b)
+    assert first.keys() == second.keys()
+    assert [name for name in first if first[name] != second[name]] == []
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """A finished run of the tiny sweep; other runs use the same file name in other folders."""
+    path = tmp_path_factory.mktemp("clean") / "run.h5"
+    runner.run(tiny(path))
+    return path
+
+
+def copy_of(clean, tmp_path):
+    path = tmp_path / "run.h5"
+    shutil.copy(clean, path)
+    return path
+
+
+def run_script(tmp_path, body, output):
+    """Run ``body`` (Python, with ``config`` the tiny sweep into ``output``) in a child process."""
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys
+        import h5py
+        from gdchaos import presets, runner
+        from gdchaos.config import from_dict
+        config = from_dict({{**{CONFIG!r}, "output": {str(output)!r}}}, presets.get("iris-tanh")).validate()
+    """) + textwrap.dedent(body))
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+
+
+# ----------------------------------------------------------------------------- disk full
+def test_a_failing_write_stops_the_run_and_the_rerun_gives_the_same_bits(clean, tmp_path, monkeypatch):
+    path = tmp_path / "run.h5"
+    marked = []
+    setitem = h5py.Dataset.__setitem__
+
+    def failing(self, key, value):  # the disk fills up once two units are done
+        if self.name == "/unit_done":
+            marked.append(key)
+        elif self.name == "/distances" and len(marked) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        setitem(self, key, value)
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", failing)
+    with pytest.raises(GdchaosError, match="disk full: .* free space and rerun the same command"):
+        runner.run(tiny(path))
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", setitem)
+    with store.open(path) as partial:
+        assert partial.file["unit_done"][:].tolist() == [1, 1, 0, 0]
+    assert not (tmp_path / "run.h5.lock").exists()
+    runner.run(tiny(path))
+    assert_same_datasets(path, clean)
+
+
+def test_hdf5_write_errors_are_read_as_disk_full_or_as_the_system_error():
+    path = writer_module.Path("out.h5")
+    full = RuntimeError("Unable to synchronously flush file (unable to extend file properly, errno = 28, "
+                        "error message = 'No space left on device')")
+    assert isinstance(writer_module.write_error(path, full), writer_module.DiskFull)
+    assert isinstance(writer_module.write_error(path, OSError(errno.EDQUOT, "quota")), writer_module.DiskFull)
+    other = writer_module.write_error(path, OSError(errno.EIO, "Input/output error"))
+    assert not isinstance(other, writer_module.DiskFull) and "Input/output error" in str(other)
+
+
+def test_a_file_size_limit_at_creation_leaves_no_file_and_exits_2(tmp_path):
+    output = tmp_path / "limited.h5"
+    (tmp_path / "c.toml").write_text(tiny(output).to_toml())
+    result = run_script(tmp_path, """
+        import resource
+        from gdchaos.cli import main
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
+        sys.exit(main(["run", "--headless", "--quiet", "--config", %r, "-o", config.output]))
+    """ % str(tmp_path / "c.toml"), output)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "disk full" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "child.py"]
+
+
+def test_a_new_file_larger_than_the_free_space_is_refused_before_it_is_written(tmp_path, monkeypatch):
+    class Full:
+        free = 1000
+
+    monkeypatch.setattr(writer_module.shutil, "disk_usage", lambda folder: Full)
+    with pytest.raises(GdchaosError, match=r"disk full: run.h5 needs [\d.]+ MB but .* has 0.0 MB free"):
+        runner.run(tiny(tmp_path / "run.h5"))
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- interrupted creation
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_a_signal_at_any_step_of_creation_leaves_nothing_half_made(clean, tmp_path, how):
+    output = tmp_path / "run.h5"
+    steps = []
+    for step in (1, 6, 12, 25, "rename"):
+        result = run_script(tmp_path, f"""
+            calls = [0]
+            def stop():
+                if {how!r} == "SIGKILL":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                raise KeyboardInterrupt
+            create = h5py.Group.create_dataset
+            def counting(self, *args, **kwargs):
+                calls[0] += 1
+                if calls[0] == {step!r}:
+                    stop()
+                return create(self, *args, **kwargs)
+            h5py.Group.create_dataset = counting
+            replace = os.replace
+            def renaming(*args):
+                if {step!r} == "rename":
+                    stop()
+                return replace(*args)
+            os.replace = renaming
+            try:
+                runner.run(config)
+            except KeyboardInterrupt:
+                sys.exit(130)
+        """, output)
+        assert result.returncode in (130, -signal.SIGKILL), result.stderr
+        assert not output.exists(), step  # the final name appears only complete
+        steps.append(step)
+        if how == "SIGINT":
+            assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".h5") or "creating" in p.name] == []
+    assert not (tmp_path / "run.h5.lock").exists() or how == "SIGKILL"
+    runner.run(tiny(output))  # removes what a killed creation left aside, and runs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["child.py", "run.h5"]
+    assert_same_datasets(output, clean)
+
+
+def test_a_file_whose_creation_an_older_gdchaos_left_unfinished_is_made_again(clean, tmp_path):
+    output = tmp_path / "run.h5"
+    with h5py.File(output, "w") as handle:  # stopped after its attributes, before the unit table
+        handle.attrs["format"] = "gdchaos-sweep"
+        handle.create_dataset("eta", data=[0.5, 10.0])
+    runner.run(tiny(output))
+    assert_same_datasets(output, clean)
+    h5py.File(output, "w").close()  # stopped before anything was written
+    runner.run(tiny(output))
+    assert_same_datasets(output, clean)
+
+
+def test_ctrl_c_says_consistent_only_of_a_checked_file(tmp_path):
+    from gdchaos.cli.run import _state_after_stop
+
+    assert "was not created yet" in _state_after_stop(str(tmp_path / "none.h5"))
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    assert _state_after_stop(str(tmp_path / "junk.h5")).endswith("junk.h5: not a readable HDF5 file")
+
+
+# ------------------------------------------------------------------- damaged and crafted files
+def test_a_truncated_file_is_reported_and_its_units_can_be_salvaged_not_discarded(clean, tmp_path):
+    path = copy_of(clean, tmp_path)
+    size = os.path.getsize(path)
+    os.truncate(path, size // 2)
+    with pytest.raises(GdchaosError, match=f"truncated: {size // 2:,} of its {size:,} bytes"):
+        store.open(path)
+    with pytest.raises(GdchaosError, match="gdchaos merge") as refused:
+        runner.run(tiny(path))
+    assert "--overwrite" not in str(refused.value)
+    assert os.path.getsize(path) == size // 2  # untouched
+
+
+def test_a_flipped_byte_in_a_data_chunk_is_detected_not_averaged_in(clean, tmp_path):
+    path = copy_of(clean, tmp_path)
+    with h5py.File(path, "r") as handle:
+        chunk = handle["distances"].id.get_chunk_info(1)
+    with open(path, "r+b") as raw:
+        raw.seek(chunk.byte_offset + 100)
+        byte = raw.read(1)
+        raw.seek(chunk.byte_offset + 100)
+        raw.write(bytes([byte[0] ^ 0x10]))
+    with store.open(path) as run:
+        with pytest.raises(GdchaosError, match="damaged data .*gdchaos merge"):
+            run["distances"]
+        with pytest.raises(GdchaosError, match="damaged data"):
+            run.analysis(refit=True)
+
+
+def _craft(clean, tmp_path, edit):
+    path = copy_of(clean, tmp_path)
+    with h5py.File(path, "r+") as handle:
+        handle["unit_done"][:] = 0
+        edit(handle, tmp_path)
+    return path
+
+
+def _external_loss(handle, folder):
+    shape = handle["loss"].shape
+    del handle["loss"]
+    handle.create_dataset("loss", shape=shape, dtype="f8", external=[(str(folder / "victim"), 0, 1 << 20)])
+
+
+def _virtual_distances(handle, folder):
+    shape = handle["distances"].shape
+    with h5py.File(folder / "other.h5", "w") as other:
+        other.create_dataset("d", shape=shape, dtype="f8")
+    layout = h5py.VirtualLayout(shape=shape, dtype="f8")
+    layout[...] = h5py.VirtualSource(str(folder / "other.h5"), "d", shape=shape)
+    del handle["distances"]
+    handle.create_virtual_dataset("distances", layout)
+
+
+def _external_link(handle, folder):
+    with h5py.File(folder / "other.h5", "w") as other:
+        other.create_dataset("x", data=[1.0])
+    handle["summary/elsewhere"] = h5py.ExternalLink(str(folder / "other.h5"), "x")
+
+
+def _wrong_shape(handle, folder):
+    del handle["reached_epoch"]
+    handle.create_dataset("reached_epoch", shape=(2, 3), dtype="i4")
+
+
+def _wrong_dtype(handle, folder):
+    data = handle["distances"][()]
+    del handle["distances"]
+    handle.create_dataset("distances", data=data.astype("f4"))
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (_external_loss, "loss stores its data outside the file"),
+    (_virtual_distances, "distances stores its data outside the file"),
+    (_external_link, "summary/elsewhere is a link to elsewhere"),
+    (_wrong_shape, re.escape("reached_epoch is int32[2, 3]; its config implies int32[2, 2]")),
+    (_wrong_dtype, "distances is float32"),
+])
+def test_crafted_files_are_refused_before_anything_is_read_or_written(clean, tmp_path, edit, fragment):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious" * 1000)
+    path = _craft(clean, tmp_path, edit)
+    with pytest.raises(GdchaosError, match=fragment):
+        runner.run(tiny(path))
+    with pytest.raises(GdchaosError, match=fragment):
+        store.open(path)
+    assert victim.read_bytes() == b"precious" * 1000
+
+
+def test_resume_refuses_other_data(clean, tmp_path):
+    path = copy_of(clean, tmp_path)
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["dataset_fingerprint"] = "0" * 16
+        handle["unit_done"][-1] = 0
+    with pytest.raises(GdchaosError, match="made with other data for iris .*--data-dir"):
+        runner.run(tiny(path))
+
+
+# ------------------------------------------------------------------------- lock and overwrite
+def test_the_lock_file_never_follows_a_symlink_and_only_its_owner_removes_it(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (tmp_path / "out.h5.lock").symlink_to(victim)
+    with pytest.raises(GdchaosError, match="lock file .* is a symlink"):
+        Lock.acquire(tmp_path / "out.h5")
+    assert victim.read_text() == "precious"
+    os.unlink(tmp_path / "out.h5.lock")
+
+    stale = tmp_path / "out.h5.lock"
+    stale.write_text("left by a killed run")
+    lock = Lock.acquire(tmp_path / "out.h5")
+    assert stale.read_text() == "left by a killed run"  # opened, never truncated
+    with pytest.raises(GdchaosError, match="being written by another gdchaos run"):
+        Lock.acquire(tmp_path / "out.h5")
+    assert stale.exists()  # the refused run does not remove it
+    os.unlink(stale)  # someone removes the file while it is held ...
+    other = Lock.acquire(tmp_path / "out.h5")  # ... so a new lock file can be taken
+    lock.release()
+    assert stale.exists()  # the first owner leaves the new owner's file alone
+    other.release()
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize("kind", ["text", "fifo", "symlink", "folder", "hdf5"])
+def test_overwrite_replaces_only_gdchaos_results_files(tmp_path, kind):
+    output = tmp_path / "out.h5"
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    if kind == "text":
+        output.write_text("precious")
+    elif kind == "fifo":
+        os.mkfifo(output)
+    elif kind == "symlink":
+        output.symlink_to(victim)
+    elif kind == "folder":
+        output.mkdir()
+    else:
+        with h5py.File(output, "w") as handle:
+            handle.attrs["format"] = "someone-else"
+    with pytest.raises(GdchaosError, match="choose another -o"):
+        runner.run(tiny(output), overwrite=True)
+    assert os.path.lexists(output) and victim.read_text() == "precious"
+    if kind == "text":
+        assert output.read_text() == "precious"
+
+
+def test_overwrite_replaces_a_results_file_of_another_config(clean, tmp_path):
+    path = copy_of(clean, tmp_path)
+    runner.run(tiny(path, epochs=10, tau_epochs=10), overwrite=True)
+    with store.open(path) as run:
+        assert run.config.epochs == 10 and run.progress() == (4, 4)
+    assert json.loads(h5py.File(path, "r").attrs["config"])["epochs"] == 10
