@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 from textual import events
-from textual.widgets import Button, DataTable, Input, Static
+from textual.widgets import Button, DataTable, Input, Label, Static
 
 from gdchaos import data, presets, store
 from gdchaos.config import from_dict
@@ -29,7 +29,7 @@ from gdchaos.store import Writer
 from gdchaos_tui.app import GdchaosTui
 from gdchaos_tui.reader import RunReader
 from gdchaos_tui.screens import setup
-from gdchaos_tui.screens.dialogs import ErrorScreen, QuitScreen
+from gdchaos_tui.screens.dialogs import ErrorScreen, QuitScreen, ResumeScreen
 from gdchaos_tui.screens.live import LiveScreen
 from gdchaos_tui.screens.results import ResultsScreen
 from gdchaos_tui.screens.setup import SetupScreen
@@ -245,7 +245,15 @@ async def test_resume_here_continues_a_stopped_file(live_file, tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.state)
         live = app.screen
+        await pilot.press("r")  # a run started elsewhere: its config is shown first
+        await wait_for(pilot, lambda: isinstance(app.screen, ResumeScreen))
+        assert "Resume this run? iris, tanh 10" in str(app.screen.query_one(Label).render())
+        assert live.process is None
+        await pilot.press("escape")
+        assert app.screen is live and live.process is None
         await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResumeScreen))
+        await pilot.press("y")
         assert live.process is not None and live.process.running and app.running_process() is live.process
         await wait_for(pilot, lambda: not live.process.running and live.state.complete, what="the resumed run")
         assert live.process.returncode == 0, live.process.failure()

@@ -1,4 +1,4 @@
-"""Small screens: a file that cannot be shown, and quitting while our run is still going."""
+"""Small screens: a file that cannot be shown, resuming a run started elsewhere, quitting while our run goes."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
@@ -6,6 +6,8 @@ from textual.binding import Binding
 from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Label, Static
+
+from gdchaos.config import SweepConfig
 
 
 class ErrorScreen(Screen):
@@ -57,3 +59,41 @@ class QuitScreen(ModalScreen[str | None]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(None if event.button.id == "cancel" else event.button.id)
+
+
+class ResumeScreen(ModalScreen[bool]):
+    """Resuming a file this app did not start: show the config it will run (read from the file) and ask.
+
+    The run checks the file against this config; a crafted file could carry any config, so the
+    user sees what will run (dataset, network, learning rates, output) before it starts.
+    """
+
+    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Resume")]
+    DEFAULT_CSS = """
+    ResumeScreen { align: center middle; }
+    #dialog { width: 80; max-height: 90%; height: auto; border: thick $primary; background: $surface;
+              padding: 1 2; }
+    #config { height: auto; max-height: 16; overflow-y: auto; margin-top: 1; }
+    #buttons { grid-size: 2; grid-gutter: 0 1; height: 3; margin-top: 1; }
+    #buttons Button { width: 100%; }
+    """
+
+    def __init__(self, config: SweepConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def compose(self) -> ComposeResult:
+        config = self.config
+        network = "CNN" if config.model.kind == "cnn" else "-".join(str(h) for h in config.model.hidden)
+        with Vertical(id="dialog"):
+            yield Label(f"Resume this run? {config.dataset}, {config.model.activation} {network}, "
+                        f"{len(config.etas)} learning rates x {config.ics} ICs, {config.epochs} epochs, "
+                        f"into {config.output}")
+            yield Static(config.to_toml(), id="config", markup=False)
+            with Grid(id="buttons"):
+                yield Button("Resume", variant="primary", id="resume")
+                yield Button("Cancel", id="cancel")
+        yield Footer()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "resume")

@@ -12,10 +12,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
+from gdchaos.config import from_dict
 from gdchaos.text import duration
 from gdchaos_tui.fmt import fixed, num
 from gdchaos_tui.process import SweepProcess
 from gdchaos_tui.reader import ReadError, RunReader, RunState
+from gdchaos_tui.screens.dialogs import ResumeScreen
 from gdchaos_tui.screens.results import ResultsScreen
 from gdchaos_tui.timing import EtaClock
 from gdchaos_tui.widgets.spark import LabelledSparkline
@@ -290,12 +292,24 @@ class LiveScreen(Screen):
         self.refresh_bindings()
 
     def action_resume(self) -> None:
-        """Start the run again with the file's config; it continues where it stopped."""
+        """Start the run again; it continues where it stopped. A run this app did not start resumes with
+        the file's config once the user has seen and confirmed it."""
         if self.process is None:
             if self.state is None:
                 self.notify("nothing to resume yet: the file has not been read", severity="warning")
                 return
-            self.process = SweepProcess(self.state.config, self.path)
+            config = self.state.config
+
+            def confirmed(resume: bool | None) -> None:
+                if resume:
+                    self.process = SweepProcess(config, self.path)
+                    self._start_run()
+
+            self.app.push_screen(ResumeScreen(from_dict({"output": str(self.path)}, config)), confirmed)
+            return
+        self._start_run()
+
+    def _start_run(self) -> None:
         self._error, self._announced, self.following = "", False, True
         self._clock.reset()
         try:
