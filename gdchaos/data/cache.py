@@ -100,7 +100,7 @@ def _read_sums(folder: Path) -> dict[str, str] | None:
 
 
 def _read_part(folder: Path, part: str, sums: dict[str, str], shape: tuple[int, ...]) -> np.ndarray:
-    """The array in ``<part>.npy``, read whole and checked before it is parsed, of ``shape``."""
+    """The array in ``<part>.npy`` (read-only), read whole and checked before it is parsed."""
     name = f"{part}.npy"
     try:
         data = (folder / name).read_bytes()
@@ -108,13 +108,25 @@ def _read_part(folder: Path, part: str, sums: dict[str, str], shape: tuple[int, 
         raise _Damaged(f"{name}: {exc.strerror or exc}") from None
     if hashlib.sha256(data).hexdigest() != sums[name]:
         raise _Damaged(f"{name}: checksum mismatch")
-    try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (OSError, ValueError) as exc:  # a file stored damaged: its checksum was of these bytes
-        raise _Damaged(f"{name}: {exc}") from None
-    if array.shape != shape or array.dtype.kind not in "uif":
-        raise _Damaged(f"{name} holds {array.dtype} {array.shape}, expected numbers {shape}")
+    array = _npy_view(data)  # a view: no second copy of a large array
+    if array is None or array.shape != shape or array.dtype.kind not in "uif":
+        found = "no array" if array is None else f"{array.dtype} {array.shape}"
+        raise _Damaged(f"{name} holds {found}, expected numbers of shape {shape}")
     return array
+
+
+def _npy_view(data: bytes) -> np.ndarray | None:
+    """The C-ordered array that ``.npy`` bytes hold, as a read-only view of them; None if malformed."""
+    stream = io.BytesIO(data)
+    headers = {(1, 0): np.lib.format.read_array_header_1_0,
+               (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        shape, fortran_order, dtype = headers[np.lib.format.read_magic(stream)](stream)
+        if fortran_order or dtype.hasobject:
+            return None
+        return np.frombuffer(data, dtype=dtype, offset=stream.tell()).reshape(shape)
+    except (KeyError, TypeError, ValueError):  # unknown version, bad header, size not the shape
+        return None
 
 
 def store(spec: DatasetSpec, arrays: Arrays) -> None:

@@ -46,7 +46,7 @@ def _bundled(spec: DatasetSpec) -> Arrays:
     """A scikit-learn dataset's split; from the cache after the first load, without importing scikit-learn."""
     cached = cache.load_cached(spec)
     if cached is not None:
-        return cached
+        return tuple(np.array(array) for array in cached)
     arrays = load_bundled(spec)
     cache.store(spec, arrays)
     return arrays

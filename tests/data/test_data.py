@@ -201,6 +201,15 @@ def test_fingerprint() -> None:
     assert gdchaos.data.fingerprint(a, b) != gdchaos.data.fingerprint(a, b + 1)
 
 
+def test_fingerprint_definition_is_stable() -> None:
+    """The documented definition, computed from struct-packed bytes: results files compare by it."""
+    x = np.array([[0.5, -1.0], [2.0, 3.25]])[:, ::-1]  # not contiguous: hashed in C order
+    y = np.array([1, 0], dtype=np.int64)
+    message = (b"<f8(2, 2);" + struct.pack("<4d", -1.0, 0.5, 3.25, 2.0)
+               + b"<i8(2,);" + struct.pack("<2q", 1, 0))
+    assert gdchaos.data.fingerprint(x, y) == hashlib.sha256(message).hexdigest()[:16]
+
+
 # --- load ----------------------------------------------------------------------------------------
 
 def test_load_idx_dataset_then_from_cache(tiny: DatasetSpec, tmp_path: Path,
