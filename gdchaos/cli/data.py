@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from gdchaos.cli import number
+from gdchaos.data.limits import FETCH_TIMEOUT_S, READ_TIMEOUT_S
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -22,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", help="the datasets, their sizes and whether they are here")
     fetching = actions.add_parser("fetch", help="download a dataset, verifying its checksums")
     fetching.add_argument("name", metavar="NAME")
+    fetching.add_argument("--timeout", type=number, default=FETCH_TIMEOUT_S, metavar="SECONDS",
+                          help=f"give up after this long in all (default {FETCH_TIMEOUT_S:g}; a "
+                               f"mirror that sends nothing is left after {READ_TIMEOUT_S:g} s)")
     checking = actions.add_parser("check", help="verify and load a dataset; print its shapes")
     checking.add_argument("name", metavar="NAME")
     locating = actions.add_parser("path", help="print the data folder, or a dataset's folder")
@@ -66,9 +72,11 @@ def _availability(spec: DatasetSpec, folder: Path) -> str:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from contextlib import nullcontext
+
     from rich.console import Console
     from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TransferSpeedColumn)
+                               TimeElapsedColumn, TransferSpeedColumn)
 
     from gdchaos.data import dataset_spec, fetch
 
@@ -76,16 +84,20 @@ def _fetch(args: argparse.Namespace) -> int:
     if spec.bundled:
         print(f"{args.name} ships with scikit-learn; there is nothing to fetch")
         return 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=Console(stderr=True)) as bar:
-        tasks: dict[str, int] = {}
+    console = Console(stderr=True)
+    bar = (Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeElapsedColumn(), console=console)
+           if console.is_terminal else None)  # no progress lines in logs or pipes
+    tasks: dict[str, int] = {}
 
-        def show(file_name: str, done: int, total: int | None) -> None:
-            if file_name not in tasks:
-                tasks[file_name] = bar.add_task(file_name, total=total)
-            bar.update(tasks[file_name], completed=done, total=total)
+    def show(file_name: str, done: int, total: int | None) -> None:
+        if file_name not in tasks:
+            tasks[file_name] = bar.add_task(file_name, total=total)
+        bar.update(tasks[file_name], completed=done, total=total)
 
-        folder = fetch(args.name, args.data_dir, progress=show)
+    with bar or nullcontext():
+        folder = fetch(args.name, args.data_dir, progress=show if bar else None,
+                       timeout=args.timeout)
     print(f"{args.name}: verified in {folder}")
     return 0
 

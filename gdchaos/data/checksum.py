@@ -82,11 +82,16 @@ def remember(path: Path, checksum: str) -> None:
     try:
         record.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=record.parent, suffix=".tmp")
+    except OSError:
+        return
+    try:
         with os.fdopen(fd, "w") as handle:
             json.dump({**_stamp(path), "checksum": checksum}, handle)
         os.replace(tmp, record)
     except OSError:
         pass
+    finally:
+        Path(tmp).unlink(missing_ok=True)  # gone when the replace succeeded
 
 
 def _recalled(path: Path, spec: FileSpec) -> str | None:
@@ -124,7 +129,14 @@ def verify(path: Path, spec: FileSpec, dataset: str) -> None:
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
-    """A short hex SHA256 of the arrays' dtypes, shapes and bytes, e.g. of ``load(name)``'s result."""
+    """A dataset's fingerprint: 16 hex digits naming the exact content of ``arrays``.
+
+    Results files store ``fingerprint(*load(name))`` (x_train, y_train, x_test, y_test, in that
+    order) as ``dataset_fingerprint``; equal fingerprints mean the same data, bit for bit. The
+    definition is fixed, so fingerprints compare across versions and machines: the first 16 hex
+    digits of the SHA256 of, for each array in turn, ``f"{dtype.str}{shape};"`` in ASCII (e.g.
+    ``<f8(120, 4);``) followed by the array's bytes in C order.
+    """
     digest = hashlib.sha256()
     for array in arrays:
         digest.update(f"{array.dtype.str}{array.shape};".encode())

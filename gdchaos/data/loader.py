@@ -24,8 +24,9 @@ def load(name: str, data_dir: str | os.PathLike[str] | None = None) -> Arrays:
     Features are C-contiguous float64 of shape (n, features), images flattened and scaled to [0, 1]
     (iris keeps its raw measurements); labels are int64. Files are looked up in
     ``<data folder>/<name>/`` (see :mod:`gdchaos.data.locations`), checked against the manifest's
-    checksums once, and their parsed arrays cached, so a second load is fast. The scikit-learn
-    datasets (iris, digits) ignore ``data_dir``; their split is cached too.
+    checksums once, and their parsed arrays cached, so a second load is fast; a cache entry that
+    fails its own checksums is rebuilt from those files (see :mod:`gdchaos.data.cache`). The
+    scikit-learn datasets (iris, digits) ignore ``data_dir``; their split is cached too.
     """
     spec = dataset_spec(name)
     if spec.bundled:
@@ -72,8 +73,7 @@ def _parse(spec: DatasetSpec, paths: dict[str, Path]) -> Arrays:
     else:
         raise DataError(f"{spec.name}: unknown dataset format {spec.format!r} in its manifest")
     x_train, y_train, x_test, y_test = arrays
-    expected = {"x_train": (spec.train, spec.features), "y_train": (spec.train,),
-                "x_test": (spec.test, spec.features), "y_test": (spec.test,)}
+    expected = cache.expected_shapes(spec)
     found = {"x_train": _flat_shape(x_train), "y_train": y_train.shape,
              "x_test": _flat_shape(x_test), "y_test": y_test.shape}
     if found != expected:

@@ -7,7 +7,11 @@ records go to ``$GDCHAOS_CACHE``, else ``<user cache>/gdchaos/parsed``, so a rea
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from pathlib import Path
+
+from gdchaos.data.limits import STALE_S
 
 
 def _user_cache() -> Path:
@@ -30,3 +34,22 @@ def cache_root() -> Path:
     """The writable folder for parsed arrays and checksum records."""
     chosen = os.environ.get("GDCHAOS_CACHE")
     return Path(chosen).expanduser() if chosen else _user_cache() / "parsed"
+
+
+def remove_stale(folder: Path, pattern: str) -> None:
+    """Remove the entries of ``folder`` matching ``pattern`` not modified for ``STALE_S`` seconds.
+
+    They are temporary files or folders left by a process that was killed while writing; younger
+    ones may belong to a process still at work and are kept.
+    """
+    cutoff = time.time() - STALE_S
+    for entry in folder.glob(pattern):
+        try:
+            if entry.lstat().st_mtime >= cutoff:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink()
+        except OSError:
+            pass  # gone already, or not ours to remove

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import io
 import os
 import pickle
@@ -10,17 +11,19 @@ import struct
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import gdchaos.data
-from gdchaos.data import checksum, cifar, download, loader
+from gdchaos.data import cache, checksum, cifar, download, limits, loader
 from gdchaos.data.idx import parse_idx, read_idx
 from gdchaos.data.registry import DatasetSpec, FileSpec
-from gdchaos.errors import DataError
+from gdchaos.errors import DataError, GdchaosError
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -198,6 +201,15 @@ def test_fingerprint() -> None:
     assert gdchaos.data.fingerprint(a, b) != gdchaos.data.fingerprint(a, b + 1)
 
 
+def test_fingerprint_definition_is_stable() -> None:
+    """The documented definition, computed from struct-packed bytes: results files compare by it."""
+    x = np.array([[0.5, -1.0], [2.0, 3.25]])[:, ::-1]  # not contiguous: hashed in C order
+    y = np.array([1, 0], dtype=np.int64)
+    message = (b"<f8(2, 2);" + struct.pack("<4d", -1.0, 0.5, 3.25, 2.0)
+               + b"<i8(2,);" + struct.pack("<2q", 1, 0))
+    assert gdchaos.data.fingerprint(x, y) == hashlib.sha256(message).hexdigest()[:16]
+
+
 # --- load ----------------------------------------------------------------------------------------
 
 def test_load_idx_dataset_then_from_cache(tiny: DatasetSpec, tmp_path: Path,
@@ -273,7 +285,8 @@ def test_cifar10_reader(tmp_path: Path) -> None:
         cifar.read_cifar10(tmp_path / "bad.tar.gz")
 
 
-def test_load_cifar10_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_cifar10_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             private_cache: Path) -> None:
     members = {f"data_batch_{i}": cifar_batch(2, i) for i in range(1, 6)}
     members["test_batch"] = cifar_batch(3, 7)
     archive = write_tar(tmp_path / "tinycifar" / "cifar-10-python.tar.gz", members)
@@ -285,6 +298,11 @@ def test_load_cifar10_format(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     x_train, y_train, x_test, y_test = gdchaos.data.load("tinycifar", tmp_path)
     assert x_train.shape == (10, 3072) and x_test.shape == (3, 3072) and y_test.tolist() == [7, 8, 9]
     assert x_train[0, :3].tolist() == [0, 1 / 255, 2 / 255] and x_train.max() == 1.0
+    (cached,) = private_cache.glob("tinycifar-*/x_train.npy")
+    flipped = bytearray(cached.read_bytes())
+    flipped[200] ^= 0x10  # a pixel
+    cached.write_bytes(flipped)
+    assert_same_arrays(gdchaos.data.load("tinycifar", tmp_path), (x_train, y_train, x_test, y_test))
 
 
 def test_iris_split_is_stratified() -> None:
@@ -316,6 +334,121 @@ def test_digits() -> None:
     assert np.bincount(y_test, minlength=10).min() >= 35  # stratified: ~36 per class
 
 
+# --- the parsed-array cache: checksummed, rebuilt when damaged, written atomically ---------------
+
+def cache_entry(cache: Path, name: str = "tiny") -> dict[str, bytes]:
+    """The files of the one cache entry of ``name``, by file name."""
+    (folder,) = cache.glob(f"{name}-*")
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def assert_same_arrays(got: tuple[np.ndarray, ...], expected: tuple[np.ndarray, ...]) -> None:
+    assert all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, expected))
+    assert gdchaos.data.fingerprint(*got) == gdchaos.data.fingerprint(*expected)
+
+
+def test_every_flipped_byte_of_the_cache_is_detected_and_rebuilt(
+        tiny: DatasetSpec, tmp_path: Path, private_cache: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    write_tiny(tmp_path / "tiny")
+    fresh = gdchaos.data.load("tiny", tmp_path)  # parsed from the files
+    entry = cache_entry(private_cache)
+    assert sorted(entry) == ["sha256.json", "x_test.npy", "x_train.npy", "y_test.npy", "y_train.npy"]
+    (folder,) = private_cache.glob("tiny-*")
+    capsys.readouterr()
+    for name, content in entry.items():
+        for position in [*range(0, len(content), 7), len(content) - 1]:  # headers, data, last byte
+            flipped = bytearray(content)
+            flipped[position] ^= 0x01
+            (folder / name).write_bytes(flipped)
+            assert_same_arrays(gdchaos.data.load("tiny", tmp_path), fresh)
+            assert cache_entry(private_cache) == entry, (name, position)  # rebuilt as it was
+            notice = capsys.readouterr().err
+            assert notice.count("\n") == 1 and "cached arrays of tiny" in notice and "damaged" in notice
+    assert [p.name for p in private_cache.iterdir() if p.name.startswith(".tiny")] == []
+
+
+def test_truncated_missing_or_unreadable_cache_files_are_rebuilt(
+        tiny: DatasetSpec, tmp_path: Path, private_cache: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    write_tiny(tmp_path / "tiny")
+    fresh = gdchaos.data.load("tiny", tmp_path)
+    entry = cache_entry(private_cache)
+    (folder,) = private_cache.glob("tiny-*")
+    for name, content in entry.items():
+        for length in (0, 1, len(content) // 2, len(content) - 1):
+            (folder / name).write_bytes(content[:length])
+            assert_same_arrays(gdchaos.data.load("tiny", tmp_path), fresh)
+            assert cache_entry(private_cache) == entry, (name, length)
+    (folder / "x_test.npy").unlink()
+    (folder / "x_test.npy").mkdir()  # unreadable as a file
+    assert_same_arrays(gdchaos.data.load("tiny", tmp_path), fresh)
+    (folder / "y_test.npy").unlink()
+    assert_same_arrays(gdchaos.data.load("tiny", tmp_path), fresh)
+    assert cache_entry(private_cache) == entry
+    assert capsys.readouterr().err.count("damaged") == len(entry) * 4 + 2
+    (folder / "sha256.json").unlink()  # an entry from before checksums: rebuilt without a notice
+    assert_same_arrays(gdchaos.data.load("tiny", tmp_path), fresh)
+    assert cache_entry(private_cache) == entry and capsys.readouterr().err == ""
+
+
+def test_a_cache_entry_of_wrong_shapes_is_rebuilt(tiny: DatasetSpec, tmp_path: Path,
+                                                  private_cache: Path) -> None:
+    write_tiny(tmp_path / "tiny")
+    fresh = gdchaos.data.load("tiny", tmp_path)
+    entry = cache_entry(private_cache)
+    forged = (np.zeros((5, 6), np.uint8), np.zeros(5, np.int64), np.zeros((4, 6), np.uint8),
+              np.zeros(4, np.int64))
+    cache.store(tiny, forged)  # consistent checksums, wrong content
+    assert cache_entry(private_cache) != entry
+    assert_same_arrays(gdchaos.data.load("tiny", tmp_path), fresh)
+    assert cache_entry(private_cache) == entry
+
+
+def test_an_interrupted_cache_write_leaves_nothing_trusted(
+        tiny: DatasetSpec, tmp_path: Path, private_cache: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    write_tiny(tmp_path / "tiny")
+    real_save = np.save
+    saved = []
+
+    def killed_midway(path: Path, array: np.ndarray, **kwargs: object) -> None:
+        if len(saved) == 2:
+            Path(path).write_bytes(b"\x93NUMPY half")
+            raise KeyboardInterrupt
+        saved.append(path)
+        real_save(path, array, **kwargs)
+
+    monkeypatch.setattr(np, "save", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        gdchaos.data.load("tiny", tmp_path)
+    monkeypatch.setattr(np, "save", real_save)
+    assert list(private_cache.glob("tiny-*")) == [] and list(private_cache.glob(".tiny-*")) == []
+    # a staging folder left by a killed process: never read, removed once it is old
+    stale = private_cache / f".{cache.cache_dir(tiny).name}.killed"
+    stale.mkdir()
+    (stale / "x_train.npy").write_bytes(b"half")
+    young = private_cache / f".{cache.cache_dir(tiny).name}.working"
+    young.mkdir()
+    os.utime(stale, (time.time() - 2 * limits.STALE_S,) * 2)
+    fresh = gdchaos.data.load("tiny", tmp_path)
+    assert np.array_equal(fresh[0], TINY_X_TRAIN.reshape(6, 6) / 255)
+    assert not stale.exists() and young.exists()
+    assert sorted(cache_entry(private_cache)) == ["sha256.json", "x_test.npy", "x_train.npy",
+                                                  "y_test.npy", "y_train.npy"]
+
+
+def test_a_damaged_bundled_split_is_rebuilt(private_cache: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    first = gdchaos.data.load("iris")
+    (cached,) = private_cache.glob("iris-*/x_train.npy")
+    flipped = bytearray(cached.read_bytes())
+    flipped[-3] ^= 0x40  # a bit of a measurement's exponent
+    cached.write_bytes(flipped)
+    assert_same_arrays(gdchaos.data.load("iris"), first)
+    assert "cached arrays of iris" in capsys.readouterr().err
+
+
 # --- fetch ---------------------------------------------------------------------------------------
 
 def test_fetch_from_file_mirror(tiny: DatasetSpec, tmp_path: Path) -> None:
@@ -327,7 +460,8 @@ def test_fetch_from_file_mirror(tiny: DatasetSpec, tmp_path: Path) -> None:
     assert folder == tmp_path / "data" / "tiny"
     assert sorted(p.name for p in folder.iterdir()) == sorted(n for n, _ in TINY_FILES.values())
     assert {name for name, _, _ in calls} == {n for n, _ in TINY_FILES.values()}
-    assert all(total == (mirror / name).stat().st_size for name, _, total in calls)
+    assert all(total == (mirror / name).stat().st_size for name, done, total in calls if done)
+    assert calls[0] == (TINY_FILES["train_images"][0], 0, None)  # shown while connecting
     for path in mirror.iterdir():
         path.unlink()  # present files are kept, not fetched again
     gdchaos.data.fetch("tiny", tmp_path / "data", mirrors=[mirror.as_uri()])
@@ -346,6 +480,126 @@ def test_fetch_checksum_mismatch_leaves_no_file(tiny: DatasetSpec, tmp_path: Pat
 def test_fetch_refuses_bundled() -> None:
     with pytest.raises(DataError, match="iris ships with scikit-learn"):
         gdchaos.data.fetch("iris")
+
+
+# --- fetch over HTTP: time limit, wrong bytes, interruption --------------------------------------
+
+class MirrorHandler(http.server.BaseHTTPRequestHandler):
+    """``/good/NAME`` serves a file, ``/wrong/NAME`` as many zero bytes, ``/trickle/NAME`` the
+    file one byte every 50 ms, ``/silent/NAME`` its headers and then nothing."""
+
+    def do_GET(self) -> None:
+        mode, _, name = self.path.strip("/").partition("/")
+        data = self.server.files.get(name)
+        if data is None:
+            self.send_error(404)
+            return
+        if mode == "wrong":
+            data = bytes(len(data))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            if mode == "trickle":
+                for i in range(len(data)):
+                    if self.server.stop.wait(0.05):
+                        return
+                    self.wfile.write(data[i:i + 1])
+            elif mode == "silent":
+                self.server.stop.wait(5)
+            else:
+                self.wfile.write(data)
+        except OSError:
+            pass  # the client gave up
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def http_mirror(tmp_path: Path) -> Iterator[str]:
+    """The URL of a local HTTP server holding the tiny dataset's files (see MirrorHandler)."""
+    mirror = write_tiny(tmp_path / "served")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MirrorHandler)
+    server.files = {path.name: path.read_bytes() for path in mirror.iterdir()}
+    server.stop = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.stop.set()
+    server.shutdown()
+    server.server_close()
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
+
+
+def test_fetch_over_http_falls_back_from_wrong_bytes(tiny: DatasetSpec, tmp_path: Path,
+                                                     http_mirror: str) -> None:
+    folder = gdchaos.data.fetch("tiny", tmp_path / "data",
+                                mirrors=[f"{http_mirror}/absent", f"{http_mirror}/wrong",
+                                         f"{http_mirror}/good"])
+    assert files_in(folder) == sorted(name for name, _ in TINY_FILES.values())
+    assert np.array_equal(gdchaos.data.load("tiny", tmp_path / "data")[1], TINY_Y_TRAIN)
+
+
+def test_fetch_of_wrong_bytes_fails_with_one_line_and_no_part_file(
+        tiny: DatasetSpec, tmp_path: Path, http_mirror: str) -> None:
+    with pytest.raises(DataError) as error:
+        gdchaos.data.fetch("tiny", tmp_path / "data", mirrors=[f"{http_mirror}/wrong"])
+    message = str(error.value)
+    assert message == (f"could not fetch train-images-idx3-ubyte.gz: {http_mirror}/wrong/"
+                       "train-images-idx3-ubyte.gz: checksum mismatch (corrupted or truncated "
+                       f"download); retry later, or put the file into {tmp_path / 'data' / 'tiny'}"
+                       " by hand")
+    assert files_in(tmp_path / "data" / "tiny") == []
+
+
+@pytest.mark.parametrize("mode", ["trickle", "silent"])
+def test_fetch_gives_up_at_its_time_limit_with_no_part_file(
+        tiny: DatasetSpec, tmp_path: Path, http_mirror: str, mode: str) -> None:
+    with pytest.raises(DataError) as error:
+        gdchaos.data.fetch("tiny", tmp_path / "data", mirrors=[f"{http_mirror}/{mode}"],
+                           timeout=0.3)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"could not fetch train-images-idx3-ubyte.gz: {http_mirror}/{mode}/")
+    assert message.endswith("; retry with a longer time limit than 0.3 s (--timeout)")
+    if mode == "trickle":
+        assert "time limit reached after" in message and " bytes" in message
+    assert files_in(tmp_path / "data" / "tiny") == []
+
+
+def test_an_interrupted_fetch_leaves_no_part_file(tiny: DatasetSpec, tmp_path: Path,
+                                                  http_mirror: str) -> None:
+    def interrupt(name: str, done: int, total: int | None) -> None:
+        if done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gdchaos.data.fetch("tiny", tmp_path / "data", mirrors=[f"{http_mirror}/trickle"],
+                           progress=interrupt)
+    assert files_in(tmp_path / "data" / "tiny") == []
+
+
+def test_fetch_removes_part_files_left_by_killed_processes(tiny: DatasetSpec, tmp_path: Path) -> None:
+    mirror = write_tiny(tmp_path / "mirror")
+    folder = tmp_path / "data" / "tiny"
+    folder.mkdir(parents=True)
+    old, young = folder / ".t10k-labels-idx1-ubyte.gz.x1.part", folder / ".other.x2.part"
+    old.write_bytes(b"half")
+    young.write_bytes(b"in progress elsewhere")
+    os.utime(old, (time.time() - 2 * limits.STALE_S,) * 2)
+    gdchaos.data.fetch("tiny", tmp_path / "data", mirrors=[mirror.as_uri()])
+    assert files_in(folder) == sorted([young.name, *(name for name, _ in TINY_FILES.values())])
+
+
+def test_fetch_time_limit_is_checked(tiny: DatasetSpec, tmp_path: Path) -> None:
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(GdchaosError, match=r"^timeout: must be a finite number > 0; got"):
+            gdchaos.data.fetch("tiny", tmp_path, mirrors=["file:///nowhere"], timeout=bad)
 
 
 # --- command line --------------------------------------------------------------------------------
@@ -381,6 +635,29 @@ def test_cli_path_list_and_bundled_fetch(tmp_path: Path, capsys: pytest.CaptureF
     table = capsys.readouterr().out
     assert "fashion-mnist" in table and "bundled" in table
     assert next(line for line in table.splitlines() if "│ mnist" in line).rstrip(" │").endswith("yes")
+
+
+def test_cli_fetch_time_limit(tiny: DatasetSpec, tmp_path: Path, http_mirror: str,
+                              monkeypatch: pytest.MonkeyPatch,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    from gdchaos.cli import main
+
+    spec = tiny_spec(mirrors=(f"{http_mirror}/trickle",))
+    monkeypatch.setattr(download, "dataset_spec", lambda name: spec)
+    monkeypatch.setattr(gdchaos.data, "dataset_spec", lambda name: spec)
+    assert main(["data", "fetch", "tiny", "--data-dir", str(tmp_path), "--timeout", "0.25"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"gdchaos: error: could not fetch train-images-idx3-ubyte.gz: "
+                          f"{http_mirror}/trickle/train-images-idx3-ubyte.gz: time limit reached")
+    assert err.endswith("retry with a longer time limit than 0.25 s (--timeout)\n")
+    assert files_in(tmp_path / "tiny") == []
+    bad = gdchaos_cli("data", "fetch", "mnist", "--timeout", "0", "--data-dir", str(tmp_path), env={})
+    assert bad.returncode == 2
+    assert bad.stderr == "gdchaos: error: timeout: must be a finite number > 0; got 0.0\n"
+    bad = gdchaos_cli("data", "fetch", "mnist", "--timeout", "soon", env={})
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "--timeout: must be a number; got 'soon'" in bad.stderr
 
 
 # --- MNIST itself (from $GDCHAOS_DATA, as in CI) ------------------------------------------------
