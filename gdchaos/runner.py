@@ -21,6 +21,7 @@ from gdchaos.engine.units import Unit, initial_conditions, plan_units
 from gdchaos.errors import GdchaosError
 from gdchaos.store import Writer
 from gdchaos.store.analysis import analyse_file
+from gdchaos.store.verify import readable
 
 PARTIAL_WRITE_SECONDS = 2.0  # how often a unit in flight shows its progress in the file
 
@@ -117,7 +118,9 @@ def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
 
 def analyse_into(writer: Writer, config: SweepConfig) -> None:
     """Fit every complete learning rate with the config's parameters and store the per-eta summary and per-IC fits."""
-    writer.write_analysis(analyse_file(writer.file, config.fit_params(), refit=True))
+    with readable(writer.path):
+        analysis = analyse_file(writer.file, config.fit_params(), refit=True)
+    writer.write_analysis(analysis)
 
 
 @contextmanager

@@ -66,6 +66,8 @@ def analyse_path(path: str, args) -> list[dict]:
         return rows
     try:
         run = store.open(path)
+    except (store.DamagedFile, store.UntrustedFile):
+        raise
     except GdchaosError:
         raise GdchaosError(f"{path}: neither a gdchaos results file nor an authors' file (dataset 'weights')") from None
     with run:

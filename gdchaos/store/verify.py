@@ -113,7 +113,8 @@ def readable(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise DamagedFile(f"{path}: damaged data ({_reason(exc)}); `gdchaos merge {path.name} -o NEW.h5` "
+        reason = "a chunk fails its checksum" if "filter returned failure" in str(exc) else _reason(exc)
+        raise DamagedFile(f"{path}: damaged data ({reason}); `gdchaos merge {path.name} -o NEW.h5` "
                           "keeps the units that read back intact") from None
 
 
