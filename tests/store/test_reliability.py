@@ -340,3 +340,27 @@ def test_overwrite_replaces_a_results_file_of_another_config(clean, tmp_path):
     with store.open(path) as run:
         assert run.config.epochs == 10 and run.progress() == (4, 4)
     assert json.loads(h5py.File(path, "r").attrs["config"])["epochs"] == 10
+
+
+def test_a_results_file_never_grows_after_its_creation(tmp_path, monkeypatch):
+    path = tmp_path / "run.h5"
+    sizes = []
+    original = writer_module.Writer.write_unit
+
+    def recording(self, unit, *args, **kwargs):
+        sizes.append(os.path.getsize(path))
+        original(self, unit, *args, **kwargs)
+
+    monkeypatch.setattr(writer_module.Writer, "write_unit", recording)
+    runner.run(tiny(path, save_trajectories=True))
+    assert len(set(sizes)) == 1 and os.path.getsize(path) == sizes[0]
+
+
+def test_the_command_line_reports_a_truncated_file_in_one_line(clean, tmp_path):
+    path = copy_of(clean, tmp_path)
+    os.truncate(path, os.path.getsize(path) - 1000)
+    for command in (["analyze", str(path)], ["plot", str(path), "-o", str(tmp_path / "fig")]):
+        result = subprocess.run([sys.executable, "-m", "gdchaos", *command], capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "truncated:" in result.stderr, result.stderr
