@@ -186,7 +186,8 @@ def fit_local_exponent(d: np.ndarray, params: FitParams | None = None, *,
     if bad.any():
         first = int(np.argmax(bad))
         return _no_fit(params, debug, diverged=True, n_valid=first, diverged_at=first)
-    d_mean = ball.mean(axis=0)
+    with np.errstate(over="ignore"):
+        d_mean = ball.mean(axis=0)
     overflow = ~np.isfinite(d_mean)  # finite d_j whose sum exceeds the float range
     if overflow.any():
         first = int(np.argmax(overflow))

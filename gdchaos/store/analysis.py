@@ -49,7 +49,7 @@ def analyse_file(handle: h5py.File, params: FitParams | None = None, *, refit: b
         return records[indices], handle["reached_epoch"][indices]
 
     sharpness = handle["sharpness"] if "sharpness" in handle else None  # read only where fitted
-    diverged = handle["diverged_epoch"] if "diverged_epoch" in handle else None
+    diverged = handle.get("diverged_epoch")  # None in files of an older gdchaos
     return analyse_sweep(handle["eta"][:], complete_etas(handle), config.ics, load, params,
                          budget=config.tau_epochs, stored=stored, sharpness=sharpness, cache=cache,
                          diverged_epoch=diverged)
