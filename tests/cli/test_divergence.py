@@ -80,3 +80,26 @@ def test_a_normal_learning_rate_next_to_a_diverged_one_is_analysed_as_alone(swee
             assert m[f"fit/{name}"][0].tobytes() == a[f"fit/{name}"][0].tobytes(), name
     result = gdchaos("plot", "mixed.h5", "--kind", "sweep,distances", "-o", "figures", cwd=root)
     assert result.returncode == 0 and "figures/mixed_distances_eta0.5.png" in result.stdout.split()
+
+
+def test_sweep_figure_shades_the_diverged_learning_rates(sweeps):
+    pytest.importorskip("matplotlib")
+    from matplotlib.patches import Rectangle
+
+    from gdchaos import plot, store
+
+    root, _ = sweeps
+    with store.open(root / "mixed.h5") as handle:
+        run = plot.load_run(handle)
+        assert run.all_diverged().tolist() == [False, True] and run.has_summary()
+        assert not plot.log_eta_axis([run])  # 1e307 overflows a log axis: log10(eta) on a linear one
+        figure = plot.sweep_figure([run])
+        for ax in figure.axes[:3]:
+            bands = [patch for patch in ax.patches if isinstance(patch, Rectangle)]
+            assert len(bands) == 1  # eta 1e307 only
+            low, high = bands[0].get_x(), bands[0].get_x() + bands[0].get_width()
+            assert low < 307 < high and high < 320
+        labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+        assert labels == ["every IC diverged"]
+        lam = [line for line in figure.axes[0].lines if np.isfinite(line.get_ydata()).any()][0]
+        np.testing.assert_allclose(lam.get_xdata(), np.log10(run.eta))
