@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from gdchaos.analysis import first_divergence
 from gdchaos.store import Results
 from gdchaos.store.cubic import CubicFile
 
@@ -33,6 +34,9 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
 MARKERS = ("o", "s", "D", "^", "v", "P", "X")
 EDGE_OF_STABILITY_COLOUR = "#D55E00"
 DODGE = 1.07  # overlaid runs are shifted by this factor in eta, so error bars do not hide each other
+DIVERGED_BAND = 0.02  # a learning rate where every IC diverged is shaded over this share of the eta axis
+DIVERGED_COLOUR = "0.85"
+LOG_AXIS_ETAS = (1e-200, 1e200)  # beyond, matplotlib's log axis overflows: log10(eta) on a linear axis
 NONE_STEP = 1.45  # triangles "no IC reached the target" of overlaid runs are stacked by this factor
 STYLE: dict[str, Any] = {
     "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "figure.titlesize": 8,
@@ -94,8 +98,38 @@ class Run:
         return bool(np.isfinite(self.results.file[name][e]).any())
 
     def has_summary(self) -> bool:
-        """Whether any learning rate is analysed."""
-        return bool(np.isfinite(self.summary["lambda_mean"]).any())
+        """Whether any learning rate is analysed (one where every IC diverged counts: it is drawn as such)."""
+        return bool(np.isfinite(self.summary["n_ic"]).any())
+
+    def all_diverged(self) -> np.ndarray:
+        """(n_eta,) bool: analysed, and every initial condition diverged (no lambda_nMLE)."""
+        n_ic, n_diverged = self.summary["n_ic"], self.summary["n_diverged"]
+        return (n_ic > 0) & (n_diverged == n_ic)
+
+    def some_diverged(self) -> np.ndarray:
+        """(n_eta,) bool: analysed, some but not every initial condition diverged."""
+        n_ic, n_diverged = self.summary["n_ic"], self.summary["n_diverged"]
+        return (n_diverged > 0) & (n_diverged < n_ic)
+
+    def ball_divergence(self, e: int, ics: np.ndarray) -> np.ndarray:
+        """(len(ics),) first epoch any network of each ball at learning rate ``e`` diverged (its
+        ``diverged_epoch``, or a non-finite distance in a written epoch); -1: none."""
+        file = self.results.file
+        d = file["distances"][e][ics]  # (n, M, T+1); NaN in every replica: not written yet
+        bad = ~np.isfinite(d).all(axis=1) & np.isfinite(d).any(axis=1)
+        bad |= np.isinf(d).any(axis=1)
+        first = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
+        if "diverged_epoch" in file:
+            records = first_divergence(file["diverged_epoch"][e][ics])
+            first = np.where((records >= 0) & ((first < 0) | (records < first)), records, first)
+        return first
+
+    def reference_divergence(self, e: int, ics: np.ndarray) -> np.ndarray:
+        """(len(ics),) first epoch with a non-finite loss of each reference at learning rate ``e``; < 0: none."""
+        file = self.results.file
+        if "diverged_epoch" not in file:
+            return np.full(len(ics), -1)
+        return file["diverged_epoch"][e][ics, 0].astype(np.int64)
 
     @property
     def has_sharpness(self) -> bool:
@@ -190,9 +224,27 @@ def find_etas(run: Run, values: Sequence[float]) -> list[int]:
 
 
 # ============================================================= figures
-def _eta_axis(ax: Any) -> None:
-    ax.set_xscale("log")
+def log_eta_axis(runs: Sequence[Run]) -> bool:
+    """Whether every learning rate of ``runs`` fits a log axis (:data:`LOG_AXIS_ETAS`); else the sweep
+    figure draws log10(eta) on a linear axis, ticked 10^k (learning rates near the float limit)."""
+    low, high = LOG_AXIS_ETAS
+    return all(bool(((run.eta >= low) & (run.eta <= high)).all()) for run in runs)
+
+
+def _eta_positions(eta: np.ndarray, factor: float, log_axis: bool) -> np.ndarray:
+    """Where ``eta`` x ``factor`` sits on the eta axis, computed without overflow on the log10 axis."""
+    return eta * factor if log_axis else np.log10(eta) + math.log10(factor)
+
+
+def _eta_axis(ax: Any, log_axis: bool = True) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     ax.set_xlabel(_LABEL_ETA)
+    if log_axis:
+        ax.set_xscale("log")
+        return
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"$10^{{{value:g}}}$"))
 
 
 def _plain_log_ticks(axis: Any, low: float, high: float, up_to: float = math.inf) -> None:
@@ -212,17 +264,20 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
 
     Censored <tau> (some ICs never reached the target within the budget) has hollow markers (and, for
     one run, n_reached/n_ic above them); where no IC reached it, an open triangle sits on the budget
-    line (several runs: stacked above it). Several runs are dodged by a few percent in eta.
+    line (several runs: stacked above it). Several runs are dodged by a few percent in eta. Learning
+    rates where every IC diverged are shaded grey in every panel; where some did, a cross sits on the
+    bottom edge of the lambda panel.
     """
     fig = Figure(figsize=(PAGE_WIDTH, 2.35 if len(runs) == 1 else 2.6), layout="constrained")
     ax_lam, ax_rho, ax_tau = fig.subplots(1, 3)
     labels, common = legend_labels(runs)
+    log_axis = log_eta_axis(runs)
     censored_any = none_any = False
     for k, (run, label) in enumerate(zip(runs, labels)):
         style = dict(color=PALETTE[k % len(PALETTE)], marker=MARKERS[k % len(MARKERS)], capsize=1.5,
                      elinewidth=0.6, capthick=0.6, lw=0.9, ms=3.2)
         s = run.summary
-        eta = run.eta * DODGE ** (k - (len(runs) - 1) / 2)
+        eta = _eta_positions(run.eta, DODGE ** (k - (len(runs) - 1) / 2), log_axis)
         ax_lam.errorbar(eta, s["lambda_mean"], yerr=s["lambda_std"], label=label, **style)
         rho = s["rho"]
         rho_err = np.clip([rho - s["rho_ci_low"], s["rho_ci_high"] - rho], 0, None)
@@ -243,7 +298,11 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
     _plain_log_ticks(ax_tau.yaxis, 1.0, max(budgets), up_to=max(budgets))
     ax_tau.set_ylim(top=max(budgets) * NONE_STEP ** len(runs) * 2.0)  # room for triangles and labels
     for ax in (ax_lam, ax_rho, ax_tau):
-        _eta_axis(ax)
+        _eta_axis(ax, log_axis)
+    diverged = _mark_diverged((ax_lam, ax_rho, ax_tau), runs, log_axis)
+    if diverged:
+        ax_lam.legend(handles=diverged, loc="best", fontsize=6, handlelength=1.5, frameon=True, framealpha=0.85,
+                      edgecolor="none", borderpad=0.3)
     notes = []
     if censored_any:
         notes.append(Line2D([], [], color="0.3", marker="o", mfc="white", ls="", ms=3.2,
@@ -262,6 +321,34 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
     return fig
 
 
+def _mark_diverged(axes: Sequence[Any], runs: Sequence[Run], log_axis: bool) -> list[Any]:
+    """Shade the learning rates where every IC diverged (all panels) and cross, on the lambda panel's
+    bottom edge, those where some did; returns the legend entries of what was drawn."""
+    from matplotlib.patches import Patch
+
+    shaded = crossed = False
+    decades = np.log10(np.concatenate([run.eta for run in runs]))
+    width = 10.0 ** max(0.1, DIVERGED_BAND * float(decades.max() - decades.min()))  # at least +-26 %
+    for k, run in enumerate(runs):
+        for e in np.flatnonzero(run.all_diverged()):
+            low, high = (_eta_positions(run.eta[e:e + 1], f, log_axis)[0] for f in (1 / width, width))
+            for ax in axes:
+                ax.axvspan(low, high, color=DIVERGED_COLOUR, lw=0, zorder=0)
+            shaded = True
+        some = run.some_diverged()
+        if some.any():
+            eta = _eta_positions(run.eta[some], DODGE ** (k - (len(runs) - 1) / 2), log_axis)
+            axes[0].plot(eta, np.full(eta.size, 0.03), ls="", marker="x", color=PALETTE[k % len(PALETTE)],
+                         ms=3.2, mew=0.8, transform=axes[0].get_xaxis_transform(), clip_on=False)
+            crossed = True
+    entries = []
+    if shaded:
+        entries.append(Patch(color=DIVERGED_COLOUR, lw=0, label="every IC diverged"))
+    if crossed:
+        entries.append(Line2D([], [], color="0.3", marker="x", ls="", ms=3.2, mew=0.8, label="some ICs diverged"))
+    return entries
+
+
 def _plot_tau(ax: Any, run: Run, eta: np.ndarray, style: dict[str, Any], *, annotate: bool,
               level: int) -> tuple[bool, bool]:
     """<tau> +- std at ``eta``: filled when every IC reached the target, hollow (and, if ``annotate``,
@@ -271,7 +358,7 @@ def _plot_tau(ax: Any, run: Run, eta: np.ndarray, style: dict[str, Any], *, anno
     tau, n_reached, n_ic = s["tau_mean"], s["n_reached"], s["n_ic"]
     complete = np.isfinite(tau) & (n_reached == n_ic)
     censored = np.isfinite(tau) & (n_reached < n_ic)
-    none = (n_reached == 0) & (n_ic > 0)
+    none = (n_reached == 0) & (n_ic > 0) & ~run.all_diverged()  # diverged: shaded, not "tau > budget"
     colour = style["color"]
     ax.plot(eta, tau, color=colour, lw=style["lw"])
     lower = np.minimum(s["tau_std"], tau - 1.0)
@@ -296,8 +383,9 @@ def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
     """Semi-log d(t) of the eps-balls at learning rate index ``e`` (Figs. 2-3).
 
     Each initial condition: replicas d_j(t) faint, their mean D(t) coloured by the local exponent
-    Lambda, and the least-squares line of ln D over the fit window (black dashed). Inset (three or more
-    fitted ICs): histogram of Lambda, with their mean lambda_nMLE marked; else Lambda and R^2 as text.
+    Lambda, and the least-squares line of ln D over the fit window (black dashed); a ball that diverged
+    (never fitted) is grey and dotted. Inset (three or more fitted ICs): histogram of Lambda, with their
+    mean lambda_nMLE marked; else Lambda and R^2 as text.
     """
     from matplotlib import colormaps
     from matplotlib.colors import Normalize
@@ -305,6 +393,8 @@ def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
     d = run.array("distances", e, ics)  # (n, M, T+1)
     lam = run.fits["lyapunov"][e][ics]
     start, end, slope = (run.fits[k][e][ics] for k in ("start", "end", "slope"))
+    diverged_at = run.ball_divergence(e, ics)
+    diverged = diverged_at >= 0
     finite = np.isfinite(lam)
     low, high = (lam[finite].min(), lam[finite].max()) if finite.any() else (0.0, 1.0)
     if high - low < 1e-3:
@@ -322,10 +412,16 @@ def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
     for k in range(len(ics)):
         c = colour(lam[k])
         replicas = np.where(d[k] > 0, d[k], np.nan)
+        with np.errstate(over="ignore"):
+            mean = d[k].mean(axis=0)  # D(t), the curve the fit uses
+        mean[~((mean > 0) & np.isfinite(mean))] = np.nan
+        if diverged[k]:  # after it, the distances of blown-up networks are not data
+            replicas[:, diverged_at[k]:] = mean[diverged_at[k]:] = np.nan
         ax.plot(t, replicas.T, color=c, lw=0.4, alpha=faint, rasterized=True)
-        mean = d[k].mean(axis=0)  # D(t), the curve the fit uses
-        mean[~(mean > 0)] = np.nan
-        ax.plot(t, mean, color=c, lw=0.9)
+        ax.plot(t, mean, color=c, lw=0.9, ls=":" if diverged[k] else "-")
+        if diverged[k] and diverged_at[k] >= 1:
+            ax.plot(diverged_at[k] - 1, mean[diverged_at[k] - 1], ls="", marker="x", color="0.4", ms=4, mew=0.9,
+                    clip_on=False)
         if start[k] >= 0 and np.isfinite(slope[k]):
             window = np.arange(int(start[k]), int(end[k]) + 1)
             y = np.log(mean[window])
@@ -338,6 +434,9 @@ def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
     which = f"{len(ics)} ICs" if len(ics) > 1 else f"IC {int(ics[0])}"
     ax.set_title(rf"{run.label}; $\eta$ = {run.eta[e]:g}; {which}", fontsize=7)
     key = [Line2D([], [], color="k", lw=0.7, ls=(0, (2.5, 1.5)), label="fit window")]
+    if diverged.any():
+        key.append(Line2D([], [], color="0.6", lw=0.9, ls=":", marker="x", mec="0.4", ms=4,
+                          label=f"diverged after x, not fitted ({diverged.sum()})"))
     if finite.sum() >= 3:
         _exponent_histogram(ax, lam[finite], cmap, norm)
         ax.legend(handles=key, loc="lower right", fontsize=6, borderaxespad=0.2)  # in the inset's white box
@@ -377,21 +476,32 @@ def _exponent_histogram(ax: Any, lam: np.ndarray, cmap: Any, norm: Any) -> None:
 def loss_figure(run: Run, etas: Sequence[int], ics: np.ndarray) -> Figure:
     """Training loss of the reference networks against epoch, one panel per learning rate (Fig. 1).
 
-    The first chosen initial condition is drawn bold, the others faint; the y axis is shared (log).
+    The first chosen initial condition is drawn bold, the others faint; the y axis is shared (log). A
+    reference whose loss diverged (non-finite) ends in a cross at its last finite value.
     """
     width = min(PAGE_WIDTH, 0.4 + 2.2 * len(etas))
     fig = Figure(figsize=(width, 2.1), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(etas), sharey=True))
+    crossed = None  # the last panel with a cross: it gets the legend
     for k, (ax, e) in enumerate(zip(axes, etas)):
         loss = run.array("loss", e, ics)
+        loss[~np.isfinite(loss)] = np.nan  # after a divergence; inf would overflow the log axis
         colour = PALETTE[k % len(PALETTE)]
         t = np.arange(loss.shape[-1])
         if len(ics) > 1:
             ax.plot(t, loss[1:].T, color=colour, lw=0.4, alpha=0.3 if len(ics) <= 10 else 0.15, rasterized=True)
         ax.plot(t, loss[0], color=colour, lw=1.0)
+        diverged = run.reference_divergence(e, ics)
+        for i in np.flatnonzero((diverged >= 1) & (diverged <= t[-1])):
+            ax.plot(diverged[i] - 1, loss[i, diverged[i] - 1], ls="", marker="x", color=colour, ms=4, mew=0.9,
+                    clip_on=False)
+            crossed = ax
         ax.set_title(rf"$\eta$ = {run.eta[e]:g}")
         ax.set_xlabel("epoch $t$")
         ax.set_xlim(0, t[-1])
+    if crossed is not None:
+        crossed.legend(handles=[Line2D([], [], color="0.3", marker="x", ls="", ms=4, mew=0.9,
+                                       label="diverged after this epoch")], loc="best", fontsize=6)
     axes[0].set_yscale("log")
     axes[0].set_ylabel(r"training loss $\mathcal{L}(t)$")
     which = f"IC {int(ics[0])} bold, {len(ics) - 1} more faint" if len(ics) > 1 else f"IC {int(ics[0])}"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from gdchaos import store
-from gdchaos.analysis import SweepAnalysis
+from gdchaos.analysis import SweepAnalysis, first_divergence
 from gdchaos.config import SweepConfig
 from gdchaos.engine.units import unit_fractions
 from gdchaos.errors import GdchaosError
@@ -47,6 +47,11 @@ class EtaRow:
     n_reached: int | None = None
     n_ic: int | None = None
     n_diverged: int | None = None
+
+    @property
+    def all_diverged(self) -> bool:
+        """Analysed, and every initial condition diverged: there is no lambda to show."""
+        return bool(self.n_ic) and self.n_diverged == self.n_ic
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ class IcFit:
     end: int
     lyapunov: float
     r2: float
-    diverged_at: int  # first non-finite epoch; -1: never
+    diverged_at: int  # first epoch a network of the ball diverged or a distance is non-finite; -1: never
 
 
 class RunReader:
@@ -103,17 +108,24 @@ class RunReader:
 
     def eta_fits(self, e: int) -> list[IcFit]:
         """ln D(t) and fit of every initial condition of learning rate ``e`` (no fit window while the
-        learning rate is not complete)."""
+        learning rate is not complete); a ball's curve ends where it diverged (``diverged_epoch``)."""
         with self._reading() as run:
             fits = self._analysis(run).fits
             distances = run.file["distances"][e]
+            records = (first_divergence(run.file["diverged_epoch"][e]) if "diverged_epoch" in run.file
+                       else np.full(len(distances), -1))
         out = []
         for ic, ball in enumerate(distances):
             start, end = fits["start"][e, ic], fits["end"][e, ic]
             window = (int(start), int(end)) if np.isfinite(start) and np.isfinite(end) else (-1, -1)
-            bad = ~np.isfinite(ball).all(axis=0)
-            out.append(IcFit(ic, log_mean(ball), *window, float(fits["lyapunov"][e, ic]), float(fits["r2"][e, ic]),
-                             int(np.argmax(bad)) if bad.any() else -1))
+            bad = ~np.isfinite(ball).all(axis=0) & np.isfinite(ball).any(axis=0)  # all NaN: not written yet
+            bad |= np.isinf(ball).any(axis=0)
+            at = [int(np.argmax(bad))] if bad.any() else []
+            at += [int(records[ic])] if records[ic] >= 0 else []
+            diverged_at = min(at, default=-1)
+            log_d = log_mean(ball)
+            out.append(IcFit(ic, log_d if diverged_at < 0 else log_d[:diverged_at], *window,
+                             float(fits["lyapunov"][e, ic]), float(fits["r2"][e, ic]), diverged_at))
         return out
 
     # ------------------------------------------------------------------ internals

@@ -21,6 +21,7 @@ from typing import Literal, overload
 import numpy as np
 
 from gdchaos import backend
+from gdchaos.analysis.fields import NEVER
 from gdchaos.analysis.params import FitParams
 from gdchaos.errors import GdchaosError
 
@@ -35,7 +36,8 @@ class LocalFit:
     line fitted to ln D over the exponential-phase window ``[start, end]``; ``tau`` is the saturation
     time used by Eq. 3; ``saturation`` is the slope-criterion cut that bounds the window search (-1:
     none within the record); ``n_valid`` is the number of leading epochs used (finite, D > 0);
-    ``diverged_at`` the first epoch with a non-finite distance (-1: none).
+    ``diverged_at`` the first epoch with a non-finite distance, mean distance or (given
+    ``diverged_epoch``, :func:`fit_ball`) network loss (-1: none).
     """
 
     lyapunov: float
@@ -184,7 +186,12 @@ def fit_local_exponent(d: np.ndarray, params: FitParams | None = None, *,
     if bad.any():
         first = int(np.argmax(bad))
         return _no_fit(params, debug, diverged=True, n_valid=first, diverged_at=first)
-    d_mean = ball.mean(axis=0)
+    with np.errstate(over="ignore"):
+        d_mean = ball.mean(axis=0)
+    overflow = ~np.isfinite(d_mean)  # finite d_j whose sum exceeds the float range
+    if overflow.any():
+        first = int(np.argmax(overflow))
+        return _no_fit(params, debug, diverged=True, n_valid=first, diverged_at=first)
     zero = d_mean <= 0.0
     n_valid = int(np.argmax(zero)) if zero.any() else d_mean.size
     if n_valid < params.min_len:
@@ -199,6 +206,8 @@ def fit_local_exponent(d: np.ndarray, params: FitParams | None = None, *,
     k, best, _ = _search(y, first_end, last_end, stop, params, record=False)
     start, end, slope, intercept, r2, _, _, tau = best.tolist()
     eq3 = (intercept + slope * tau - float(y[0])) / tau
+    if not np.isfinite([slope, eq3]).all():  # no estimate rather than an infinite or NaN one
+        return _no_fit(params, debug, diverged=False, n_valid=n_valid, diverged_at=-1)
     fit = LocalFit(lyapunov=eq3 if params.estimator == "eq3" else slope, slope=slope, eq3=eq3, r2=r2,
                    start=int(start), end=int(end), tau=tau, saturation=saturation, diverged=False,
                    method=params.estimator, n_valid=n_valid, diverged_at=-1)
@@ -208,13 +217,40 @@ def fit_local_exponent(d: np.ndarray, params: FitParams | None = None, *,
                          stop=stop, windows=window_grid(y, first_end, last_end, stop, params), chosen=k)
 
 
-def fit_ball(distances: np.ndarray, params: FitParams | None = None) -> list[LocalFit]:
-    """Fit every initial condition of one learning rate: ``distances`` has shape (q, M, T+1)."""
+def first_divergence(diverged_epoch: np.ndarray) -> np.ndarray:
+    """First epoch any network of a ball diverged, over the last axis (M+1: reference, replicas).
+
+    ``diverged_epoch`` holds epochs >= 0 or the codes NEVER and NOT_COMPUTED (neither is a
+    divergence); the result has one axis less, NEVER where no network of the ball diverged.
+    """
+    epochs = np.asarray(diverged_epoch)
+    if not np.issubdtype(epochs.dtype, np.integer) or epochs.ndim < 1:
+        raise GdchaosError(f"diverged_epoch: must be integers with a last axis of M+1 networks; "
+                           f"got dtype {epochs.dtype}, shape {epochs.shape}")
+    never = np.iinfo(np.int64).max
+    first = np.where(epochs >= 0, epochs.astype(np.int64), never).min(axis=-1, initial=never)
+    return np.where(first == never, NEVER, first)
+
+
+def fit_ball(distances: np.ndarray, params: FitParams | None = None,
+             diverged_epoch: np.ndarray | None = None) -> list[LocalFit]:
+    """Fit every initial condition of one learning rate: ``distances`` has shape (q, M, T+1).
+
+    ``diverged_epoch`` (q, M+1), the first non-finite loss of each network: a ball with any network
+    diverged (an epoch >= 0, at any epoch) is ``diverged`` and not fitted, whatever its distances.
+    """
     arr = _as_float_array(distances)
     if arr.ndim != 3:
         raise GdchaosError(f"distances: must have shape (q, M, T+1); got {arr.shape}")
     params = params or FitParams()
-    return [fit_local_exponent(ball, params) for ball in arr]
+    if diverged_epoch is None:
+        return [fit_local_exponent(ball, params) for ball in arr]
+    first = first_divergence(diverged_epoch)
+    if first.shape != arr.shape[:1]:
+        raise GdchaosError(f"diverged_epoch: must have shape ({arr.shape[0]}, M+1); got {np.shape(diverged_epoch)}")
+    return [fit_local_exponent(ball, params) if epoch == NEVER else
+            _no_fit(params, False, diverged=True, n_valid=min(int(epoch), arr.shape[2]), diverged_at=int(epoch))
+            for ball, epoch in zip(arr, first.tolist())]
 
 
 def fit_table(fits: list[LocalFit]) -> dict[str, np.ndarray]:

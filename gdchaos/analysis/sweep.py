@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gdchaos.analysis.fields import FIT_FIELDS, NEVER, SUMMARY_FIELDS
-from gdchaos.analysis.fit import fit_ball, fit_table
+from gdchaos.analysis.fit import first_divergence, fit_ball, fit_table
 from gdchaos.analysis.params import FitParams
 from gdchaos.analysis.summary import EtaSummary, summarize
 
@@ -44,22 +44,26 @@ def analyse_sweep(eta: np.ndarray, complete: np.ndarray, n_ic: int, load: Loader
                   budget: int | None, stored: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
                   sharpness: np.ndarray | None = None,
                   cache: MutableMapping[int, tuple[EtaSummary, dict[str, np.ndarray]]] | None = None,
-                  ) -> SweepAnalysis:
+                  diverged_epoch: np.ndarray | None = None) -> SweepAnalysis:
     """The refit policy (module docstring) for the learning rates ``eta`` with ``complete`` flags.
 
     ``stored`` is the (summary, fits) a run wrote with ``params``, or None; a stored learning rate is
     one whose ``n_ic`` is set. ``load`` reads the records of the learning rates to fit; ``cache``
     (eta index -> fit) keeps fits across calls of a reader that comes back to the same file and
     parameters. ``sharpness`` (n_eta, q, n_s; an array or an HDF5 dataset, sliced per learning rate) gives
-    ``sharpness_late_median`` (:func:`late_median`).
+    ``sharpness_late_median`` (:func:`late_median`). ``diverged_epoch`` (n_eta, q, M+1; an array or an
+    HDF5 dataset) says which balls diverged (None: only non-finite distances tell).
     """
     n_eta = len(eta)
     summary = {name: np.full(n_eta, np.nan) for name in SUMMARY_FIELDS}
     fits = {name: np.full((n_eta, n_ic), np.nan) for name in FIT_FIELDS}
     summaries: list[EtaSummary | None] = [None] * n_eta
     read_back = np.zeros(n_eta, dtype=bool)
+    diverged = None if diverged_epoch is None else np.asarray(diverged_epoch[()])  # read once, small
     if stored is not None:
         read_back = complete & np.isfinite(stored[0]["n_ic"])
+        if diverged is not None:  # a stored count below the records: made without them
+            read_back &= ~(stored[0]["n_diverged"] < (first_divergence(diverged) >= 0).sum(axis=1))
         for name in SUMMARY_FIELDS:
             summary[name][read_back] = stored[0][name][read_back]
         for name in FIT_FIELDS:
@@ -69,7 +73,8 @@ def analyse_sweep(eta: np.ndarray, complete: np.ndarray, n_ic: int, load: Loader
     todo = [e for e in to_fit if e not in cache]
     if todo:
         distances, reached = load(todo)
-        fitted, fit_rows = analyse_arrays(eta[todo], distances, reached, params, budget=budget)
+        fitted, fit_rows = analyse_arrays(eta[todo], distances, reached, params, budget=budget,
+                                          diverged_epoch=None if diverged is None else diverged[todo])
         for k, e in enumerate(todo):
             cache[e] = (fitted[k], {name: values[k] for name, values in fit_rows.items()})
     for e in to_fit:
@@ -84,11 +89,13 @@ def analyse_sweep(eta: np.ndarray, complete: np.ndarray, n_ic: int, load: Loader
 
 
 def analyse_arrays(eta: np.ndarray, distances: np.ndarray, reached_epoch: np.ndarray | None,
-                   params: FitParams, *, budget: int | None = None,
-                   complete: np.ndarray | None = None) -> tuple[list[EtaSummary | None], dict[str, np.ndarray]]:
+                   params: FitParams, *, budget: int | None = None, complete: np.ndarray | None = None,
+                   diverged_epoch: np.ndarray | None = None) -> tuple[list[EtaSummary | None], dict[str, np.ndarray]]:
     """Fit every ball of every (complete) learning rate.
 
-    ``distances`` (n_eta, q, M, T+1); ``reached_epoch`` (n_eta, q) or None when tau is unknown.
+    ``distances`` (n_eta, q, M, T+1); ``reached_epoch`` (n_eta, q) or None when tau is unknown;
+    ``diverged_epoch`` (n_eta, q, M+1) the divergence records, or None when there are none
+    (:func:`gdchaos.analysis.fit.fit_ball`: a ball with a diverged network is not fitted).
     Returns one summary per eta (None where not complete) and per-IC fit arrays (n_eta, q).
     """
     n_eta, q = distances.shape[:2]
@@ -99,7 +106,7 @@ def analyse_arrays(eta: np.ndarray, distances: np.ndarray, reached_epoch: np.nda
         if not complete[e]:
             summaries.append(None)
             continue
-        ball_fits = fit_ball(distances[e], params)
+        ball_fits = fit_ball(distances[e], params, None if diverged_epoch is None else diverged_epoch[e])
         table = fit_table(ball_fits)
         for name in FIT_FIELDS:
             fits[name][e] = table[name]

@@ -10,15 +10,22 @@ from rich.table import Table
 from gdchaos.text import number
 
 
+def all_diverged(row: dict) -> bool:
+    """Every initial condition of this learning rate diverged: it has no lambda_nMLE."""
+    return bool(row.get("n_ic")) and row.get("n_diverged") == row["n_ic"]
+
+
 def summary_table(rows: list[dict], title: str) -> Table:
-    """Rows with eta, lambda_mean/std, rho, tau_mean/std/median, n_reached, n_ic, n_diverged."""
+    """Rows with eta, lambda_mean/std, rho, tau_mean/std/median, n_reached, n_ic, n_diverged; lambda
+    reads "diverged" where every initial condition diverged."""
     table = Table(title=title)
     sharpness = any(row.get("sharpness_late_median") is not None for row in rows)
     columns = ["eta", "lambda_nMLE", "± std", "rho %", "<tau>", "± std", "median", "reached", "diverged"]
     for column in columns + (["sharpness", "2/eta"] if sharpness else []):
         table.add_column(column, justify="right")
     for row in rows:
-        cells = [number(row["eta"], 4), number(row["lambda_mean"]), number(row["lambda_std"], 2),
+        lam = "diverged" if all_diverged(row) else number(row["lambda_mean"])
+        cells = [f"{row['eta']:.4g}", lam, number(row["lambda_std"], 2),
                  number(row["rho"], 3), number(row["tau_mean"], 4), number(row["tau_std"], 3),
                  number(row["tau_median"], 4),
                  f"{row['n_reached']}/{row['n_ic']}" if row["n_ic"] else "-",
@@ -47,6 +54,20 @@ def rows_from_file(path: str | Path) -> list[dict]:
     return rows
 
 
+def divergence_note(rows: list[dict]) -> str | None:
+    """One line naming the learning rates where every initial condition diverged (None: there are none)."""
+    etas = [f"{row['eta']:.4g}" for row in rows if all_diverged(row)]
+    if not etas:
+        return None
+    return (f"{len(etas)} learning rate(s) diverged for every initial condition (no lambda_nMLE): "
+            + ", ".join(etas))
+
+
 def print_summary(path: str | Path, console: Console | None = None) -> None:
-    """Print the stored summary table of a results file."""
-    (console or Console()).print(summary_table(rows_from_file(path), title=str(path)))
+    """Print the stored summary table of a results file, and which learning rates diverged."""
+    console = console or Console()
+    rows = rows_from_file(path)
+    console.print(summary_table(rows, title=str(path)))
+    note = divergence_note(rows)
+    if note:
+        console.print(note)

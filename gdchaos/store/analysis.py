@@ -49,8 +49,10 @@ def analyse_file(handle: h5py.File, params: FitParams | None = None, *, refit: b
         return records[indices], handle["reached_epoch"][indices]
 
     sharpness = handle["sharpness"] if "sharpness" in handle else None  # read only where fitted
+    diverged = handle.get("diverged_epoch")  # None in files of an older gdchaos
     return analyse_sweep(handle["eta"][:], complete_etas(handle), config.ics, load, params,
-                         budget=config.tau_epochs, stored=stored, sharpness=sharpness, cache=cache)
+                         budget=config.tau_epochs, stored=stored, sharpness=sharpness, cache=cache,
+                         diverged_epoch=diverged)
 
 
 def _stored_analysis(handle: h5py.File) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:

@@ -16,6 +16,7 @@ import pytest
 
 from gdchaos.analysis import (
     FitParams,
+    first_divergence,
     fit_ball,
     fit_local_exponent,
     fit_table,
@@ -166,6 +167,45 @@ def test_all_diverged_gives_undefined_lambda_without_warnings() -> None:
         summary = summarize(fit_ball(distances), np.full(3, -1), FitParams(n_boot=50))
     assert np.isnan(summary.lambda_mean) and summary.lambda_ci is None and summary.rho == 0.0
     assert summary.to_json_dict()["lambda_mean"] is None
+
+
+def test_diverged_epoch_withholds_the_fit_of_finite_curves() -> None:
+    """The issue's case: after the loss overflows the networks freeze and d stays at a huge constant,
+    a jump then a plateau that the window search would read as fast chaos; diverged_epoch says no."""
+    frozen = ball(shape(0.5, 30), 0.05, 0)
+    frozen[:, 1:] = 1.49e301  # finite: only diverged_epoch tells
+    good = np.stack([ball(shape(0.5, 30), 0.05, s) for s in range(1, 3)])
+    distances = np.concatenate([frozen[None], good])
+    assert np.isfinite(fit_local_exponent(frozen).lyapunov)  # without the records: a (meaningless) estimate
+    diverged_epoch = np.full((3, 6), -1, dtype=np.int32)
+    diverged_epoch[0] = 1  # reference and replicas: loss non-finite from epoch 1
+    diverged_epoch[2, 4] = -2  # NOT_COMPUTED is not a divergence
+    fits = fit_ball(distances, FitParams(), diverged_epoch)
+    assert [f.diverged for f in fits] == [True, False, False] and fits[0].diverged_at == 1
+    assert all(np.isnan(getattr(fits[0], name)) for name in ("lyapunov", "slope", "eq3", "r2", "tau"))
+    assert (fits[0].start, fits[0].end, fits[0].saturation) == (-1, -1, -1)
+    assert fits[1:] == fit_ball(good)  # the others exactly as without the records
+    summary = summarize(fits, np.full(3, -1), FitParams(n_boot=50))
+    assert summary.n_diverged == 1 and summary.n_fitted == 2
+
+
+def test_first_divergence_is_the_earliest_network_of_each_ball() -> None:
+    records = np.array([[-1, -1, -1], [-1, 7, 3], [150, -1, -1], [-2, -2, -2], [0, -2, 9]], dtype=np.int32)
+    assert first_divergence(records).tolist() == [-1, 3, 150, -1, 0]
+    assert first_divergence(records[None]).shape == (1, 5)
+    with pytest.raises(GdchaosError, match="diverged_epoch"):
+        fit_ball(np.ones((2, 5, T1)), FitParams(), records)  # 5 balls recorded, 2 given
+    with pytest.raises(GdchaosError, match="diverged_epoch"):
+        first_divergence(np.zeros((2, 3)))  # floats are not epochs
+
+
+def test_mean_distance_that_overflows_is_divergence_not_a_lambda() -> None:
+    d = ball(shape(0.5, 30), 0.05, 0)
+    d[:, 40:] = 1.5e308  # every d_j finite, their sum is not
+    with warnings.catch_warnings(), np.errstate(all="raise"):
+        warnings.simplefilter("error")
+        fit = fit_local_exponent(d)
+    assert fit.diverged and fit.diverged_at == 40 and np.isnan(fit.lyapunov) and fit.start == -1
 
 
 def test_collapsed_ball_is_fitted_up_to_the_collapse() -> None:

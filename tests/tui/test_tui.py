@@ -84,8 +84,10 @@ def text_of(screen, selector: str) -> str:
 
 
 # ------------------------------------------------------------------ synthetic results files
-def synthetic_file(path: Path, *, units_done: int) -> Path:
-    """A results file with made-up curves: ln d grows at a rate set by eta and saturates."""
+def synthetic_file(path: Path, *, units_done: int, diverged: tuple[int, ...] = ()) -> Path:
+    """A results file with made-up curves: ln d grows at a rate set by eta and saturates. At the eta
+    indices ``diverged`` every network's loss overflows at epoch 1 and the distances freeze at 1.5e301
+    (what the issue's eta = 1e307 sweep recorded); at eta index 2, replica 1 of IC 1 diverges at epoch 30."""
     config = from_dict(dict(etas=[0.5, 2.0, 8.0, 16.0], ics=3, replicas=2, epochs=40, tau_epochs=60,
                             etas_per_unit=1, ics_per_unit=3, output=str(path)), presets.get("iris-tanh")).validate()
     units = [Unit(e, e, e + 1, 0, 3) for e in range(4)]
@@ -107,6 +109,13 @@ def synthetic_file(path: Path, *, units_done: int) -> Path:
                       "train_accuracy": np.clip(1 - loss, 0, 1)[None], "test_accuracy": np.clip(1 - loss, 0, 1)[None],
                       "reached_epoch": np.array([[10 + 5 * e, 12 + 5 * e, -1]], dtype=np.int32),
                       "diverged_epoch": np.full((1, 3, 3), -1, dtype=np.int32)}
+            if e in diverged:
+                arrays["distances"][..., 1:] = 1.5e301
+                arrays["loss"][..., 1:] = np.inf
+                arrays["diverged_epoch"][:] = 1
+                arrays["reached_epoch"][:] = -1
+            elif e == 2 and diverged:
+                arrays["diverged_epoch"][0, 1, 2] = 30
             for name in ("distances", "loss", "train_accuracy", "test_accuracy"):
                 arrays[name][..., written:] = np.nan
             writer.write_unit(unit, arrays, written, done=unit.index < units_done)
@@ -123,6 +132,11 @@ def finished_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def live_file(tmp_path_factory) -> Path:
     return synthetic_file(tmp_path_factory.mktemp("live") / "sweep.h5", units_done=2)
+
+
+@pytest.fixture(scope="module")
+def diverged_file(tmp_path_factory) -> Path:
+    return synthetic_file(tmp_path_factory.mktemp("diverged") / "sweep.h5", units_done=4, diverged=(3,))
 
 
 def test_eta_clock_uses_finished_units_and_counts_down_between_them():
@@ -208,6 +222,42 @@ async def test_file_without_summary_and_fits_opens_results_with_its_own_fits(fin
         table = app.screen.query_one("#summary", DataTable)
         assert [fit.start for fit in app.screen.query_one(FitCurves).fits] == list(stored["start"][0].astype(int))
         assert table.get_row_at(2)[1].startswith(f"{lam[2]:.3g} ±")
+
+
+@sync
+async def test_diverged_learning_rates_show_as_diverged(diverged_file):
+    """eta 16: every network diverged at epoch 1 (finite, frozen distances); eta 8: one ball of three."""
+    app = GdchaosTui(diverged_file)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one(FitCurves).fits)
+        table = app.screen.query_one("#summary", DataTable)
+        assert str(table.get_row_at(3)[1]) == "diverged" and table.get_row_at(3)[-1] == "3"
+        assert table.get_row_at(2)[-1] == "1" and table.get_row_at(2)[1] != "diverged"
+        assert [row.all_diverged for row in app.screen.state.rows] == [False, False, False, True]
+        assert "every initial condition diverged at η = 16" in text_of(app.screen, "#note")
+        await pilot.press("down", "down")
+        await wait_for(pilot, lambda: app.screen.query_one(FitCurves).fits[1].diverged_at == 30,
+                       what="the fits of eta 8")
+        fits = app.screen.query_one(FitCurves).fits
+        assert len(fits[1].log_d) == 30 and fits[1].start == -1 and np.isnan(fits[1].lyapunov)
+        assert fits[0].diverged_at == fits[2].diverged_at == -1 and fits[0].lyapunov > 0.3
+        await pilot.press("down")
+        await wait_for(pilot, lambda: app.screen.query_one(FitCurves).fits[0].diverged_at == 1,
+                       what="the fits of eta 16")
+        fits = app.screen.query_one(FitCurves).fits
+        assert all(fit.diverged_at == 1 and len(fit.log_d) == 1 and fit.start == -1 for fit in fits)
+        assert "diverged at epoch 1" in str(app.screen.query_one(FitCurves).render())
+
+
+@sync
+async def test_live_table_shows_a_complete_diverged_learning_rate(tmp_path):
+    path = synthetic_file(tmp_path / "sweep.h5", units_done=2, diverged=(0,))
+    app = GdchaosTui(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.state)
+        table = app.screen.query_one("#etas", DataTable)
+        assert table.get_row_at(0)[3] == "diverged" and table.get_row_at(1)[3] != "diverged"
+        assert app.screen.state.rows[0].n_diverged == 3 and not app.screen.state.rows[2].all_diverged
 
 
 @sync

@@ -218,7 +218,8 @@ class LiveScreen(Screen):
         table = self.query_one("#etas", DataTable)
         stopped = self.process is not None and not self.process.running  # our run: we know it is not
         cells = [(f"{row.eta:g}", "stopped" if stopped and row.status == "running" else row.status,
-                  f"{row.progress:.0%}", fixed(row.lambda_mean), num(row.rho), num(row.tau_mean, 4))
+                  f"{row.progress:.0%}", "diverged" if row.all_diverged else fixed(row.lambda_mean), num(row.rho),
+                  num(row.tau_mean, 4))
                  for row in state.rows]
         if table.row_count != len(cells):
             table.clear()

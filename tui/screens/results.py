@@ -120,13 +120,17 @@ class ResultsScreen(Screen):
         table.clear()
         for row in state.rows:
             reached = f"{row.n_reached}/{row.n_ic}" if row.n_ic is not None else "-"
-            table.add_row(f"{row.eta:g}", pm(row.lambda_mean, row.lambda_std), num(row.rho),
+            lam = Text("diverged", "red") if row.all_diverged else pm(row.lambda_mean, row.lambda_std)
+            table.add_row(f"{row.eta:g}", lam, num(row.rho),
                           pm(row.tau_mean, row.tau_std, 4), reached,
                           "-" if row.n_diverged is None else str(row.n_diverged))
         table.move_cursor(row=min(cursor, len(state.rows) - 1))
         done = sum(row.status == "done" for row in state.rows)
         note = "" if state.complete else (f"run in progress: {done} of {len(state.rows)} learning rates "
                                           "complete (escape and v again to refresh)")
+        diverged = ", ".join(f"{row.eta:g}" for row in state.rows if row.all_diverged)
+        if diverged:
+            note = " · ".join(filter(None, [note, f"every initial condition diverged at η = {diverged} (no λ)"]))
         self.query_one("#note", Static).update(note)
         self.query_one("#note").display = bool(note)
         self._pick(table.cursor_row)
