@@ -44,6 +44,7 @@ def test_help_and_version():
     (["--target", "1.5"], ["target", "(0, 1]"]),
     (["--target", "0"], ["target", "(0, 1]"]),
     (["--ics", "0"], ["ics", ">= 1"]),
+    (["--seed", str(2**63)], ["seed: must be an integer in [0, 9223372036854775807]; got 9223372036854775808"]),
     (["--hidden", "0"], ["model.hidden"]),
     (["--ics", "x"], ["argument --ics: must be an integer; got 'x'"]),
     (["--eps", "tiny"], ["argument --eps: must be a number; got 'tiny'"]),
