@@ -30,9 +30,11 @@ def test_calibration_is_of_the_order_of_a_real_evaluation():
     model = MLP((4, 10, 3))
     theta = model.init(np.random.default_rng(0), 24)
     model.evaluate(theta, x, y)
-    start = time.perf_counter()
-    for _ in range(20):
+    times = []
+    for _ in range(20):  # the fastest call: other processes on the machine only slow calls down
+        start = time.perf_counter()
         model.evaluate(theta, x, y)
-    measured = (time.perf_counter() - start) / 20 / (24 * x.shape[0])
+        times.append(time.perf_counter() - start)
+    measured = min(times) / (24 * x.shape[0])
     predicted = estimate.seconds_per_network_sample(_config(etas=[0.1, 1.0, 2.0], ics=4, replicas=1))
     assert measured / 20 < predicted < measured * 20
