@@ -254,7 +254,8 @@ async def test_live_table_shows_a_complete_diverged_learning_rate(tmp_path):
     path = synthetic_file(tmp_path / "sweep.h5", units_done=2, diverged=(0,))
     app = GdchaosTui(path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.state)
+        await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.state
+                       and app.screen.query_one("#etas", DataTable).row_count == 4, what="the table")
         table = app.screen.query_one("#etas", DataTable)
         assert table.get_row_at(0)[3] == "diverged" and table.get_row_at(1)[3] != "diverged"
         assert app.screen.state.rows[0].n_diverged == 3 and not app.screen.state.rows[2].all_diverged
