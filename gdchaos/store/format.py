@@ -21,6 +21,7 @@ from gdchaos.errors import GdchaosError
 
 FORMAT = "gdchaos-sweep"
 FORMAT_VERSION = 1
+UNIT_ORIGIN = {"unit_host": 64, "unit_cpu": 96}  # per-unit records of the machine: name -> bytes
 
 
 def create(path: Path, config: SweepConfig, units: list[Unit], *, n_params: int, layout: list[dict],
@@ -88,6 +89,9 @@ def create(path: Path, config: SweepConfig, units: list[Unit], *, n_params: int,
         [[u.eta_start, u.eta_stop, u.ic_start, u.ic_stop] for u in units], dtype=np.int32))
     handle.create_dataset("unit_done", shape=(len(units),), dtype="i1", fillvalue=0)
     handle.create_dataset("unit_epochs", shape=(len(units),), dtype="i4", fillvalue=0)
+    # where each unit was computed (docs/cluster.md): fixed-length UTF-8, writable in SWMR mode
+    for name, length in UNIT_ORIGIN.items():
+        handle.create_dataset(name, shape=(len(units),), dtype=h5py.string_dtype("utf-8", length))
     summary = handle.create_group("summary")
     for name in SUMMARY_FIELDS:
         summary.create_dataset(name, shape=(n_eta,), dtype="f8", fillvalue=np.nan).dims[0].attach_scale(eta)

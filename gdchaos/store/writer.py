@@ -23,7 +23,7 @@ from gdchaos.analysis.sweep import SweepAnalysis
 from gdchaos.config import SweepConfig
 from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
-from gdchaos.store.format import FORMAT, create
+from gdchaos.store.format import FORMAT, UNIT_ORIGIN, create
 from gdchaos.store.recover import clear_status_flags
 
 
@@ -91,6 +91,13 @@ class Writer:
             self.file.flush()  # data first, then the flag that says they are complete
             self.file["unit_done"][unit.index] = 1
         self.file.flush()
+
+    def write_unit_origin(self, unit: Unit, host: str, cpu: str) -> None:
+        """Record the host and CPU model computing ``unit`` (files of older gdchaos have no such record)."""
+        for name, text in zip(UNIT_ORIGIN, (host, cpu)):
+            if name in self.file:
+                length = self.file[name].dtype.itemsize
+                self.file[name][unit.index] = text.encode("utf-8")[:length].decode("utf-8", "ignore").encode()
 
     def write_trajectory(self, unit: Unit, column: int, theta: np.ndarray) -> None:
         """Parameters (n_eta_unit, n_ic_unit, M+1, P) of the unit's networks at trajectory epoch ``column``."""
