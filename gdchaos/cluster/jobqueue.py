@@ -9,6 +9,8 @@ so that a worker retires before its job is killed and the units it was computing
 """
 from __future__ import annotations
 
+import re
+
 import dask
 from dask.utils import parse_timedelta
 from distributed.deploy.utils import nprocesses_nthreads
@@ -114,7 +116,8 @@ def make_cluster(kind: str, values: dict):
     cls = cluster_class(kind)
     try:
         return cls(**values)
-    except TypeError as exc:
-        raise GdchaosError(f"cluster: a setting {cls.__name__} does not take ({exc})") from None
-    except ValueError as exc:
-        raise GdchaosError(f"cluster: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unknown:
+            raise GdchaosError(f"cluster.{unknown[1]}: not a setting of {cls.__name__} (dask-jobqueue)") from None
+        raise GdchaosError(f"cluster: {str(exc).splitlines()[0]}") from None

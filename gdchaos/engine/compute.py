@@ -58,7 +58,7 @@ def _prepared(config_json: str, fingerprint: str):
         raise GdchaosError(
             f"dataset: {config.dataset} on worker {machine()[0]} has fingerprint {found}, the results file "
             f"{fingerprint}; give that worker the same data (GDCHAOS_DATA or --data-dir)")
-    x, y, x_test, y_test = data
+    x, y, _, y_test = data
     model = build_model(config, x.shape[1], int(max(y.max(), y_test.max())) + 1)
     return config, model, data
 

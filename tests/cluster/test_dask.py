@@ -14,14 +14,14 @@ import pytest
 
 pytest.importorskip("distributed")
 
-import cloudpickle  # noqa: E402 - installed with distributed
+import cloudpickle  # installed with distributed
 
-from gdchaos import presets, runner, store  # noqa: E402
-from gdchaos.cluster import start  # noqa: E402
-from gdchaos.config import from_dict  # noqa: E402
-from gdchaos.engine.compute import compute_unit, machine  # noqa: E402
-from gdchaos.errors import GdchaosError  # noqa: E402
-from gdchaos.store.merge import merge  # noqa: E402
+from gdchaos import presets, runner, store
+from gdchaos.cluster import start
+from gdchaos.config import from_dict
+from gdchaos.engine.compute import compute_unit, machine
+from gdchaos.errors import GdchaosError
+from gdchaos.store.merge import merge
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import test modules
 
