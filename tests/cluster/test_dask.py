@@ -18,7 +18,7 @@ import cloudpickle  # installed with distributed
 
 from gdchaos import presets, runner, store
 from gdchaos.cluster import start
-from gdchaos.config import from_dict
+from gdchaos.config import from_dict, load_toml
 from gdchaos.engine.compute import compute_unit, machine
 from gdchaos.errors import GdchaosError
 from gdchaos.store.merge import merge
@@ -154,6 +154,17 @@ def test_sigterm_stops_workers_and_a_rerun_finishes_the_same_file(tmp_path):
     finished = subprocess.run(run_command(config, output, "--workers", "2"), capture_output=True, text=True,
                               timeout=300)
     assert finished.returncode == 0, finished.stderr
-    serial = subprocess.run(run_command(config, reference), capture_output=True, text=True, timeout=300)
-    assert serial.returncode == 0, serial.stderr
+    runner.run(from_dict({"output": str(reference)}, load_toml(config, presets.get("iris-tanh"))))
     assert_same_bits(reference, output)
+
+
+def worker_settings():
+    import numba
+    return numba.config.NUMBA_NUM_THREADS, os.environ["OPENBLAS_NUM_THREADS"], numba.config.CACHE_DIR
+
+
+def test_each_worker_has_its_threads_and_a_numba_cache_of_its_own(workers):
+    settings = list(workers.client.run(worker_settings).values())
+    assert [threads for threads, _, _ in settings] == [1, 1] and [blas for _, blas, _ in settings] == ["1", "1"]
+    caches = [Path(cache) for _, _, cache in settings]
+    assert len(set(caches)) == 2 and all(cache.name.startswith("slot-") for cache in caches)
