@@ -93,6 +93,14 @@ def test_resume_submits_only_pending_units(serial, workers, tmp_path):
     assert_same_bits(serial, path)
 
 
+def test_an_existing_scheduler_computes_the_same_file(serial, workers, tmp_path):
+    with start.connect(workers.client.scheduler.address, threads=1) as executor:
+        outcome = runner.run(sweep(tmp_path / "scheduler.h5"), executor=executor)
+    assert outcome.units_run == 6
+    assert_same_bits(serial, outcome.path)
+    assert workers.client.status == "running"  # the cluster belongs to whoever started it
+
+
 def die_mid_unit(marker: str, config_json, unit, fingerprint, topic):
     """compute_unit that kills its own worker process at epoch 10 of unit 3, once."""
     def progress(event):
