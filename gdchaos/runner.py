@@ -10,9 +10,9 @@ from __future__ import annotations
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
