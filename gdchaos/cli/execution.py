@@ -20,15 +20,16 @@ def add_arguments(parser) -> None:
     """Add the execution flags to the run parser."""
     group = parser.add_argument_group("where units run (docs/cluster.md; Dask needs pip install 'gdchaos[cluster]')")
     where = group.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=integer, help="N Dask worker processes on this machine")
+    where.add_argument("--workers", type=integer, metavar="N", help="N Dask worker processes on this machine")
     where.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
     where.add_argument("--cluster", choices=KINDS, help="workers in batch jobs (dask-jobqueue; [cluster] table)")
     where.add_argument("--shard", metavar="K/N", help="only the K-th (1..N) of N disjoint sets of units, into -o")
-    group.add_argument("--threads-per-worker", type=integer,
+    group.add_argument("--threads-per-worker", type=integer, metavar="K",
                        help="Numba/BLAS threads per worker (default: cores / workers)")
-    group.add_argument("--jobs", type=integer, help="--cluster: at most this many jobs (adaptive; default 1)")
-    group.add_argument("--lifetime", help="--cluster: worker lifetime, e.g. 3h (default: walltime less 10%%)")
-    group.add_argument("--lifetime-stagger", help="--cluster: random spread of the lifetimes, e.g. 5m")
+    group.add_argument("--jobs", type=integer, metavar="N", help="--cluster: at most this many jobs (adaptive; default 1)")
+    group.add_argument("--lifetime", metavar="T",
+                       help="--cluster: worker lifetime, e.g. 3h (default: walltime less max(5 min, 10%%))")
+    group.add_argument("--lifetime-stagger", metavar="S", help="--cluster: random spread of the lifetimes, e.g. 5m")
 
 
 def shard(args) -> tuple[int, int] | None:
