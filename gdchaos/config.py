@@ -221,6 +221,7 @@ def load_toml(path: str | Path, base: SweepConfig | None = None) -> SweepConfig:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise GdchaosError(f"config: {path} is not valid TOML: {exc}") from None
+    values.pop("cluster", None)  # where to run, not what: read by `gdchaos run --cluster`
     return from_dict(values, base)
 
 

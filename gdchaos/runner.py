@@ -2,12 +2,14 @@
 
 The one process that writes the file: it computes the pending units in order (:func:`gdchaos.engine.sweep.run_unit`),
 stores their arrays as they fill (:class:`gdchaos.store.Writer`) and, at the end, the analysis of every
-learning rate.
+learning rate. An :class:`Executor` (:mod:`gdchaos.cluster`: Dask workers) may compute the units
+instead; this process still writes each one as it returns (:func:`write_result`).
 """
 from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +18,9 @@ from typing import Protocol
 from gdchaos import data as datasets
 from gdchaos.config import SweepConfig
 from gdchaos.engine.build import build_model
+from gdchaos.engine.compute import UnitResult, machine
 from gdchaos.engine.sweep import UnitProgress, run_unit
-from gdchaos.engine.units import Unit, initial_conditions, plan_units
+from gdchaos.engine.units import Unit, initial_conditions, plan_units, shard_units
 from gdchaos.errors import GdchaosError
 from gdchaos.store import Writer
 from gdchaos.store.analysis import analyse_file
@@ -33,6 +36,15 @@ class Reporter(Protocol):
     def progress(self, unit: Unit, event: UnitProgress) -> None: ...
     def unit_done(self, unit: Unit) -> None: ...
     def close(self) -> None: ...
+
+
+class Executor(Protocol):
+    """Computes units elsewhere (:mod:`gdchaos.cluster`) and hands them back to the one writer."""
+
+    def results(self, config: SweepConfig, units: list[Unit], fingerprint: str
+                ) -> Iterator[tuple[Unit, UnitProgress | UnitResult]]:
+        """Each unit's progress while in flight, then its :class:`UnitResult`, in any order."""
+        ...
 
 
 @dataclass
@@ -63,10 +75,12 @@ def prepare(config: SweepConfig):
 
 
 def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | None = None,
-        announce=None) -> Outcome:
+        announce=None, executor: Executor | None = None, shard: tuple[int, int] | None = None) -> Outcome:
     """Run (or continue) the sweep of ``config``; Ctrl-C or SIGTERM stops it with a consistent file.
 
-    ``announce`` (e.g. ``print``) receives one-line notices before the run starts.
+    ``announce`` (e.g. ``print``) receives one-line notices before the run starts. ``executor``
+    computes the units (default: this process, in order); ``shard`` (K, N) runs only the units of
+    :func:`gdchaos.engine.units.shard_units` (``gdchaos merge`` joins the files).
     """
     model, data, units = prepare(config)
     path = Path(config.output or default_output(config))
@@ -81,23 +95,54 @@ def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | No
     with _sigterm_as_interrupt(), Writer.create_or_resume(
             path, config, units, n_params=model.n_params, layout=layout, fingerprint=fingerprint,
             overwrite=overwrite) as writer:
-        pending = writer.pending(units)
+        pending = writer.pending(shard_units(units, *shard) if shard else units)
         if reporter:
             reporter.start(path, units, pending, config)
         try:
-            for unit in pending:
-                _run_one(model, config, unit, data, writer, reporter)
-                units_run += 1
+            if executor is None:
+                for unit in pending:
+                    _run_one(model, config, unit, data, writer, reporter)
+                    units_run += 1
+            else:
+                units_run = _run_elsewhere(executor, config, pending, fingerprint, writer, reporter)
             analyse_into(writer, config)
+            complete = not writer.pending(units)
         finally:
             if reporter:
                 reporter.close()
-    return Outcome(path, True, units_run)
+    return Outcome(path, complete, units_run)
+
+
+def _run_elsewhere(executor: Executor, config: SweepConfig, pending: list[Unit], fingerprint: str,
+                   writer: Writer, reporter) -> int:
+    """Write the executor's units as they return; units in flight show their epochs (live progress)."""
+    done = 0
+    for unit, item in executor.results(config, pending, fingerprint):
+        if isinstance(item, UnitResult):
+            write_result(writer, unit, item)
+            done += 1
+            if reporter:
+                reporter.unit_done(unit)
+            continue
+        writer.write_unit(unit, {}, item.epoch + 1, done=False)
+        if reporter:
+            reporter.progress(unit, item)
+    return done
+
+
+def write_result(writer: Writer, unit: Unit, result: UnitResult) -> None:
+    """Store a unit computed elsewhere with the serial run's calls: the same datasets, the same bits."""
+    writer.write_initial_params(unit.ic_start, result.initial_params)
+    for column, theta in result.trajectory:
+        writer.write_trajectory(unit, column, theta)
+    writer.write_unit_origin(unit, result.host, result.cpu)
+    writer.write_unit(unit, result.arrays, result.epochs_done, done=True)
 
 
 def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
     balls = initial_conditions(model, config, unit.ic_start, unit.ic_stop)
     writer.write_initial_params(unit.ic_start, balls[:, 0])
+    writer.write_unit_origin(unit, *machine())
     last_write = -PARTIAL_WRITE_SECONDS  # write at once: readers see which unit is in flight
     stale: set[str] = set()  # arrays changed since they were last written
     for event in run_unit(model, config, unit, data, balls):

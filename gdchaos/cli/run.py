@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from gdchaos.cli import integer, number
+from gdchaos.cli import execution, integer, number
 
 
 def register(subparsers) -> None:
@@ -43,6 +43,7 @@ def register(subparsers) -> None:
     run.add_argument("-o", "--output", help="results file (default: PRESET.h5 or a name from the config)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing file made with another config")
     run.add_argument("--quiet", action="store_true", help="print only the file name and the summary")
+    execution.add_arguments(run)
     run.set_defaults(handler=_run)
 
     presets = subparsers.add_parser("presets", help="list the paper's presets with size and estimated time")
@@ -85,6 +86,7 @@ def _run(args) -> int:
     from gdchaos.cli.progress import LogReporter, RichReporter
     from gdchaos.cli.table import print_summary
 
+    execution.check(args)
     config = config_from_args(args)
     if args.quiet:
         reporter = None
@@ -94,8 +96,10 @@ def _run(args) -> int:
         reporter = LogReporter()
     path = config.output or runner.default_output(config)
     try:
-        outcome = runner.run(config, overwrite=args.overwrite, reporter=reporter,
-                             announce=None if args.quiet else print)
+        with execution.executor(args) as executor:
+            outcome = runner.run(config, overwrite=args.overwrite, reporter=reporter,
+                                 announce=None if args.quiet else print, executor=executor,
+                                 shard=execution.shard(args))
     except KeyboardInterrupt:
         print(f"gdchaos: stopped; {_state_after_stop(path)}", file=sys.stderr)
         return 130

@@ -63,6 +63,15 @@ def plan_units(config: SweepConfig, model: Network, n_samples: int) -> list[Unit
     return units
 
 
+def shard_units(units: list[Unit], shard: int, shards: int) -> list[Unit]:
+    """The units of shard ``shard`` (1-based) of ``shards``: those with index % shards == shard - 1.
+
+    Round-robin over the plan (learning rate outermost) spreads cheap and costly learning rates over
+    every shard; the shards are disjoint and together cover every unit.
+    """
+    return [unit for unit in units if unit.index % shards == shard - 1]
+
+
 def initial_conditions(model: Network, config: SweepConfig, ic_start: int, ic_stop: int) -> np.ndarray:
     """Balls of initial conditions ic_start..ic_stop-1: (n_ic, M+1, P), reference first.
 

@@ -27,6 +27,7 @@ FORMAT = "gdchaos-sweep"
 FORMAT_VERSION = 1
 CREATING = ".creating"  # suffix of a file being built aside: ``.NAME.creating-PID``
 OVERHEAD_BYTES = 1 << 20  # metadata, checksums and dimension scales, on top of the raw arrays
+UNIT_ORIGIN = {"unit_host": 64, "unit_cpu": 96}  # per-unit records of the machine: name -> bytes
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,9 @@ class Spec:
     """One dataset of a results file."""
 
     shape: tuple[int, ...]
-    dtype: str
+    dtype: str | np.dtype
     chunks: tuple[int, ...]
-    fill: float | int = 0
+    fill: float | int | bytes = 0
     eta_axis: bool = True  # axis 0 runs over the learning rates (dimension scale ``eta``)
     data: np.ndarray | None = None  # written once at creation
 
@@ -78,6 +79,9 @@ def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: i
     specs["units"] = Spec((n_units, 4), "i4", (n_units, 4), eta_axis=False, data=rows)
     specs["unit_done"] = Spec((n_units,), "i1", (n_units,), 0, eta_axis=False)
     specs["unit_epochs"] = Spec((n_units,), "i4", (n_units,), 0, eta_axis=False)
+    # where each unit was computed (docs/cluster.md): fixed-length UTF-8, writable in SWMR mode
+    for name, length in UNIT_ORIGIN.items():
+        specs[name] = Spec((n_units,), h5py.string_dtype("utf-8", length), (n_units,), b"", eta_axis=False)
     for name in SUMMARY_FIELDS:
         specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan)
     for name in FIT_FIELDS:

@@ -21,10 +21,11 @@ import numpy as np
 from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
 from gdchaos.store.analysis import stored_config
-from gdchaos.store.format import FORMAT, Spec, datasets
+from gdchaos.store.format import FORMAT, UNIT_ORIGIN, Spec, datasets
 from gdchaos.store.recover import stored_end_of_file
 
 REQUIRED = ("identity", "config", "n_params", "layout")  # root attributes a complete file has
+LATER = ("summary/", "fit/", *UNIT_ORIGIN)  # datasets added after version 0.1: older files may lack them
 TABLES = ("units", "unit_done")  # datasets a complete file has; without them its creation was interrupted
 
 
@@ -53,8 +54,9 @@ def is_complete(handle: h5py.File) -> bool:
 def check_structure(handle: h5py.File, path: Path, *, complete: bool = True) -> dict[str, Spec]:
     """Check every object of an open gdchaos file against the layout its config implies.
 
-    ``complete``: every dataset of the layout must be there (a writer needs them all; a reader
-    accepts files of older versions that lack some). Returns the layout.
+    Every dataset present must have its layout's shape and dtype. ``complete``: the datasets every
+    gdchaos version writes must be there (files of older versions may lack those in :data:`LATER`).
+    Returns the layout.
     """
     if handle.attrs.get("format") != FORMAT:
         raise GdchaosError(f"{path}: not a gdchaos results file")
@@ -72,7 +74,7 @@ def check_structure(handle: h5py.File, path: Path, *, complete: bool = True) -> 
         raise UntrustedFile(f"{path}: its config, unit table or layout cannot be read ({_reason(exc)})") from None
     for name, spec in specs.items():
         if name not in handle:
-            if complete:
+            if complete and not name.startswith(LATER):
                 raise UntrustedFile(f"{path}: dataset {name} is missing")
             continue
         _check_dataset(handle[name], spec, name, path)

@@ -28,7 +28,8 @@ from gdchaos.analysis.sweep import SweepAnalysis
 from gdchaos.config import SweepConfig
 from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
-from gdchaos.store.format import CREATING, FORMAT, Spec, aside, attributes, build, datasets, planned_bytes
+from gdchaos.store.format import (CREATING, FORMAT, UNIT_ORIGIN, Spec, aside, attributes, build, datasets,
+                                  planned_bytes)
 from gdchaos.store.lock import Lock
 from gdchaos.store.recover import clear_status_flags
 from gdchaos.store.verify import DamagedFile, check_size, check_structure, is_complete
@@ -127,6 +128,14 @@ class Writer:
                 self.file["unit_done"][unit.index] = 1
                 self.file.flush()
 
+    def write_unit_origin(self, unit: Unit, host: str, cpu: str) -> None:
+        """Record the host and CPU model computing ``unit`` (files of older gdchaos have no such record)."""
+        with self._writing():
+            for name, text in zip(UNIT_ORIGIN, (host, cpu)):
+                if name in self.file:
+                    length = self.file[name].dtype.itemsize
+                    self.file[name][unit.index] = text.encode("utf-8")[:length].decode("utf-8", "ignore").encode()
+
     def write_trajectory(self, unit: Unit, column: int, theta: np.ndarray) -> None:
         """Parameters (n_eta_unit, n_ic_unit, M+1, P) of the unit's networks at trajectory epoch ``column``."""
         saved = self.file["trajectory_ics"][:]
@@ -141,10 +150,10 @@ class Writer:
     def write_analysis(self, analysis: SweepAnalysis) -> None:
         """Store per-eta summaries and per-IC fits (:func:`gdchaos.store.analysis.analyse_file`)."""
         with self._writing():
-            for name, values in analysis.summary.items():
-                self.file[f"summary/{name}"][:] = values
-            for name, values in analysis.fits.items():
-                self.file[f"fit/{name}"][:] = values
+            for group, fields in (("summary", analysis.summary), ("fit", analysis.fits)):
+                for name, values in fields.items():
+                    if f"{group}/{name}" in self.file:  # files of older versions lack some
+                        self.file[f"{group}/{name}"][:] = values
             self.file.flush()
 
     @contextmanager
