@@ -1,6 +1,8 @@
 """``gdchaos merge PART... -o FILE``: join the files of a sharded sweep (``gdchaos run --shard K/N``)."""
 from __future__ import annotations
 
+import sys
+
 
 def register(subparsers) -> None:
     """Add the merge sub-command."""
@@ -8,7 +10,9 @@ def register(subparsers) -> None:
         "merge", help="merge the files of a sharded sweep (run --shard K/N) into one results file",
         description="Check that the shard files come from one sweep and one dataset and do not overlap, copy "
                     "their finished units into a new file and analyse it. Units no shard finished stay "
-                    "pending: rerun `gdchaos run` on the merged file to compute them.")
+                    "pending: rerun `gdchaos run` on the merged file to compute them. A single damaged "
+                    "file (truncated, or chunks failing their checksums) is salvaged the same way: its "
+                    "units that read back intact are copied, the others stay pending.")
     parser.add_argument("files", nargs="+", metavar="PART")
     parser.add_argument("-o", "--output", required=True, help="the merged results file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -21,6 +25,8 @@ def _merge(args) -> int:
     from gdchaos.store.merge import merge
 
     merged = merge(args.files, args.output, overwrite=args.overwrite)
+    for unit in merged.damaged:
+        print(f"gdchaos: {unit} is damaged and stays pending", file=sys.stderr)
     print(merged.path)
     if not args.quiet:
         pending = merged.units_total - merged.units_copied

@@ -27,6 +27,7 @@ FORMAT = "gdchaos-sweep"
 FORMAT_VERSION = 1
 CREATING = ".creating"  # suffix of a file being built aside: ``.NAME.creating-PID``
 OVERHEAD_BYTES = 1 << 20  # metadata, checksums and dimension scales, on top of the raw arrays
+METADATA_BLOCK = 1 << 18  # metadata is gathered in blocks this large, ahead of the data it describes
 UNIT_ORIGIN = {"unit_host": 64, "unit_cpu": 96}  # per-unit records of the machine: name -> bytes
 
 
@@ -49,8 +50,17 @@ class Spec:
 def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: int) -> dict[str, Spec]:
     """Every dataset of the results file of ``config``: name -> :class:`Spec`."""
     n_eta, q, m, t1 = len(config.etas), config.ics, config.replicas, config.epochs + 1
+    rows = np.array([[u.eta_start, u.eta_stop, u.ic_start, u.ic_stop] for u in units], dtype=np.int32)
+    n_units = len(units)
+    # the small tables first: they lie right after the metadata, where a truncation reaches them last
     specs = {
         "eta": Spec((n_eta,), "f8", (n_eta,), data=np.asarray(config.etas, dtype=np.float64)),
+        "units": Spec((n_units, 4), "i4", (n_units, 4), eta_axis=False, data=rows),
+        "unit_done": Spec((n_units,), "i1", (n_units,), 0, eta_axis=False),
+        "unit_epochs": Spec((n_units,), "i4", (n_units,), 0, eta_axis=False),
+        # where each unit was computed (docs/cluster.md): fixed-length UTF-8, writable in SWMR mode
+        **{name: Spec((n_units,), h5py.string_dtype("utf-8", length), (n_units,), b"", eta_axis=False)
+           for name, length in UNIT_ORIGIN.items()},
         "distances": Spec((n_eta, q, m, t1), "f8", (1, 1, m, t1), np.nan),
         "layer_distances": Spec((n_eta, q, m, n_tensors, t1), "f8", (1, 1, m, n_tensors, t1), np.nan),
         **{name: Spec((n_eta, q, t1), "f8", (1, 1, t1), np.nan)
@@ -74,14 +84,6 @@ def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: i
         specs["trajectories"] = Spec(
             (n_eta, len(ics), m + 1, len(epochs), n_params), np.dtype(config.trajectory_dtype).str[1:],
             (1, 1, m + 1, 1, n_params), np.nan)
-    rows = np.array([[u.eta_start, u.eta_stop, u.ic_start, u.ic_stop] for u in units], dtype=np.int32)
-    n_units = len(units)
-    specs["units"] = Spec((n_units, 4), "i4", (n_units, 4), eta_axis=False, data=rows)
-    specs["unit_done"] = Spec((n_units,), "i1", (n_units,), 0, eta_axis=False)
-    specs["unit_epochs"] = Spec((n_units,), "i4", (n_units,), 0, eta_axis=False)
-    # where each unit was computed (docs/cluster.md): fixed-length UTF-8, writable in SWMR mode
-    for name, length in UNIT_ORIGIN.items():
-        specs[name] = Spec((n_units,), h5py.string_dtype("utf-8", length), (n_units,), b"", eta_axis=False)
     for name in SUMMARY_FIELDS:
         specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan)
     for name in FIT_FIELDS:
@@ -112,7 +114,7 @@ def aside(path: Path) -> Path:
 
 def build(path: Path, specs: dict[str, Spec], attrs: dict, layout: list[dict]) -> None:
     """Write a complete new results file at ``path`` (every dataset of ``specs``, the root ``attrs``)."""
-    with h5py.File(path, "w", libver="latest", locking=False) as handle:
+    with h5py.File(path, "w", libver="latest", locking=False, meta_block_size=METADATA_BLOCK) as handle:
         handle.attrs.update(attrs)
         eta = None
         for name, spec in specs.items():

@@ -1,4 +1,5 @@
 """gdchaos merge: shards of one sweep join into the file one run writes; anything else is refused."""
+import os
 import shutil
 import subprocess
 import sys
@@ -93,3 +94,45 @@ def test_merge_command_line(shards, tmp_path):
     again = subprocess.run(command, capture_output=True, text=True)  # an existing output is kept
     assert again.returncode == 2 and again.stderr.strip().count("\n") == 0
     assert again.stderr.startswith(f"gdchaos: error: output: {output} exists; use --overwrite")
+
+
+def _flip(path, dataset, chunk):
+    with h5py.File(path, "r") as handle:
+        info = handle[dataset].id.get_chunk_info(chunk)
+    with open(path, "r+b") as raw:
+        raw.seek(info.byte_offset + 7)
+        byte = raw.read(1)
+        raw.seek(info.byte_offset + 7)
+        raw.write(bytes([byte[0] ^ 1]))
+
+
+@pytest.mark.parametrize("damage, copied", [("flip", 3), ("tail", 4), ("half", 0)])
+def test_merge_salvages_the_intact_units_of_a_damaged_file(shards, tmp_path, damage, copied):
+    folder, _, whole = shards
+    damaged = tmp_path / "damaged.h5"
+    shutil.copy(whole, damaged)
+    size = damaged.stat().st_size
+    if damage == "flip":
+        _flip(damaged, "distances", 2)  # the chunk of (eta 1, IC 0): unit 2
+    else:
+        with h5py.File(damaged, "r") as handle:
+            data = handle["eta"].id.get_chunk_info(0).byte_offset  # the data follow the file's description
+            analysis = handle["summary/lambda_mean"].id.get_chunk_info(0).byte_offset  # summary/ and fit/ last
+        os.truncate(damaged, analysis + 10 if damage == "tail" else (data + size) // 2)
+    rescued = tmp_path / "whole.h5"  # the clean file's name: the configs then agree
+    merged = merge([damaged], rescued)
+    assert merged.units_copied == copied and len(merged.damaged) == 4 - copied
+    with h5py.File(rescued, "r") as handle:
+        assert handle["unit_done"][:].sum() == copied
+    runner.run(sweep(rescued))  # computes what the damage lost
+    assert same_datasets(whole, rescued)
+
+
+def test_merge_refuses_a_file_cut_within_its_own_description(shards, tmp_path):
+    _, _, whole = shards
+    damaged = tmp_path / "damaged.h5"
+    shutil.copy(whole, damaged)
+    os.truncate(damaged, 5000)
+    with pytest.raises(GdchaosError, match="damaged.h5 is truncated within its own description"):
+        merge([damaged], tmp_path / "whole.h5")
+    assert not (tmp_path / "whole.h5").exists()
