@@ -21,7 +21,6 @@ from gdchaos.engine.build import build_model
 from gdchaos.engine.compute import UnitResult, machine
 from gdchaos.engine.sweep import UnitProgress, run_unit
 from gdchaos.engine.units import Unit, initial_conditions, plan_units, shard_units
-from gdchaos.errors import GdchaosError
 from gdchaos.store import Writer
 from gdchaos.store.analysis import analyse_file
 from gdchaos.store.verify import readable

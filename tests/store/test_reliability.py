@@ -11,7 +11,6 @@ import sys
 import textwrap
 
 import h5py
-import numpy as np
 import pytest
 
 from gdchaos import presets, runner, store
