@@ -139,17 +139,19 @@ def _open_files(paths: list[Path], stack: contextlib.ExitStack) -> tuple[list[Ru
     """Results files as plot.Run, ``gdchaos cubic`` files as store.cubic.CubicFile, in the order given."""
     from gdchaos import plot, store
     from gdchaos.store.cubic import is_cubic, read_cubic
+    from gdchaos.store.verify import check_size
 
     runs, cubics = [], []
     for path in paths:
         if not path.is_file():
             raise GdchaosError(f"{path}: no such file")
+        check_size(path)  # a truncated file is named as such, not as unreadable
         try:
             with store.open_handle(path) as handle:
                 if is_cubic(handle):
                     cubics.append(read_cubic(handle, path))
                     continue
-        except (OSError, ValueError):
+        except (OSError, ValueError, RuntimeError):
             raise GdchaosError(f"{path}: not a readable HDF5 file") from None
         runs.append(plot.load_run(stack.enter_context(store.open(path))))
     return runs, cubics

@@ -16,7 +16,8 @@ from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
 from gdchaos.store.analysis import analyse_file, complete_etas, stored_config
 from gdchaos.store.format import FORMAT, FORMAT_VERSION
-from gdchaos.store.verify import check_size, check_structure, readable
+from gdchaos.store.recover import open_for_write
+from gdchaos.store.verify import DamagedFile, check_size, check_structure, readable, reason_of
 
 NORMS = ("l1", "l2")  # distances between a replica and its reference: recorded online (l1), or from trajectories
 
@@ -35,7 +36,7 @@ class Results:
             raise GdchaosError(f"{self.path}: not a readable file") from None
         try:
             self.file = open_handle(self.path)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RuntimeError):
             raise GdchaosError(f"{self.path}: not a readable HDF5 file") from None
         try:
             if self.file.attrs.get("format") != FORMAT:
@@ -45,12 +46,19 @@ class Results:
                 raise GdchaosError(f"{self.path}: format version {version} is newer than this gdchaos "
                                    f"reads ({FORMAT_VERSION}); upgrade gdchaos")
             check_structure(self.file, self.path, complete=False)
+        except (OSError, RuntimeError, KeyError) as exc:  # the root's own metadata fails its checksum
+            self.file.close()
+            raise DamagedFile(f"{self.path}: damaged metadata ({reason_of(exc)})") from None
         except BaseException:
             self.file.close()
             raise
 
     def refresh(self) -> None:
         """See what a live writer has flushed since the last read."""
+        if not self.file.swmr_mode:  # opened while no writer had it: open again, as SWMR if one has now
+            self.file.close()
+            self.file = open_handle(self.path)
+            return
         for item in self.file.values():
             if isinstance(item, h5py.Dataset):
                 item.refresh()
@@ -162,8 +170,13 @@ class Results:
 
 
 def open_handle(path: str | Path) -> h5py.File:
-    """``path`` read-only as a SWMR reader, without HDF5 file locking so it never blocks a writer."""
-    return h5py.File(path, "r", libver="latest", swmr=True, locking=False)
+    """``path`` read-only, without HDF5 file locking so it never blocks a writer.
+
+    As a SWMR reader while a writer has the file open; otherwise as a plain reader: a SWMR reader
+    retries metadata that fails its checksum for minutes (a writer may be half-way through it),
+    where a plain reader reports damage at once.
+    """
+    return h5py.File(path, "r", libver="latest", swmr=open_for_write(path), locking=False)
 
 
 def open(path: str | Path) -> Results:  # noqa: A001 - the documented API name

@@ -91,6 +91,16 @@ def stored_end_of_file(path: str | os.PathLike) -> int | None:
     return int.from_bytes(body[eof_position:eof_position + offset_size], "little")
 
 
+def open_for_write(path: str | os.PathLike) -> bool:
+    """Whether the superblock says a writer has the file open (or was killed with it open).
+
+    Files without a version 2/3 superblock count as open: only those can be read in SWMR mode.
+    """
+    with open(path, "rb") as handle:
+        found = _superblock(handle)
+    return found is None or found[0][11] != 0
+
+
 def clear_status_flags(path: str | os.PathLike) -> bool:
     """Clear the "open for write" flags of a file left by a killed writer; True if it changed."""
     with open(path, "r+b") as handle:

@@ -58,6 +58,13 @@ def check_structure(handle: h5py.File, path: Path, *, complete: bool = True) -> 
     gdchaos version writes must be there (files of older versions may lack those in :data:`LATER`).
     Returns the layout.
     """
+    try:
+        return _check_structure(handle, path, complete)
+    except (OSError, RuntimeError, KeyError) as exc:  # how h5py reports metadata that fails its checksum
+        raise DamagedFile(f"{path}: damaged metadata ({reason_of(exc)})") from None
+
+
+def _check_structure(handle: h5py.File, path: Path, complete: bool) -> dict[str, Spec]:
     if handle.attrs.get("format") != FORMAT:
         raise GdchaosError(f"{path}: not a gdchaos results file")
     _check_links(handle, path, "")
@@ -71,7 +78,7 @@ def check_structure(handle: h5py.File, path: Path, *, complete: bool = True) -> 
         units = [Unit(i, *map(int, row)) for i, row in enumerate(rows)]
         specs = datasets(config, units, n_params, len(layout))
     except (KeyError, ValueError, TypeError, OSError, GdchaosError) as exc:
-        raise UntrustedFile(f"{path}: its config, unit table or layout cannot be read ({_reason(exc)})") from None
+        raise UntrustedFile(f"{path}: its config, unit table or layout cannot be read ({reason_of(exc)})") from None
     for name, spec in specs.items():
         if name not in handle:
             if complete and not name.startswith(LATER):
@@ -114,12 +121,14 @@ def readable(path: Path) -> Iterator[None]:
     """Reading data: a chunk that fails its checksum (or any HDF5 read error) becomes :class:`DamagedFile`."""
     try:
         yield
-    except OSError as exc:
-        reason = "a chunk fails its checksum" if "filter returned failure" in str(exc) else _reason(exc)
+    except (OSError, RuntimeError, KeyError) as exc:  # h5py's ways of saying a checksum failed
+        reason = "a chunk fails its checksum" if "filter returned failure" in str(exc) else reason_of(exc)
         raise DamagedFile(f"{path}: damaged data ({reason}); `gdchaos merge {path.name} -o NEW.h5` "
                           "keeps the units that read back intact") from None
 
 
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def reason_of(exc: BaseException) -> str:
+    """The first line of an h5py error, for a one-line message."""
+    text = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).strip()
+    text = text.splitlines()[0] if text else type(exc).__name__
     return text.rstrip(".")

@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import h5py
+import numpy as np
 import pytest
 
 from gdchaos import presets, runner, store
@@ -363,3 +364,58 @@ def test_the_command_line_reports_a_truncated_file_in_one_line(clean, tmp_path):
                                 timeout=120)
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "truncated:" in result.stderr, result.stderr
+
+
+def _read_everything(path):
+    """What analyze, plot and the TUI read: the analysis by the refit policy and every dataset."""
+    with store.open(path) as run:
+        analysis = run.analysis(refit=True)
+        arrays = {name: run[name] for name in ("distances", "layer_distances", "loss", "train_accuracy",
+                                               "test_accuracy", "reached_epoch", "diverged_epoch", "unit_done")}
+    return analysis.summary, arrays
+
+
+def _flip_campaign(clean, tmp_path, flips, seed):
+    def too_slow(signum, frame):
+        raise TimeoutError("a damaged file made a reader hang")
+
+    expected = _read_everything(clean)
+    size = os.path.getsize(clean)
+    rng = np.random.default_rng(seed)
+    outcomes = {"same": 0, "refused": 0}
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    try:
+        for _ in range(flips):
+            path = copy_of(clean, tmp_path)
+            position = int(rng.integers(size))
+            with open(path, "r+b") as raw:
+                raw.seek(position)
+                byte = raw.read(1)[0]
+                raw.seek(position)
+                raw.write(bytes([byte ^ (1 << int(rng.integers(8)))]))
+            signal.alarm(10)
+            try:
+                got = _read_everything(path)
+            except GdchaosError as exc:
+                assert "\n" not in str(exc)
+                outcomes["refused"] += 1
+                continue
+            finally:
+                signal.alarm(0)
+            for a, b in zip((*expected[0].values(), *expected[1].values()), (*got[0].values(), *got[1].values())):
+                np.testing.assert_array_equal(a, b, err_msg=f"flip at byte {position}")
+            outcomes["same"] += 1
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return outcomes
+
+
+def test_a_flipped_bit_anywhere_gives_the_same_numbers_or_one_line_never_a_hang(clean, tmp_path):
+    outcomes = _flip_campaign(clean, tmp_path, 60, seed=3)
+    assert sum(outcomes.values()) == 60
+
+
+@pytest.mark.slow
+def test_a_thousand_flipped_bits(clean, tmp_path):
+    outcomes = _flip_campaign(clean, tmp_path, 1000, seed=4)
+    assert outcomes["refused"] > 0 and sum(outcomes.values()) == 1000
