@@ -31,6 +31,7 @@ from gdchaos.errors import GdchaosError
 from gdchaos.store.format import (CREATING, FORMAT, UNIT_ORIGIN, Spec, aside, attributes, build, datasets,
                                   planned_bytes)
 from gdchaos.store.lock import Lock
+from gdchaos.store.reader import open_handle
 from gdchaos.store.recover import clear_status_flags
 from gdchaos.store.verify import DamagedFile, check_size, check_structure, is_complete
 
@@ -205,18 +206,21 @@ def _inspect(path: Path, overwrite: bool) -> str:
         if overwrite:
             return "damaged"
         raise
-    clear_status_flags(path)  # a writer killed earlier leaves the file flagged "open for write"
     try:
-        with h5py.File(path, "r", libver="latest", locking=False) as handle:
+        with open_handle(path) as handle:  # as SWMR while flagged "open for write": readable without clearing
             if handle.attrs.get("format") != FORMAT:
                 if len(handle.attrs) == 0 and len(handle) == 0:
-                    return "interrupted"  # created by an older gdchaos that stopped at once
-                raise GdchaosError(f"output: {path} is not a gdchaos results file; gdchaos replaces only its "
-                                   "own files: choose another -o")
-            return "results" if is_complete(handle) else "interrupted"
-    except OSError:
+                    state = "interrupted"  # created by an older gdchaos that stopped at once
+                else:
+                    raise GdchaosError(f"output: {path} is not a gdchaos results file; gdchaos replaces only "
+                                       "its own files: choose another -o")
+            else:
+                state = "results" if is_complete(handle) else "interrupted"
+    except (OSError, RuntimeError, KeyError):
         raise GdchaosError(f"output: {path} is not a readable HDF5 file; gdchaos replaces only its own "
                            "results files: choose another -o") from None
+    clear_status_flags(path)  # ours, and its writer was killed (we hold the lock): reopen it for writing
+    return state
 
 
 def _open_existing(path: Path, config: SweepConfig, fingerprint: str) -> h5py.File:

@@ -128,9 +128,10 @@ def _write_config(tmp_path, **extra):
     # 8 units of 121 Iris networks x 600 epochs, about 0.4 s each: a run lasts long enough to be read,
     # stopped and killed mid-sweep (the replicas set a unit's duration; more epochs would also make
     # the final fits slower)
-    lines = ['etas = [0.5, 10.0]', 'ics = 4', 'replicas = 120', 'epochs = 600', 'tau_epochs = 600',
-             'ics_per_unit = 1', 'etas_per_unit = 1', 'seed = 3']
-    lines += [f"{key} = {value}" for key, value in extra.items()]
+    values = dict(etas="[0.5, 10.0]", ics=4, replicas=120, epochs=600, tau_epochs=600, ics_per_unit=1,
+                  etas_per_unit=1, seed=3)
+    values.update(extra)
+    lines = [f"{key} = {value}" for key, value in values.items()]
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -181,7 +182,7 @@ def test_sigkill_mid_sweep_then_resume_is_bit_identical(tmp_path):
 
 
 def test_sigterm_stops_cleanly_and_resumes(tmp_path):
-    config = _write_config(tmp_path)
+    config = _write_config(tmp_path, ics=12)  # 24 units: many left when the first is done, however loaded the machine
     output = tmp_path / "stopped.h5"
     process = subprocess.Popen(_run_command(config, output), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
@@ -199,11 +200,11 @@ def test_sigterm_stops_cleanly_and_resumes(tmp_path):
     assert process.returncode == 130
     assert "rerun the same command to resume" in err and "Traceback" not in err
     with h5py.File(output, "r") as handle:  # closed cleanly: opens without SWMR or recovery
-        assert handle["unit_done"][:].sum() < 8
+        assert handle["unit_done"][:].sum() < 24
     finished = subprocess.run(_run_command(config, output), capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     with store.open(output) as run:
-        assert run.progress() == (8, 8)
+        assert run.progress() == (24, 24)
 
 
 def test_a_second_writer_is_refused(tmp_path):
