@@ -51,6 +51,7 @@ def activation_rop_split(rz_cat: np.ndarray, a: np.ndarray, r_bias: np.ndarray,
     ``a`` (R, N, h) are the layer's outputs, from which act' is computed; returns R{A} (R, N, h).
     """
     out = np.empty_like(a)
+    r_bias = np.ascontiguousarray(r_bias)  # one compiled version, whatever the cache holds (dense.batched_matmul)
     launch(_activation_rop_split, a.size, rz_cat, a, r_bias, activation_code(activation), out)
     return out
 
@@ -97,7 +98,7 @@ def softmax_rop_(logits: np.ndarray, r_logits: np.ndarray, r_bias: np.ndarray,
 
     ``logits`` (R, N, C) include the bias, p = softmax(logits); R{z} = r_logits + c (pre-bias).
     """
-    launch(_softmax_rop, logits.size, logits, r_logits, r_bias, scale)
+    launch(_softmax_rop, logits.size, logits, r_logits, np.ascontiguousarray(r_bias), scale)
     return r_logits
 
 

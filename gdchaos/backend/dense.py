@@ -62,7 +62,9 @@ def batched_matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) 
         return np.matmul(a, b, out=out)
     if out is None:
         out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=np.result_type(a, b))
-    launch(_small_batched_matmul, a.size + out.size, a, b, out)
+    # one compiled version (C layout): Numba would reuse an A-layout version compiled earlier in the
+    # process for C arrays, so which code ran, and its bits, would depend on the Numba cache
+    launch(_small_batched_matmul, a.size + out.size, np.ascontiguousarray(a), np.ascontiguousarray(b), out)
     return out
 
 
