@@ -27,9 +27,10 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot im
 
 
 def sweep(path, **overrides):
-    """6 units (3 ICs x 2 learning rates, one of them diverging) and two ICs' trajectories."""
+    """6 units (3 ICs x 2 learning rates, one of them diverging), two ICs' trajectories, sharpness."""
     values = dict(etas=[0.5, 40.0], ics=3, replicas=2, epochs=24, tau_epochs=60, ics_per_unit=1, etas_per_unit=1,
-                  save_trajectories=True, trajectory_ics=[0, 2], trajectory_every=6, output=str(path))
+                  save_trajectories=True, trajectory_ics=[0, 2], trajectory_every=6, sharpness_every=8,
+                  output=str(path))
     values.update(overrides)
     return from_dict(values, presets.get("iris-tanh")).validate()
 
