@@ -32,6 +32,20 @@ def fail(field: str, requirement: str, value: Any) -> NoReturn:
     raise GdchaosError(f"{field}: must be {requirement}; got {value!r}")
 
 
+def check_bool(field: str, value: Any) -> bool:
+    """``value`` when it is a boolean (TOML ``true``/``false``; not "no", 0 or 1)."""
+    if not isinstance(value, (bool, np.bool_)):
+        fail(field, "true or false", value)
+    return bool(value)
+
+
+def check_text(field: str, value: Any, *, optional: bool = False) -> str | None:
+    """``value`` when it is a string (or None, when ``optional``)."""
+    if not (isinstance(value, str) or (optional and value is None)):
+        fail(field, "a string" + (" or absent" if optional else ""), value)
+    return value
+
+
 def check_choice(field: str, value: Any, allowed: Iterable[Any]) -> Any:
     """``value`` when it is one of ``allowed``."""
     allowed = tuple(allowed)

@@ -16,7 +16,8 @@ import numpy as np
 from gdchaos import data
 from gdchaos.analysis.params import FitParams
 from gdchaos.backend.activations import ACTIVATIONS
-from gdchaos.checks import check_choice, check_int, check_keys, check_number, check_positive, fail, is_int
+from gdchaos.checks import (check_bool, check_choice, check_int, check_keys, check_number, check_positive, check_text,
+                            fail, is_int)
 from gdchaos.errors import GdchaosError
 from gdchaos.grid import parse_etas, parse_indices
 from gdchaos.nn.base import DTYPES
@@ -92,6 +93,10 @@ class SweepConfig:
             check_positive("etas", eta)
         check_int("ics", self.ics, 1)
         check_int("replicas", self.replicas, 1)
+        check_bool("perturb_biases", self.perturb_biases)
+        check_bool("save_trajectories", self.save_trajectories)
+        check_text("output", self.output)
+        check_text("data_dir", self.data_dir, optional=True)
         check_positive("eps", self.eps)
         check_choice("dtype", self.dtype, DTYPES)
         resolution = EPS_RESOLUTION_ULPS * float(np.finfo(self.dtype).eps) * self.model.init_std
@@ -214,13 +219,17 @@ def from_dict(values: dict[str, Any], base: SweepConfig | None = None) -> SweepC
 def load_toml(path: str | Path, base: SweepConfig | None = None) -> SweepConfig:
     """Read a TOML config file onto ``base``; unreadable or invalid TOML is a one-line error."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise GdchaosError(f"config: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise GdchaosError(f"config: {path} is not a text file (TOML is UTF-8)") from None
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise GdchaosError(f"config: {path} is not valid TOML: {exc}") from None
+    if not values:
+        raise GdchaosError(f"config: {path} sets nothing; start from `gdchaos config show PRESET`")
     values.pop("cluster", None)  # where to run, not what: read by `gdchaos run --cluster`
     return from_dict(values, base)
 

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from gdchaos.checks import (check_choice, check_int, check_keys, check_number, check_positive, fail, is_int,
-                            is_number)
+from gdchaos.checks import (check_bool, check_choice, check_int, check_keys, check_number, check_positive,
+                            check_text, fail, is_int, is_number)
 from gdchaos.errors import GdchaosError
 
 
@@ -46,3 +46,12 @@ def test_choices_keys_and_custom_requirements():
     assert message(check_keys, "model", ["kind", "depth"], ("kind", "hidden")) == (
         "model: unknown key 'depth'; allowed: kind, hidden")
     assert message(fail, "model.sizes", "integers >= 1", [4, 0]) == "model.sizes: must be integers >= 1; got [4, 0]"
+
+
+def test_booleans_and_text():
+    assert check_bool("flag", True) is True and check_bool("flag", np.bool_(False)) is False
+    assert message(check_bool, "flag", "no") == "flag: must be true or false; got 'no'"
+    assert message(check_bool, "flag", 1) == "flag: must be true or false; got 1"
+    assert check_text("output", "a.h5") == "a.h5" and check_text("data_dir", None, optional=True) is None
+    assert message(check_text, "output", None) == "output: must be a string; got None"
+    assert message(check_text, "data_dir", 5, optional=True) == "data_dir: must be a string or absent; got 5"

@@ -55,6 +55,19 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, fragments):
     assert_one_line_error(gdchaos("run", "--headless", *args, cwd=tmp_path), *fragments)
 
 
+@pytest.mark.parametrize("content, fragment", [
+    (b'perturb_biases = "no"\n', "perturb_biases: must be true or false; got 'no'"),
+    (b"save_trajectories = 1\n", "save_trajectories: must be true or false; got 1"),
+    (b"output = 5\n", "output: must be a string; got 5"),
+    (b'output = ["a.h5"]\n', "output: must be a string; got ['a.h5']"),
+    (b"", "sets nothing; start from `gdchaos config show PRESET`"),
+    (b"\x7fELF\x02\x01\x01\x00\xff\xfe", "is not a text file (TOML is UTF-8)"),
+], ids=["bool-from-text", "bool-from-int", "output-int", "output-list", "empty", "binary"])
+def test_toml_values_of_the_wrong_type_are_refused(tmp_path, content, fragment):
+    (tmp_path / "c.toml").write_bytes(content)
+    assert_one_line_error(gdchaos("run", "--headless", "--config", "c.toml", cwd=tmp_path), fragment)
+
+
 def test_bad_toml_and_unknown_field(tmp_path):
     (tmp_path / "bad.toml").write_text("ics = [\n")
     assert_one_line_error(gdchaos("run", "--headless", "--config", "bad.toml", cwd=tmp_path), "not valid TOML")
