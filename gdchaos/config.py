@@ -200,12 +200,17 @@ def from_dict(values: dict[str, Any], base: SweepConfig | None = None) -> SweepC
     model_values = values.pop("model", None)
     model = base.model
     if model_values is not None:
+        if not isinstance(model_values, dict):
+            fail("model", "a table of model settings ([model])", model_values)
         check_keys("model", sorted(model_values), sorted(f.name for f in fields(ModelConfig)))
         model_values = dict(model_values)
         if "hidden" in model_values:
             model_values["hidden"] = parse_hidden(model_values["hidden"])
         if "layers" in model_values:
-            model_values["layers"] = tuple(dict(layer) for layer in model_values["layers"])
+            layers = model_values["layers"]
+            if not isinstance(layers, (list, tuple)) or not all(isinstance(layer, dict) for layer in layers):
+                fail("model.layers", "a list of layer tables ([[model.layers]])", layers)
+            model_values["layers"] = tuple(dict(layer) for layer in layers)
         model = replace(model, **model_values)
     if "etas" in values:
         values["etas"] = parse_etas(values["etas"])
@@ -237,15 +242,15 @@ def load_toml(path: str | Path, base: SweepConfig | None = None) -> SweepConfig:
 def parse_hidden(value: Any) -> tuple[int, ...]:
     """Hidden widths from ``64``, ``"32,32"`` or a list."""
     if isinstance(value, str):
-        items = [item for item in value.split(",") if item.strip()]
+        items = [item.strip() for item in value.split(",")] if value.strip() else []
+        items = [int(item) if item.isdigit() else item for item in items]  # "10,,10", "1.5" stay text
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:
         items = [value]
-    try:
-        widths = tuple(int(item) for item in items)
-    except (TypeError, ValueError):
-        raise GdchaosError(f"model.hidden: integers >= 1 such as 64 or 32,32; got {value!r}") from None
+    if not all(is_int(item) for item in items):  # no floats, booleans or empty items
+        raise GdchaosError(f"model.hidden: integers >= 1 such as 64 or 32,32; got {value!r}")
+    widths = tuple(int(item) for item in items)
     if widths and min(widths) < 1:
         raise GdchaosError(f"model.hidden: integers >= 1 such as 64 or 32,32; got {value!r}")
     return widths  # empty for a CNN; ModelConfig.validate requires widths for an MLP

@@ -62,7 +62,13 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, fragments):
     (b'output = ["a.h5"]\n', "output: must be a string; got ['a.h5']"),
     (b"", "sets nothing; start from `gdchaos config show PRESET`"),
     (b"\x7fELF\x02\x01\x01\x00\xff\xfe", "is not a text file (TOML is UTF-8)"),
-], ids=["bool-from-text", "bool-from-int", "output-int", "output-list", "empty", "binary"])
+    (b"[model]\nhidden = [1.5]\n", "model.hidden: integers >= 1 such as 64 or 32,32; got [1.5]"),
+    (b"[model]\nhidden = [true]\n", "model.hidden: integers >= 1 such as 64 or 32,32; got [True]"),
+    (b'[model]\nhidden = "10,,10"\n', "model.hidden: integers >= 1 such as 64 or 32,32; got '10,,10'"),
+    (b"[model]\nlayers = [1, 2]\n", "model.layers: must be a list of layer tables ([[model.layers]]); got [1, 2]"),
+    (b"model = 5\n", "model: must be a table of model settings ([model]); got 5"),
+], ids=["bool-from-text", "bool-from-int", "output-int", "output-list", "empty", "binary", "hidden-float",
+        "hidden-bool", "hidden-empty-item", "layers-ints", "model-int"])
 def test_toml_values_of_the_wrong_type_are_refused(tmp_path, content, fragment):
     (tmp_path / "c.toml").write_bytes(content)
     assert_one_line_error(gdchaos("run", "--headless", "--config", "c.toml", cwd=tmp_path), fragment)
