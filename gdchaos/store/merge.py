@@ -28,7 +28,7 @@ from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
 from gdchaos.store.analysis import analyse_file, stored_config
 from gdchaos.store.format import FORMAT, UNIT_ORIGIN
-from gdchaos.store.recover import clear_status_flags, stored_end_of_file
+from gdchaos.store.recover import clear_status_flags, open_for_write, stored_end_of_file
 from gdchaos.store.verify import DamagedFile, UntrustedFile, check_size, check_structure, readable
 from gdchaos.store.writer import Writer
 
@@ -64,11 +64,11 @@ def merge(inputs: list[str | Path], output: str | Path, *, overwrite: bool = Fal
     output.resolve().parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".gdchaos-merge-", dir=output.resolve().parent) as scratch:
         try:
-            lengths = []
+            lost = []
             for path in paths:
-                handle, length = _open_shard(path, Path(scratch))
+                handle, cut = _open_shard(path, Path(scratch))
                 handles.append(handle)
-                lengths.append(length)
+                lost.append(cut)
             owners = _check_same_sweep(paths, handles)
             first = handles[0]
             config = from_dict({"output": str(output)}, stored_config(first))
@@ -81,7 +81,7 @@ def merge(inputs: list[str | Path], output: str | Path, *, overwrite: bool = Fal
                 for unit, owner in zip(units, owners):
                     if owner is None:
                         continue
-                    if not _copy_intact(handles[owner], paths[owner], lengths[owner], writer, unit):
+                    if not _copy_intact(handles[owner], paths[owner], lost[owner], writer, unit):
                         owners[unit.index] = None
                         damaged.append(f"{paths[owner]}: unit {unit.index}")
                 writer.write_analysis(analyse_file(writer.file, config.fit_params(), refit=True))
@@ -92,10 +92,10 @@ def merge(inputs: list[str | Path], output: str | Path, *, overwrite: bool = Fal
     return Merged(output, copied, len(units), damaged)
 
 
-def _open_shard(path: Path, scratch: Path) -> tuple[h5py.File, int | None]:
+def _open_shard(path: Path, scratch: Path) -> tuple[h5py.File, dict[str, list[tuple[tuple, tuple]]] | None]:
     """An input, checked like any untrusted file; a truncated one through a padded copy.
 
-    Returns the open file and, for a truncated input, how many of its bytes are real.
+    Returns the open file and, for a truncated input, the chunks lost to the cut (:func:`_past`).
     """
     try:
         mode = os.lstat(path).st_mode
@@ -108,10 +108,8 @@ def _open_shard(path: Path, scratch: Path) -> tuple[h5py.File, int | None]:
         check_size(path)
     except DamagedFile:
         length = path.stat().st_size
-        padded = scratch / f"{len(list(scratch.iterdir()))}-{path.name}"
-        shutil.copyfile(path, padded)
-        os.truncate(padded, stored_end_of_file(path))  # the missing bytes read as zeros
-        path = padded
+        path = _copy_aside(path, scratch)
+        os.truncate(path, stored_end_of_file(name))  # the missing bytes read as zeros
     try:
         handle = _open_plain(path, scratch)
     except (OSError, ValueError):
@@ -125,8 +123,8 @@ def _open_shard(path: Path, scratch: Path) -> tuple[h5py.File, int | None]:
                 raise DamagedFile(f"{name}: truncated")
             raise GdchaosError(f"merge: {name} is not a gdchaos results file")
         check_structure(handle, name)
-        tables = ("eta", "units", "unit_done", "unit_epochs")
-        if length is not None and not all(_chunks_before(handle[table], length) for table in tables):
+        cut = None if length is None else _past(handle, length)
+        if cut is not None and any(cut.get(table) for table in ("eta", "units", "unit_done", "unit_epochs")):
             raise DamagedFile(f"{name}: truncated")
         with readable(name):
             handle["unit_done"][()]
@@ -138,7 +136,14 @@ def _open_shard(path: Path, scratch: Path) -> tuple[h5py.File, int | None]:
     except BaseException:
         handle.close()
         raise
-    return handle, length
+    return handle, cut
+
+
+def _copy_aside(path: Path, scratch: Path) -> Path:
+    """A copy of ``path`` in ``scratch``, under a name no other input's copy takes."""
+    copy = scratch / f"{len(list(scratch.iterdir()))}-{path.name}"
+    shutil.copyfile(path, copy)
+    return copy
 
 
 def _open_plain(path: Path, scratch: Path) -> h5py.File:
@@ -147,15 +152,10 @@ def _open_plain(path: Path, scratch: Path) -> h5py.File:
     A file still flagged "open for write" (its writer was killed, or is running) is read through a
     copy whose flags are cleared: the units it had finished when copied.
     """
-    try:
-        return h5py.File(path, "r", libver="latest", locking=False)
-    except OSError as exc:
-        if "open for write" not in str(exc) and "consistency flags" not in str(exc):
-            raise
-    copy = scratch / f"{len(list(scratch.iterdir()))}-{path.name}"
-    shutil.copyfile(path, copy)
-    clear_status_flags(copy)
-    return h5py.File(copy, "r", libver="latest", locking=False)
+    if open_for_write(path):
+        path = _copy_aside(path, scratch)
+        clear_status_flags(path)
+    return h5py.File(path, "r", libver="latest", locking=False)
 
 
 def _check_same_sweep(paths: list[Path], handles: list[h5py.File]) -> list[int | None]:
@@ -181,13 +181,14 @@ def _check_same_sweep(paths: list[Path], handles: list[h5py.File]) -> list[int |
     return owners
 
 
-def _copy_intact(source: h5py.File, path: Path, length: int | None, writer: Writer, unit: Unit) -> bool:
+def _copy_intact(source: h5py.File, path: Path, lost: dict[str, list[tuple[tuple, tuple]]] | None, writer: Writer,
+                 unit: Unit) -> bool:
     """Copy ``unit`` if every chunk of it lies within the input's real bytes and reads back; else False.
 
     A unit that fails half-way may have written some of its arrays: it is not marked done, so the
     run that computes it later overwrites them.
     """
-    if length is not None and not _within(source, unit, length):
+    if lost is not None and not _within(lost, unit):
         return False
     try:
         with readable(path):
@@ -197,33 +198,34 @@ def _copy_intact(source: h5py.File, path: Path, length: int | None, writer: Writ
     return True
 
 
-def _within(source: h5py.File, unit: Unit, length: int) -> bool:
-    """Whether every chunk of the unit's rows ends before byte ``length``.
+def _past(source: h5py.File, length: int) -> dict[str, list[tuple[tuple, tuple]]]:
+    """Each dataset's chunks (offset, shape) that end past byte ``length`` of a truncated input.
 
-    Needed for truncated inputs: the padding reads as zeros, and a chunk of zeros passes its
-    Fletcher-32 checksum (the checksum of zeros is zero).
+    The padding reads as zeros, and a chunk of zeros passes its Fletcher-32 checksum (the checksum
+    of zeros is zero): a truncated input's chunks are trusted only where they end before the cut.
     """
-    names = [*UNIT_ARRAYS, "initial_params", "trajectories", *UNIT_ORIGIN]
-    for name in (name for name in names if name in source):
+    lost = {}
+    for item in source.values():
+        for dataset in item.values() if isinstance(item, h5py.Group) else [item]:
+            chunks = (dataset.id.get_chunk_info(index) for index in range(dataset.id.get_num_chunks()))
+            lost[dataset.name.lstrip("/")] = [(chunk.chunk_offset, dataset.chunks) for chunk in chunks
+                                              if chunk.byte_offset + chunk.size > length]
+    return lost
+
+
+def _within(lost: dict[str, list[tuple[tuple, tuple]]], unit: Unit) -> bool:
+    """Whether none of the unit's rows lies in a chunk lost to the cut (:func:`_past`)."""
+    for name in (*UNIT_ARRAYS, "initial_params", "trajectories", *UNIT_ORIGIN):
         if name == "initial_params":
-            rows = (slice(unit.ic_start, unit.ic_stop),)
+            rows = ((unit.ic_start, unit.ic_stop),)
         elif name in UNIT_ORIGIN:
-            rows = (slice(unit.index, unit.index + 1),)
+            rows = ((unit.index, unit.index + 1),)
         else:
-            rows = (slice(unit.eta_start, unit.eta_stop), slice(unit.ic_start, unit.ic_stop))
-        if not _chunks_before(source[name], length, rows):
-            return False
-    return True
-
-
-def _chunks_before(dataset: h5py.Dataset, length: int, rows: tuple[slice, ...] = ()) -> bool:
-    """Whether the chunks of ``dataset`` that meet ``rows`` (leading axes; all: every chunk) end before ``length``."""
-    for index in range(dataset.id.get_num_chunks()):
-        info = dataset.id.get_chunk_info(index)
-        meets = all(start < axis.stop and start + size > axis.start
-                    for start, size, axis in zip(info.chunk_offset, dataset.chunks, rows))
-        if meets and info.byte_offset + info.size > length:
-            return False
+            rows = ((unit.eta_start, unit.eta_stop), (unit.ic_start, unit.ic_stop))
+        for offset, shape in lost.get(name, ()):
+            if all(first < stop and first + size > start
+                   for (start, stop), first, size in zip(rows, offset, shape)):
+                return False
     return True
 
 
