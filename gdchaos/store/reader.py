@@ -137,21 +137,16 @@ class Results:
         n_eta, n_ics, ball, n_epochs, _ = data.shape
         out = np.empty((n_eta, n_ics, ball - 1, n_epochs))
         with readable(self.path):
-            self._distances_into(out, norm, block)
+            for e in range(n_eta):
+                for i in range(n_ics):
+                    for start in range(0, n_epochs, block):
+                        chunk = data[e, i, :, start:start + block].astype(np.float64)
+                        diff = chunk[1:] - chunk[:1]
+                        if norm == "l1":
+                            out[e, i, :, start:start + block] = np.abs(diff).sum(axis=-1)
+                        else:
+                            out[e, i, :, start:start + block] = np.sqrt((diff * diff).sum(axis=-1))
         return out
-
-    def _distances_into(self, out: np.ndarray, norm: str, block: int) -> None:
-        data = self.trajectories
-        n_eta, n_ics, _, n_epochs, _ = data.shape
-        for e in range(n_eta):
-            for i in range(n_ics):
-                for start in range(0, n_epochs, block):
-                    chunk = data[e, i, :, start:start + block].astype(np.float64)
-                    diff = chunk[1:] - chunk[:1]
-                    if norm == "l1":
-                        out[e, i, :, start:start + block] = np.abs(diff).sum(axis=-1)
-                    else:
-                        out[e, i, :, start:start + block] = np.sqrt((diff * diff).sum(axis=-1))
 
     def analysis(self, params: FitParams | None = None, *, refit: bool = False, distances: np.ndarray | None = None,
                  cache: MutableMapping | None = None) -> SweepAnalysis:
