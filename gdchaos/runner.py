@@ -8,10 +8,12 @@ instead; this process still writes each one as it returns (:func:`write_result`)
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -91,7 +93,7 @@ def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | No
     fingerprint = datasets.fingerprint(*data)
     layout = [{"name": t.name, "shape": list(t.shape), "offset": t.offset} for t in model.layout()]
     units_run = 0
-    with _sigterm_as_interrupt(), Writer.create_or_resume(
+    with _stop_on_signals() as stop, Writer.create_or_resume(
             path, config, units, n_params=model.n_params, layout=layout, fingerprint=fingerprint,
             overwrite=overwrite) as writer:
         pending = writer.pending(shard_units(units, *shard) if shard else units)
@@ -100,10 +102,11 @@ def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | No
         try:
             if executor is None:
                 for unit in pending:
-                    _run_one(model, config, unit, data, writer, reporter)
+                    _run_one(model, config, unit, data, writer, reporter, stop)
                     units_run += 1
             else:
-                units_run = _run_elsewhere(executor, config, pending, fingerprint, writer, reporter)
+                units_run = _run_elsewhere(executor, config, pending, fingerprint, writer, reporter, stop)
+            stop.check()
             analyse_into(writer, config)
             complete = not writer.pending(units)
         finally:
@@ -113,10 +116,11 @@ def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | No
 
 
 def _run_elsewhere(executor: Executor, config: SweepConfig, pending: list[Unit], fingerprint: str,
-                   writer: Writer, reporter) -> int:
+                   writer: Writer, reporter, stop: StopRequest) -> int:
     """Write the executor's units as they return; units in flight show their epochs (live progress)."""
     done = 0
     for unit, item in executor.results(config, pending, fingerprint):
+        stop.check()
         if isinstance(item, UnitResult):
             write_result(writer, unit, item)
             done += 1
@@ -138,13 +142,14 @@ def write_result(writer: Writer, unit: Unit, result: UnitResult) -> None:
     writer.write_unit(unit, result.arrays, result.epochs_done, done=True)
 
 
-def _run_one(model, config, unit: Unit, data, writer: Writer, reporter) -> None:
+def _run_one(model, config, unit: Unit, data, writer: Writer, reporter, stop: StopRequest) -> None:
     balls = initial_conditions(model, config, unit.ic_start, unit.ic_stop)
     writer.write_initial_params(unit.ic_start, balls[:, 0])
     writer.write_unit_origin(unit, *machine())
     last_write = -PARTIAL_WRITE_SECONDS  # write at once: readers see which unit is in flight
     stale: set[str] = set()  # arrays changed since they were last written
     for event in run_unit(model, config, unit, data, balls):
+        stop.check()
         done = event.phase == "done"
         now = time.monotonic()
         stale.update(event.arrays if event.changed is None else event.changed)
@@ -167,18 +172,46 @@ def analyse_into(writer: Writer, config: SweepConfig) -> None:
     writer.write_analysis(analysis)
 
 
-@contextmanager
-def _sigterm_as_interrupt():
-    """SLURM and the TUI stop runs with SIGTERM: treat it like Ctrl-C (clean stop, resumable)."""
-    def handler(signum, frame):
+class StopRequest:
+    """Ctrl-C or SIGTERM seen during a run; :meth:`check` raises it again if Python swallowed it.
+
+    A signal handler's exception is dropped when it fires inside a finalizer (a weakref callback,
+    ``__del__``), so the flag, not the exception alone, decides that the run stops.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def handler(self, signum, frame) -> None:
+        self.requested = True
         raise KeyboardInterrupt
 
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def unraisable(self, unraisable, default) -> None:
+        """The swallowed stop is not an error to print: :meth:`check` raises it again."""
+        if not (self.requested and unraisable.exc_type is KeyboardInterrupt):
+            default(unraisable)
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[StopRequest]:
+    """SLURM and the TUI stop runs with SIGTERM, people with Ctrl-C: both stop cleanly (resumable)."""
+    stop = StopRequest()
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, stop.handler)
+    except ValueError:  # not the main thread: whoever started the thread stops it
+        pass
+    hook = sys.unraisablehook
+    if previous:
+        sys.unraisablehook = partial(stop.unraisable, default=hook)
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
+        for number, handler in previous.items():
+            signal.signal(number, handler)
