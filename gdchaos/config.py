@@ -27,6 +27,7 @@ MODEL_KINDS = ("mlp", "cnn")
 # weights would leave most of them unchanged (docs/protocol.md, precision)
 EPS_RESOLUTION_ULPS = 100
 SEED_MAX = 2**63 - 1  # seeds are stored as a signed 64-bit attribute
+STORED_INT_MAX = 2**31 - 1  # counts and epochs are stored as int32 (epochs up to one less: T + 1 columns)
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ class ModelConfig:
         check_choice("model.kind", self.kind, MODEL_KINDS)
         if self.kind == "cnn" and not self.layers:
             raise GdchaosError("model.layers: a CNN needs a list of layer tables (see `gdchaos config show mnist-cnn`)")
-        if self.kind == "mlp" and (not self.hidden or not all(is_int(h) and h >= 1 for h in self.hidden)):
-            fail("model.hidden", "one or more layer widths, integers >= 1 (e.g. 64 or 32,32)", list(self.hidden))
+        if self.kind == "mlp" and (not self.hidden or not all(is_int(h) and 1 <= h <= STORED_INT_MAX
+                                                              for h in self.hidden)):
+            fail("model.hidden", f"one or more layer widths, integers in [1, {STORED_INT_MAX:,}] (e.g. 64 or 32,32)",
+                 list(self.hidden))
         check_choice("model.activation", self.activation, ACTIVATIONS)
         check_positive("model.init_std", self.init_std)
         check_number("model.l2", self.l2, 0)
@@ -91,8 +94,8 @@ class SweepConfig:
             raise GdchaosError("etas: give at least one learning rate (a list, START:STOP:N or log:START:STOP:N)")
         for eta in self.etas:
             check_positive("etas", eta)
-        check_int("ics", self.ics, 1)
-        check_int("replicas", self.replicas, 1)
+        check_int("ics", self.ics, 1, STORED_INT_MAX)
+        check_int("replicas", self.replicas, 1, STORED_INT_MAX - 1)
         check_bool("perturb_biases", self.perturb_biases)
         check_bool("save_trajectories", self.save_trajectories)
         check_text("output", self.output)
@@ -104,9 +107,9 @@ class SweepConfig:
             raise GdchaosError(
                 f"eps: {self.eps:g} is too small for {self.dtype} weights of scale {self.model.init_std:g}; "
                 f"allowed: eps >= {resolution:.1e} (use float64 or a larger eps)")
-        check_int("epochs", self.epochs, 2)
+        check_int("epochs", self.epochs, 2, STORED_INT_MAX - 1)
         check_number("target", self.target, 0, 1, open_low=True)
-        check_int("tau_epochs", self.tau_epochs, self.epochs)
+        check_int("tau_epochs", self.tau_epochs, self.epochs, STORED_INT_MAX - 1)
         check_int("seed", self.seed, 0, SEED_MAX)
         check_int("memory_budget_mb", self.memory_budget_mb, 16)
         check_int("ics_per_unit", self.ics_per_unit, 0)

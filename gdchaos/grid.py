@@ -16,6 +16,7 @@ from gdchaos.checks import check_int, check_positive, is_number
 from gdchaos.errors import GdchaosError
 
 SYNTAX = "a list such as 1,2.5,5, START:STOP:N or log:START:STOP:N"
+MAX_LEARNING_RATES = 100_000  # a grid larger than this is a typo, not a sweep
 
 
 def parse_etas(value: Any, field: str = "etas") -> tuple[float, ...]:
@@ -33,6 +34,8 @@ def parse_etas(value: Any, field: str = "etas") -> tuple[float, ...]:
         raise GdchaosError(f"{field}: must be {SYNTAX}; got {value!r}")
     if not items:
         raise GdchaosError(f"{field}: must be {SYNTAX}; got {value!r}")
+    if len(items) > MAX_LEARNING_RATES:
+        raise GdchaosError(f"{field}: at most {MAX_LEARNING_RATES:,} learning rates; got {len(items):,}")
     etas = []
     for item in items:
         if isinstance(item, str):
@@ -56,8 +59,8 @@ def _parse_text(text: str, field: str) -> list[Any]:
         start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
     except ValueError:
         raise GdchaosError(f"{field}: cannot read {text!r}; use START:STOP:N or log:START:STOP:N") from None
-    if count < 1:
-        raise GdchaosError(f"{field}: N must be an integer >= 1 in {text!r}")
+    if not 1 <= count <= MAX_LEARNING_RATES:
+        raise GdchaosError(f"{field}: N must be an integer in [1, {MAX_LEARNING_RATES:,}] in {text!r}")
     if logarithmic:
         if not (start > 0 and stop > 0):
             raise GdchaosError(f"{field}: log spacing needs START > 0 and STOP > 0; got {text!r}")

@@ -23,6 +23,7 @@ from gdchaos.engine.build import build_model
 from gdchaos.engine.compute import UnitResult, machine
 from gdchaos.engine.sweep import UnitProgress, run_unit
 from gdchaos.engine.units import Unit, initial_conditions, plan_units, shard_units
+from gdchaos.plan import check_affordable, plan
 from gdchaos.store import Writer
 from gdchaos.store.analysis import analyse_file
 from gdchaos.store.verify import readable
@@ -83,8 +84,9 @@ def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | No
     computes the units (default: this process, in order); ``shard`` (K, N) runs only the units of
     :func:`gdchaos.engine.units.shard_units` (``gdchaos merge`` joins the files).
     """
-    model, data, units = prepare(config)
     path = Path(config.output or default_output(config))
+    check_affordable(plan(config.validate()), path)
+    model, data, units = prepare(config)
     trajectory_bytes = config.trajectory_bytes(model.n_params) if config.save_trajectories else 0
     if trajectory_bytes and announce:
         announce(f"trajectories: {len(config.trajectory_ic_list())} ICs x {len(config.trajectory_epochs())} epochs "

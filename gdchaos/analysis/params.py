@@ -8,6 +8,8 @@ from typing import Any
 from gdchaos.checks import check_choice, check_int, check_keys, check_number
 
 ESTIMATORS: tuple[str, ...] = ("eq3", "slope")
+MAX_BOOTSTRAP = 100_000  # resamples; 1,000 already give the percentile intervals to about 1%
+BOOTSTRAP_BYTES = 26  # per resample and initial condition: the drawn index, the gathered values and masks
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class FitParams:
         check_choice("estimator", self.estimator, ESTIMATORS)
         check_number("r2_min", self.r2_min, 0.0, 1.0)
         check_number("lambda_min", self.lambda_min)
-        check_int("n_boot", self.n_boot, 0)
+        check_int("n_boot", self.n_boot, 0, MAX_BOOTSTRAP)
         check_number("ci_level", self.ci_level, 0.0, 1.0, open_low=True, open_high=True)
         check_int("seed", self.seed, 0)
 

@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     run.add_argument("-o", "--output", help="results file (default: PRESET.h5 or a name from the config)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing file made with another config")
     run.add_argument("--quiet", action="store_true", help="print only the file name and the summary")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (units, networks, memory, file size, time) and run nothing")
+    run.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
     execution.add_arguments(run)
     run.set_defaults(handler=_run)
 
@@ -88,6 +91,8 @@ def _run(args) -> int:
 
     execution.check(args)
     config = config_from_args(args)
+    if args.dry_run:
+        return _dry_run(config, args.json)
     if args.quiet:
         reporter = None
     elif sys.stdout.isatty():
@@ -106,6 +111,37 @@ def _run(args) -> int:
     print(outcome.path)
     print_summary(outcome.path)
     return 0
+
+
+def _dry_run(config, as_json: bool) -> int:
+    """Print the plan and whether it fits; exit 2 when the run would be refused."""
+    import json
+
+    from gdchaos import runner
+    from gdchaos.engine.estimate import estimate_seconds
+    from gdchaos.errors import GdchaosError
+    from gdchaos.plan import check_affordable, plan
+    from gdchaos.text import duration
+
+    path = config.output or runner.default_output(config)
+    layout = plan(config)
+    values = {**layout.to_dict(), "estimated_seconds": round(estimate_seconds(config), 1), "output": str(path)}
+    try:
+        check_affordable(layout, path)
+        refusal = None
+    except GdchaosError as exc:
+        refusal = str(exc)
+    values["refused"] = refusal
+    if as_json:
+        print(json.dumps(values, indent=2))
+    else:
+        print(f"{path}: {values['units']:,} units, {values['networks']:,} networks "
+              f"({values['unit_networks']:,} at once, {values['n_params']:,} parameters each)")
+        print(f"peak memory about {values['peak_memory_mb']:,.0f} MB, file {values['file_mb']:,.1f} MB, "
+              f"about {duration(values['estimated_seconds'])} on this machine")
+        if refusal:
+            print(f"gdchaos: error: {refusal}", file=sys.stderr)
+    return 2 if refusal else 0
 
 
 def _state_after_stop(path: str) -> str:

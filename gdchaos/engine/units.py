@@ -46,6 +46,18 @@ def plan_units(config: SweepConfig, model: Network, n_samples: int) -> list[Unit
     kernel call serves them all); large ones get one learning rate and few initial conditions per
     unit. ``ics_per_unit`` / ``etas_per_unit`` override the automatic choice.
     """
+    n_eta = len(config.etas)
+    etas_per_unit, ics_per_unit = unit_shape(config, model, n_samples)
+    units = []
+    for eta_start in range(0, n_eta, etas_per_unit):
+        for ic_start in range(0, config.ics, ics_per_unit):
+            units.append(Unit(len(units), eta_start, min(eta_start + etas_per_unit, n_eta), ic_start,
+                              min(ic_start + ics_per_unit, config.ics)))
+    return units
+
+
+def unit_shape(config: SweepConfig, model: Network, n_samples: int) -> tuple[int, int]:
+    """(learning rates, initial conditions) of a full unit of :func:`plan_units`."""
     ball = config.replicas + 1
     n_eta = len(config.etas)
     # networks whose activations on all samples fit the budget at once
@@ -54,13 +66,7 @@ def plan_units(config: SweepConfig, model: Network, n_samples: int) -> list[Unit
     etas_per_unit = config.etas_per_unit or (n_eta if capacity >= n_eta * ball else 1)
     etas_per_unit = min(etas_per_unit, n_eta)
     ics_per_unit = config.ics_per_unit or max(1, capacity // (etas_per_unit * ball))
-    ics_per_unit = min(ics_per_unit, config.ics)
-    units = []
-    for eta_start in range(0, n_eta, etas_per_unit):
-        for ic_start in range(0, config.ics, ics_per_unit):
-            units.append(Unit(len(units), eta_start, min(eta_start + etas_per_unit, n_eta), ic_start,
-                              min(ic_start + ics_per_unit, config.ics)))
-    return units
+    return etas_per_unit, min(ics_per_unit, config.ics)
 
 
 def shard_units(units: list[Unit], shard: int, shards: int) -> list[Unit]:

@@ -162,21 +162,28 @@ class CNN(Network):
                 offset += int(np.prod(shape))
         return tensors
 
-    def chunk_size(self, n_networks: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
-        """Samples per chunk: work arrays of one chunk within ``memory_budget`` and ``CACHE_BYTES``.
-
-        Per sample and network: the patches of each conv (reused for their gradient), twice its
-        output (values, gradient) and twice each block's output. ``num_threads()`` chunks are
-        computed at a time, each thread keeping its work arrays between chunks.
-        """
+    def sample_bytes(self, n_networks: int) -> int:
+        """Bytes of work arrays per sample: the patches of each conv (reused for their gradient),
+        twice its output (values, gradient) and twice each block's output."""
         floats = 2 * self.n_classes
         for block in self.blocks:
             mid = int(np.prod(block.shape_mid))
             floats += 2 * mid + 2 * int(np.prod(block.shape_out))
             if block.conv is not None:
                 floats += mid // block.conv.channels * block.shape_in[0] * block.conv.kernel ** 2
-        per_sample = np.dtype(self.dtype).itemsize * n_networks * floats
-        return max(1, int(min(memory_budget, CACHE_BYTES) // per_sample))
+        return np.dtype(self.dtype).itemsize * n_networks * floats
+
+    def chunk_size(self, n_networks: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+        """Samples per chunk: work arrays of one chunk (:meth:`sample_bytes` each) within
+        ``memory_budget`` and ``CACHE_BYTES``. ``num_threads()`` chunks are computed at a time, each
+        thread keeping its work arrays between chunks."""
+        return max(1, int(min(memory_budget, CACHE_BYTES) // self.sample_bytes(n_networks)))
+
+    def work_bytes(self, n_networks: int, n_samples: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+        """Peak bytes of one evaluation's work arrays: per thread, one chunk and its own gradient sum."""
+        chunk = self.sample_bytes(n_networks) * min(n_samples, self.chunk_size(n_networks, memory_budget))
+        gradient = np.dtype(self.dtype).itemsize * n_networks * self.n_params
+        return backend.num_threads() * (chunk + gradient)
 
     def evaluate(self, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *, grad: bool = True,
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Evaluation:

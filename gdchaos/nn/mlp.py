@@ -83,11 +83,17 @@ class MLP(Network):
         """Outputs n_L: the number of classes."""
         return self.sizes[-1]
 
+    def sample_bytes(self, n_networks: int) -> int:
+        """Bytes of activations (values and gradients, before and after the nonlinearity) per sample."""
+        return 4 * np.dtype(self.dtype).itemsize * n_networks * (sum(self.sizes[1:-1]) + self.sizes[-1])
+
     def chunk_size(self, n_networks: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
         """Samples per chunk so that one evaluation's activations fit in ``memory_budget`` bytes."""
-        itemsize = np.dtype(self.dtype).itemsize
-        per_sample = 4 * itemsize * n_networks * (sum(self.sizes[1:-1]) + self.sizes[-1])
-        return max(1, int(memory_budget // per_sample))
+        return max(1, int(memory_budget // self.sample_bytes(n_networks)))
+
+    def work_bytes(self, n_networks: int, n_samples: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+        """Peak bytes of one evaluation's work arrays: the activations of one chunk of samples."""
+        return self.sample_bytes(n_networks) * min(n_samples, self.chunk_size(n_networks, memory_budget))
 
     def evaluate(self, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *, grad: bool = True,
                  memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Evaluation:

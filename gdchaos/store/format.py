@@ -49,9 +49,14 @@ class Spec:
 
 def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: int) -> dict[str, Spec]:
     """Every dataset of the results file of ``config``: name -> :class:`Spec`."""
-    n_eta, q, m, t1 = len(config.etas), config.ics, config.replicas, config.epochs + 1
     rows = np.array([[u.eta_start, u.eta_stop, u.ic_start, u.ic_stop] for u in units], dtype=np.int32)
-    n_units = len(units)
+    return shapes(config, len(units), n_params, n_tensors, rows)
+
+
+def shapes(config: SweepConfig, n_units: int, n_params: int, n_tensors: int,
+           rows: np.ndarray | None = None) -> dict[str, Spec]:
+    """The datasets of a file of ``n_units`` units (without ``rows``, the unit table: for size estimates)."""
+    n_eta, q, m, t1 = len(config.etas), config.ics, config.replicas, config.epochs + 1
     # the small tables first: they lie right after the metadata, where a truncation reaches them last
     specs = {
         "eta": Spec((n_eta,), "f8", (n_eta,), data=np.asarray(config.etas, dtype=np.float64)),
