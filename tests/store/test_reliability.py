@@ -419,3 +419,57 @@ def test_a_flipped_bit_anywhere_gives_the_same_numbers_or_one_line_never_a_hang(
 def test_a_thousand_flipped_bits(clean, tmp_path):
     outcomes = _flip_campaign(clean, tmp_path, 1000, seed=4)
     assert outcomes["refused"] > 0 and sum(outcomes.values()) == 1000
+
+
+# ----------------------------------------------------------------------------- killed mid-write
+_KILL_AT_WRITE = """
+    writes, analysis = [0], [None]
+    setitem = h5py.Dataset.__setitem__
+    def counting(self, *args):
+        writes[0] += 1
+        if writes[0] == {kill}:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return setitem(self, *args)
+    h5py.Dataset.__setitem__ = counting
+    from gdchaos.store import Writer
+    write_analysis = Writer.write_analysis
+    def noting(self, *args):
+        analysis[0] = writes[0]
+        return write_analysis(self, *args)
+    Writer.write_analysis = noting
+    runner.run(config)
+    print(writes[0], analysis[0])
+"""
+
+
+def test_a_run_killed_in_any_write_resumes_bit_identically(clean, tmp_path):
+    """SIGKILL inside the n-th array write: a unit's partial write, between the arrays of one unit,
+    the write that marks it done, the final analysis; every resume gives the clean run's bits."""
+    counted = run_script(tmp_path, _KILL_AT_WRITE.format(kill=-1), tmp_path / "count.h5")
+    assert counted.returncode == 0, counted.stderr
+    total, analysis = map(int, counted.stdout.split())
+    assert 0 < analysis < total
+    for kill in sorted({1, 2, total // 3, total // 2 + 1, analysis + 1, analysis + 3, total}):
+        output = tmp_path / f"killed-{kill}.h5"
+        killed = run_script(tmp_path, _KILL_AT_WRITE.format(kill=kill), output)
+        assert killed.returncode == -signal.SIGKILL, (kill, killed.stderr)
+        runner.run(tiny(output))
+        assert_same_datasets(output, clean)
+
+
+def test_a_run_killed_while_a_reader_holds_the_file_resumes_bit_identically(clean, tmp_path):
+    output = tmp_path / "held.h5"
+    killed = run_script(tmp_path, _KILL_AT_WRITE.format(kill=6), output)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    holder = subprocess.Popen(  # another process (the TUI, a notebook) holds the file across the resume
+        [sys.executable, "-c", "import sys, time\nfrom gdchaos import store\nr = store.open(sys.argv[1])\n"
+                               "print(r.progress()[0], flush=True)\ntime.sleep(120)", str(output)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert int(holder.stdout.readline()) < 4, holder.stderr.read() if holder.poll() is not None else ""
+        runner.run(tiny(output))
+        assert holder.poll() is None  # the reader was never disturbed
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_same_datasets(output, clean)
