@@ -375,33 +375,57 @@ def _read_everything(path):
     return analysis.summary, arrays
 
 
-def _flip_campaign(clean, tmp_path, flips, seed):
+def _flip(path, rng):
+    """Flip one random bit of ``path``; its position."""
+    position = int(rng.integers(os.path.getsize(path)))
+    with open(path, "r+b") as raw:
+        raw.seek(position)
+        byte = raw.read(1)[0]
+        raw.seek(position)
+        raw.write(bytes([byte ^ (1 << int(rng.integers(8)))]))
+    return position
+
+
+def _partial_copy(clean, tmp_path):
+    """The clean file with its last unit not done: a resume recomputes it and writes the analysis."""
+    path = copy_of(clean, tmp_path)
+    with h5py.File(path, "r+") as handle:
+        handle["unit_done"][-1] = 0
+    return path
+
+
+def _flip_campaign(clean, tmp_path, flips, seed, resume_every=5):
+    """Each flip on a fresh copy: every reader gives the clean numbers or one line; every
+    ``resume_every``-th flip, on a copy with a unit left to do, a resume gives the clean file's
+    bits or one line. Each case within 10 s."""
     def too_slow(signum, frame):
         raise TimeoutError("a damaged file made a reader hang")
 
     expected = _read_everything(clean)
-    size = os.path.getsize(clean)
     rng = np.random.default_rng(seed)
-    outcomes = {"same": 0, "refused": 0}
+    outcomes = {"same": 0, "refused": 0, "resumed": 0, "resume refused": 0}
     previous = signal.signal(signal.SIGALRM, too_slow)
     try:
-        for _ in range(flips):
-            path = copy_of(clean, tmp_path)
-            position = int(rng.integers(size))
-            with open(path, "r+b") as raw:
-                raw.seek(position)
-                byte = raw.read(1)[0]
-                raw.seek(position)
-                raw.write(bytes([byte ^ (1 << int(rng.integers(8)))]))
+        for flip in range(flips):
+            resume = flip % resume_every == 0
+            path = _partial_copy(clean, tmp_path) if resume else copy_of(clean, tmp_path)
+            position = _flip(path, rng)
             signal.alarm(10)
             try:
-                got = _read_everything(path)
+                if resume:
+                    runner.run(tiny(path))
+                else:
+                    got = _read_everything(path)
             except GdchaosError as exc:
                 assert "\n" not in str(exc)
-                outcomes["refused"] += 1
+                outcomes["resume refused" if resume else "refused"] += 1
                 continue
             finally:
                 signal.alarm(0)
+            if resume:
+                assert_same_datasets(path, clean)
+                outcomes["resumed"] += 1
+                continue
             for a, b in zip((*expected[0].values(), *expected[1].values()), (*got[0].values(), *got[1].values())):
                 np.testing.assert_array_equal(a, b, err_msg=f"flip at byte {position}")
             outcomes["same"] += 1
@@ -412,7 +436,7 @@ def _flip_campaign(clean, tmp_path, flips, seed):
 
 def test_a_flipped_bit_anywhere_gives_the_same_numbers_or_one_line_never_a_hang(clean, tmp_path):
     outcomes = _flip_campaign(clean, tmp_path, 60, seed=3)
-    assert sum(outcomes.values()) == 60
+    assert sum(outcomes.values()) == 60 and outcomes["resumed"] > 0
 
 
 @pytest.mark.slow
