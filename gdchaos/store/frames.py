@@ -101,5 +101,7 @@ def to_xarray(handle: h5py.File, path: Path, group: str | None = None):
                                   driver_kwds={"swmr": handle.swmr_mode, "libver": "latest", "locking": False})
     if "tensor" in dataset.dims and "layer_distances" in handle:
         names = json.loads(handle["layer_distances"].attrs["tensors"])
-        dataset = dataset.assign_coords(tensor_name=("tensor", names))
+        labelled = dataset.assign_coords(tensor_name=("tensor", names))
+        labelled.set_close(dataset.close)  # closing the copy closes the file
+        return labelled
     return dataset
