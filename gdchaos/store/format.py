@@ -1,7 +1,9 @@
 """The layout of a results file (docs/results-format.md): every dataset, created at once and atomically.
 
-:func:`datasets` declares every dataset a sweep fills (name, shape, dtype, chunks, fill value); the
-writer creates them from it and readers check an untrusted file against it. A new file is built
+:func:`datasets` declares every dataset a sweep fills (name, shape, dtype, chunks, fill value, the
+name of each axis); the writer creates them from it and readers check an untrusted file against it.
+A new dataset names its axes (``dims``); a new axis also gets its coordinate (:func:`coordinate`),
+so that netCDF tools (h5netcdf, xarray) read every axis as named and labelled. A new file is built
 aside under a temporary name, every array allocated on disk and filled with "not computed" values
 (NaN, NOT_COMPUTED), and renamed into place only when complete: a file at the output path always
 has its full layout and its full size, so a run that has started never needs more disk space. Every chunk carries a Fletcher-32 checksum, so flipped or missing bytes
@@ -198,6 +200,8 @@ def labels(spec: Spec) -> dict[str, str]:
 def label_axes(handle: h5py.File, specs: dict[str, Spec]) -> None:
     """Make the coordinates dimension scales and attach every other dataset's axes to them."""
     for name, spec in specs.items():
+        if len(spec.dims) != len(spec.shape):
+            raise ValueError(f"results layout: dataset {name} has {len(spec.shape)} axes but names {spec.dims}")
         if spec.is_coordinate(name):
             handle[name].make_scale(spec.dims[0])
     for name, spec in specs.items():
@@ -206,6 +210,8 @@ def label_axes(handle: h5py.File, specs: dict[str, Spec]) -> None:
         group = name.rpartition("/")[0]
         for axis, dim in enumerate(spec.dims):
             scale = f"{group}/{dim}" if group and f"{group}/{dim}" in specs else dim
+            if scale not in specs or not specs[scale].is_coordinate(scale):
+                raise ValueError(f"results layout: dataset {name} names dimension {dim}, which has no coordinate")
             handle[name].dims[axis].attach_scale(handle[scale])
 
 

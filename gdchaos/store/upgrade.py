@@ -31,6 +31,13 @@ def upgrade(path: str | Path) -> int:
     (the file is left as it is when it has the current version already)."""
     path = Path(path)
     try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        raise GdchaosError(f"upgrade: {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise GdchaosError(f"upgrade: {path} is {'a symlink' if stat.S_ISLNK(mode) else 'not a regular file'}; "
+                           "upgrade the results file itself")
+    try:
         lock = Lock.acquire(path)
     except GdchaosError as exc:
         raise GdchaosError(f"upgrade: {str(exc).removeprefix('output: ')}") from None

@@ -6,6 +6,7 @@ version-1 fixture and ``gdchaos upgrade``.
 and 10, 3 ICs, 2 replicas, 20 epochs, sharpness every 10 epochs, trajectories every 10 epochs).
 """
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -23,11 +24,11 @@ import xarray as xr
 
 from gdchaos import presets, results, runner, store
 from gdchaos.config import from_dict
-from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
-from gdchaos.store.format import datasets
+from gdchaos.store.format import build, datasets
 from gdchaos.store.lock import Lock
 from gdchaos.store.upgrade import upgrade
+from gdchaos.store.verify import UntrustedFile, check_structure
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION_1 = ROOT / "tests" / "fixtures" / "iris-format1.h5"
@@ -95,6 +96,28 @@ def test_every_axis_is_named_and_labelled(finished):
         assert handle["summary/lambda_mean"].attrs["units"] == "1/epoch"
         assert handle["summary/rho"].attrs["units"] == "%"
         assert handle["reached_epoch"].attrs["units"] == "epochs"
+
+
+def test_every_dataset_must_name_its_axes_and_every_axis_needs_its_coordinate(finished, tmp_path):
+    with store.open(finished) as run:
+        layout = json.loads(run.attrs["layout"])
+        specs = datasets(run.config, run.units, int(run.attrs["n_params"]), len(layout))
+    unnamed = {**specs, "loss": dataclasses.replace(specs["loss"], dims=("eta", "ic"))}
+    with pytest.raises(ValueError, match=r"dataset loss has 3 axes but names \('eta', 'ic'\)"):
+        build(tmp_path / "a.h5", unnamed, {}, layout)
+    orphan = {**specs, "loss": dataclasses.replace(specs["loss"], dims=("eta", "ic", "step"))}
+    with pytest.raises(ValueError, match="dataset loss names dimension step, which has no coordinate"):
+        build(tmp_path / "b.h5", orphan, {}, layout)
+
+
+def test_a_coordinate_is_required_from_version_2_on(finished, tmp_path):
+    path = Path(shutil.copy(finished, tmp_path / "copy.h5"))
+    with h5py.File(path, "r+") as handle:
+        del handle["epoch"]
+    with h5py.File(path, "r") as handle, pytest.raises(UntrustedFile, match="dataset epoch is missing"):
+        check_structure(handle, path)
+    with h5py.File(VERSION_1, "r") as handle:  # version 1 had none but eta
+        assert "epoch" not in handle and "loss" in check_structure(handle, VERSION_1)
 
 
 def test_xarray_opens_a_finished_file_with_the_values_h5py_reads(finished):
@@ -299,6 +322,13 @@ def test_upgrade_refuses_a_file_a_run_is_writing(tmp_path):
     assert refused.returncode == 2
     assert refused.stderr == f"gdchaos: error: upgrade: {path} is being written by another gdchaos run\n"
     assert path.read_bytes() == original
+    link = tmp_path / "link.h5"
+    link.symlink_to(path)
+    linked = gdchaos("upgrade", link)
+    assert linked.returncode == 2 and linked.stderr == (f"gdchaos: error: upgrade: {link} is a symlink; upgrade the "
+                                                        "results file itself\n")
+    missing = gdchaos("upgrade", tmp_path / "missing.h5")
+    assert missing.returncode == 2 and "No such file" in missing.stderr
     not_ours = tmp_path / "other.h5"
     with h5py.File(not_ours, "w") as handle:
         handle["x"] = [1]
