@@ -5,6 +5,7 @@ version-1 fixture and ``gdchaos upgrade``.
 ``tests/fixtures/iris-format1.h5`` was written by gdchaos before format version 2 (Iris tanh, etas 0.5
 and 10, 3 ICs, 2 replicas, 20 epochs, sharpness every 10 epochs, trajectories every 10 epochs).
 """
+import asyncio
 import csv
 import dataclasses
 import io
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import h5py
@@ -267,13 +269,32 @@ def test_version_1_files_still_open(tmp_path):
     plotted = gdchaos("plot", path, "-o", tmp_path / "figures")
     assert plotted.returncode == 0, plotted.stderr
     assert len(list((tmp_path / "figures").glob("*.png"))) >= 3
-
-    from gdchaos_tui.reader import RunReader
-
-    state = RunReader(path).read()
-    assert state.complete
     with pytest.raises(ValueError, match="labeled and unlabeled"):
         xr.open_dataset(path, engine="h5netcdf")  # why version 2 names every axis
+
+
+def test_the_tui_shows_a_version_1_file(tmp_path):
+    from textual.widgets import DataTable
+
+    from gdchaos_tui.app import GdchaosTui
+    from gdchaos_tui.screens.results import ResultsScreen
+
+    path = Path(shutil.copy(VERSION_1, tmp_path / "old.h5"))
+    with results.open(path) as run:
+        lam = run.summary()["lambda_mean"]
+
+    async def check():
+        app = GdchaosTui(path)
+        async with app.run_test(size=(80, 24)) as pilot:
+            deadline = time.monotonic() + 60
+            while not (isinstance(app.screen, ResultsScreen) and app.screen.query_one("#summary", DataTable).row_count):
+                assert time.monotonic() < deadline, "the results screen did not show"
+                await pilot.pause(0.1)
+            table = app.screen.query_one("#summary", DataTable)
+            assert table.row_count == 2
+            assert [table.get_row_at(e)[1].split(" ±")[0] for e in range(2)] == [f"{value:.3g}" for value in lam]
+
+    asyncio.run(check())
 
 
 def test_upgrade_rewrites_a_version_1_file_in_place(tmp_path):
