@@ -249,6 +249,7 @@ def test_xarray_reads_a_live_file_as_h5py_does(tmp_path):
     finally:
         process.stdin.close()
         process.wait(timeout=60)
+        process.stdout.close(), process.stderr.close()
     with xr.open_dataset(path, engine="h5netcdf") as dataset:
         assert dataset["unit_done"].values.tolist() == [1, 1]
         assert dataset["distances"].sel(eta=10.0, ic=1, replica=2, epoch=3).item() == -(21 * 3 + 3)
