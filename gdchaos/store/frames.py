@@ -86,9 +86,10 @@ def summary_frame(rows: list[dict[str, Any]]):
 def to_xarray(handle: h5py.File, path: Path, group: str | None = None):
     """The results file at ``path`` (open as ``handle``) as a lazy xarray Dataset; ``group``: "summary", "fit".
 
-    Opens the file again through h5netcdf, as a SWMR reader when ``handle`` is one (a live file), and
-    without HDF5 file locking; the Dataset reads on access and holds the file until it is closed.
-    The ``tensor`` axis gains the tensors' names as coordinate ``tensor_name``.
+    Opens the file again through h5netcdf in ``handle``'s mode (HDF5 shares one open file within a
+    process): as a SWMR reader for a live file, and without HDF5 file locking. The Dataset reads on
+    access and holds the file until it is closed; the ``tensor`` axis gains the tensors' names as
+    coordinate ``tensor_name``.
     """
     check_choice("group", group, GROUPS)
     version = int(handle.attrs.get("format_version", 0))
