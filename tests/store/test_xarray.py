@@ -20,9 +20,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pandas as pd
 import pytest
-import xarray as xr
 
 from gdchaos import presets, results, runner, store
 from gdchaos.config import from_dict
@@ -31,6 +29,10 @@ from gdchaos.store.format import build, datasets
 from gdchaos.store.lock import Lock
 from gdchaos.store.upgrade import upgrade
 from gdchaos.store.verify import UntrustedFile, check_structure
+
+pytest.importorskip("h5netcdf", reason="the xarray extra: pip install '.[test,cluster,xarray]'")
+pd = pytest.importorskip("pandas", reason="the xarray extra: pip install '.[test,cluster,xarray]'")
+xr = pytest.importorskip("xarray", reason="the xarray extra: pip install '.[test,cluster,xarray]'")
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION_1 = ROOT / "tests" / "fixtures" / "iris-format1.h5"
