@@ -3,7 +3,8 @@
 Record codes in ``reached_epoch`` and ``diverged_epoch`` (epochs are >= 0): NEVER, the target was
 never reached within the budget, or the network never diverged; NOT_COMPUTED, the work is not done
 yet. SUMMARY_FIELDS are the per-eta statistics (n_eta,) stored under ``summary/`` and FIT_FIELDS the
-per-initial-condition fit results (n_eta, q) under ``fit/`` (docs/results-format.md).
+per-initial-condition fit results (n_eta, q) under ``fit/`` (docs/results-format.md); their
+DESCRIPTIONS give each field's ``long_name`` and ``units`` (the attributes a results file stores).
 """
 from __future__ import annotations
 
@@ -14,3 +15,33 @@ SUMMARY_FIELDS = ("lambda_mean", "lambda_std", "lambda_ci_low", "lambda_ci_high"
                   "rho_ci_high", "tau_mean", "tau_std", "tau_median", "n_reached", "n_ic", "n_diverged",
                   "n_chaotic", "sharpness_late_median")
 FIT_FIELDS = ("lyapunov", "slope", "eq3", "r2", "start", "end", "tau", "saturation")
+
+# field -> (long_name, units) of the summary and fit fields
+SUMMARY_DESCRIPTIONS = {
+    "lambda_mean": ("lambda_nMLE: mean local Lyapunov exponent over the fitted ICs", "1/epoch"),
+    "lambda_std": ("standard deviation of the local exponents (ddof 0)", "1/epoch"),
+    "lambda_ci_low": ("bootstrap interval of lambda_nMLE: lower end", "1/epoch"),
+    "lambda_ci_high": ("bootstrap interval of lambda_nMLE: upper end", "1/epoch"),
+    "rho": ("rho: share of chaotic ICs (R^2 > r2_min and Lambda > lambda_min)", "%"),
+    "rho_ci_low": ("bootstrap interval of rho: lower end", "%"),
+    "rho_ci_high": ("bootstrap interval of rho: upper end", "%"),
+    "tau_mean": ("mean epochs to the target test accuracy (ICs that reached it)", "epochs"),
+    "tau_std": ("standard deviation of tau (ICs that reached the target)", "epochs"),
+    "tau_median": ("median of tau (ICs that reached the target)", "epochs"),
+    "n_reached": ("ICs whose reference reached the target accuracy", "1"),
+    "n_ic": ("initial conditions", "1"),
+    "n_diverged": ("ICs with a diverged network", "1"),
+    "n_chaotic": ("chaotic ICs", "1"),
+    "sharpness_late_median": ("median top Hessian eigenvalue over ICs and the last half of the sharpness "
+                              "epochs", "1"),
+}
+FIT_DESCRIPTIONS = {
+    "lyapunov": ("local Lyapunov exponent Lambda (the estimator's)", "1/epoch"),
+    "slope": ("slope of ln D over the exponential-phase window", "1/epoch"),
+    "eq3": ("Eq. 3 at the saturation time tau", "1/epoch"),
+    "r2": ("R^2 of the exponential-phase line", "1"),
+    "start": ("first epoch of the exponential-phase window", "epochs"),
+    "end": ("last epoch of the exponential-phase window", "epochs"),
+    "tau": ("saturation time of Eq. 3", "epochs"),
+    "saturation": ("saturation cut of the slope criterion (-1: none)", "epochs"),
+}

@@ -1,12 +1,14 @@
 """``gdchaos analyze FILE...``: refit lambda_nMLE, rho and tau from results files (ours or the authors')."""
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from dataclasses import fields
 
 from gdchaos.cli import integer, number
 
+FORMATS = ("table", "json", "csv")
 # command-line flag -> FitParams field, with the type argparse converts to
 FIT_OPTIONS = {
     "min_start": integer, "sat_frac": number, "sat_hold": integer, "slope_halfwidth": integer, "min_len": integer,
@@ -22,7 +24,10 @@ def register(subparsers) -> None:
         description="Refit every complete learning rate of gdchaos results files, or of the authors' per-eta "
                     "files (dataset 'weights'), with the fit options given (defaults: the file's config).")
     parser.add_argument("files", nargs="+", metavar="FILE")
-    parser.add_argument("--json", action="store_true", help="print a JSON list of per-eta objects")
+    parser.add_argument("--format", default=None, metavar="FORMAT",
+                        help="table (default), json (a list of per-eta objects) or csv (one row per eta and file, "
+                             "intervals as _low/_high columns)")
+    parser.add_argument("--json", action="store_true", help="the same as --format json")
     parser.add_argument("--norm", default="l1",
                         help="distance between replicas: l1 (recorded online) or l2 (recomputed from stored "
                              "trajectories: needs --save-trajectories for every IC and epoch)")
@@ -71,19 +76,9 @@ def analyse_path(path: str, args) -> list[dict]:
     except GdchaosError:
         raise GdchaosError(f"{path}: neither a gdchaos results file nor an authors' file (dataset 'weights')") from None
     with run:
-        config = run.config
-        params = _fit_params(args, config.analysis)
-        analysis = run.analysis(params, refit=True, distances=_distances(run, config, args.norm))
-        has_sharpness = "sharpness" in run.file
-    rows = []
-    for e, (eta, summary) in enumerate(zip(config.etas, analysis.summaries)):
-        row = {"eta": eta, "complete": False} if summary is None else {**summary.to_json_dict(), "complete": True}
-        row.update(file=str(path), source="gdchaos")
-        if has_sharpness and analysis.complete[e]:
-            row.update(sharpness_late_median=_finite(analysis.summary["sharpness_late_median"][e]),
-                       two_over_eta=2.0 / eta)
-        rows.append(row)
-    return rows
+        params = _fit_params(args, run.config.analysis)
+        rows = run.summary_rows(params, distances=_distances(run, run.config, args.norm))
+    return [{**row, "file": str(path), "source": "gdchaos"} for row in rows]
 
 
 def _distances(run, config, norm: str):
@@ -98,10 +93,6 @@ def _distances(run, config, norm: str):
     return run.recompute_distances(norm)
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if value == value else None
-
-
 def _scalar(value, index):
     """The index-th epsilon when the authors stored one per ball, else the value itself."""
     if isinstance(value, (list, tuple)):
@@ -114,13 +105,24 @@ def _analyze(args) -> int:
 
     from gdchaos.checks import check_choice
     from gdchaos.cli.table import divergence_note, summary_table
+    from gdchaos.errors import GdchaosError
+    from gdchaos.store.frames import columns, flat_row
     from gdchaos.store.reader import NORMS
 
     check_choice("--norm", args.norm, NORMS)
+    output = check_choice("--format", args.format or ("json" if args.json else "table"), FORMATS)
+    if args.json and output != "json":
+        raise GdchaosError(f"--json: is --format json; got --format {output} too")
     rows = [row for path in args.files for row in analyse_path(path, args)]
-    if args.json:
+    if output == "json":
         json.dump(rows, sys.stdout, indent=1, allow_nan=False)
         print()
+        return 0
+    if output == "csv":
+        flat = [flat_row(row) for row in rows]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns(flat), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(flat)
         return 0
     console = Console()
     for path in args.files:

@@ -16,6 +16,7 @@ from gdchaos.engine.units import Unit
 from gdchaos.errors import GdchaosError
 from gdchaos.store.analysis import analyse_file, complete_etas, stored_config
 from gdchaos.store.format import FORMAT, FORMAT_VERSION
+from gdchaos.store.frames import summary_frame, summary_rows, to_xarray
 from gdchaos.store.recover import open_for_write
 from gdchaos.store.verify import DamagedFile, check_size, check_structure, readable, reason_of
 
@@ -162,6 +163,22 @@ class Results:
     def fits(self) -> dict[str, np.ndarray]:
         """Per-initial-condition fit arrays (n_eta, q); NaN where a learning rate is not complete."""
         return self.analysis().fits
+
+    def summary_rows(self, params: FitParams | None = None, *, distances: np.ndarray | None = None) -> list[dict]:
+        """One JSON-safe dict per learning rate, what ``gdchaos analyze --json`` prints (every complete
+        learning rate fitted now, with ``params``, default the run's; :func:`gdchaos.store.frames.summary_rows`)."""
+        analysis = self.analysis(params, refit=True, distances=distances)
+        return summary_rows(self.config, analysis, sharpness="sharpness" in self.file)
+
+    def summary_frame(self, params: FitParams | None = None):
+        """A pandas DataFrame, one row per eta (the index), the keys of ``gdchaos analyze --json`` as
+        columns (intervals as ``lambda_ci_low`` ... ``rho_ci_high``; needs the ``xarray`` extra)."""
+        return summary_frame(self.summary_rows(params))
+
+    def to_xarray(self, group: str | None = None):
+        """The file as a lazy xarray Dataset, every axis named and labelled; ``group``: "summary" or
+        "fit" (needs the ``xarray`` extra; format version 2, see ``gdchaos upgrade``)."""
+        return to_xarray(self.file, self.path, group)
 
 
 def open_handle(path: str | Path) -> h5py.File:

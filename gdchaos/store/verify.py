@@ -55,7 +55,8 @@ def check_structure(handle: h5py.File, path: Path, *, complete: bool = True) -> 
     """Check every object of an open gdchaos file against the layout its config implies.
 
     Every dataset present must have its layout's shape and dtype. ``complete``: the datasets every
-    gdchaos version writes must be there (files of older versions may lack those in :data:`LATER`).
+    gdchaos version writes must be there (files of older versions may lack those in :data:`LATER`, and
+    those added by a later format version, ``Spec.since``).
     Returns the layout.
     """
     try:
@@ -79,9 +80,10 @@ def _check_structure(handle: h5py.File, path: Path, complete: bool) -> dict[str,
         specs = datasets(config, units, n_params, len(layout))
     except (KeyError, ValueError, TypeError, OSError, GdchaosError) as exc:
         raise UntrustedFile(f"{path}: its config, unit table or layout cannot be read ({reason_of(exc)})") from None
+    version = int(handle.attrs.get("format_version", 0))
     for name, spec in specs.items():
         if name not in handle:
-            if complete and not name.startswith(LATER):
+            if complete and not name.startswith(LATER) and spec.since <= version:
                 raise UntrustedFile(f"{path}: dataset {name} is missing")
             continue
         _check_dataset(handle[name], spec, name, path)

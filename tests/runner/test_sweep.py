@@ -30,7 +30,7 @@ def test_results_file_layout_and_contents(tmp_path):
     config = tiny(tmp_path)
     outcome = runner.run(config)
     with store.open(outcome.path) as run:
-        assert run.attrs["format"] == "gdchaos-sweep" and run.attrs["format_version"] == 1
+        assert run.attrs["format"] == "gdchaos-sweep" and run.attrs["format_version"] == store.FORMAT_VERSION
         assert run.config == config
         assert len(run.attrs["dataset_fingerprint"]) == 16
         np.testing.assert_array_equal(run.eta, [0.5, 10.0])
