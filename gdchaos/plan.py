@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,10 @@ from gdchaos.config import SweepConfig
 from gdchaos.engine.build import build_for_dataset
 from gdchaos.engine.units import unit_shape
 from gdchaos.errors import GdchaosError
-from gdchaos.store.format import planned_bytes, shapes
+from gdchaos.store.format import Spec, planned_bytes, shapes
+from gdchaos.store.writer import check_space
 
-BASE_BYTES = 200 << 20  # the interpreter, NumPy, Numba and h5py once imported
+BASE_BYTES = 256 << 20  # the interpreter, NumPy, Numba and h5py once imported
 PARAM_COPIES = 4  # the ball, the parameters, their gradient and the update of every network of a unit
 MAX_CHUNK_BYTES = 2**32 - 1  # HDF5's limit on one chunk
 # what to lower when a figure is too large: the flags (or config keys) that set it
@@ -33,7 +33,6 @@ LOWER = {
     "curves": "--epochs or --replicas",
     "analysis": "--ics, --replicas or --epochs",
     "bootstrap": "[analysis] n_boot or --ics",
-    "file": "--ics, --replicas, --epochs or --etas",
     "chunk": "--replicas, --epochs or --hidden",
 }
 
@@ -49,6 +48,7 @@ class Plan:
     memory: dict[str, int]  # bytes of each part of the peak (``LOWER`` says what sets each)
     file_bytes: int
     largest_chunk: tuple[str, int]  # (dataset, bytes)
+    specs: dict[str, Spec] = field(repr=False)  # the results file's datasets
 
     @property
     def peak_memory_bytes(self) -> int:
@@ -93,7 +93,7 @@ def plan(config: SweepConfig) -> Plan:
         "analysis": q * m * t1 * 8, "bootstrap": config.fit_params().n_boot * q * BOOTSTRAP_BYTES,
     }
     return Plan(units=units, networks=n_eta * q * ball, unit_networks=unit_networks, n_params=n_params,
-                memory=memory,                 file_bytes=planned_bytes(specs), largest_chunk=chunk)
+                memory=memory, file_bytes=planned_bytes(specs), largest_chunk=chunk, specs=specs)
 
 
 def _check_chunks(config: SweepConfig, n_params: int, n_tensors: int) -> None:
@@ -109,8 +109,8 @@ def _check_chunks(config: SweepConfig, n_params: int, n_tensors: int) -> None:
 
 
 def check_affordable(plan: Plan, output: str | Path) -> None:
-    """Refuse, in one line naming what to lower, a plan larger than this machine's memory or the
-    free space where ``output`` goes."""
+    """Refuse, in one line naming what to lower, a plan larger than this machine's memory or (for a
+    new file) the free space where ``output`` goes."""
     total = physical_memory()
     if plan.peak_memory_bytes > total:
         part = max((part for part in LOWER if part in plan.memory), key=plan.memory.__getitem__)
@@ -118,21 +118,10 @@ def check_affordable(plan: Plan, output: str | Path) -> None:
                            f"{plan.memory[part] / 1e9:,.1f} GB of it for the {part}; this machine has "
                            f"{total / 1e9:,.1f} GB; lower {LOWER[part]}")
     path = Path(output)
-    folder = _existing_folder(path.resolve().parent)
-    free = shutil.disk_usage(folder).free
-    existing = path.stat().st_size if path.is_file() else 0  # a file being resumed already holds its space
-    if plan.file_bytes > free + existing:
-        raise GdchaosError(f"{path.name} would need {plan.file_bytes / 1e6:,.1f} MB but {folder} has "
-                           f"{free / 1e6:,.1f} MB free; lower {LOWER['file']}, or choose another -o")
+    if not path.exists():  # a file being resumed has its space; one being replaced is checked at creation
+        check_space(path, plan.specs)
 
 
 def physical_memory() -> int:
     """Bytes of RAM this machine has (the limit a run's peak is checked against)."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def _existing_folder(folder: Path) -> Path:
-    """The nearest folder that exists (the output's folder may not exist yet)."""
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    return folder

@@ -73,7 +73,7 @@ class Writer:
                                    f"{path} -o NEW.h5`, then rerun with -o NEW.h5") from None
             if handle is None:
                 specs = datasets(config, units, n_params, len(layout))
-                _check_space(path, specs)
+                check_space(path, specs)
                 _create(path, specs, attributes(config, n_params=n_params, layout=layout, fingerprint=fingerprint),
                         layout)
                 handle = h5py.File(path, "r+", libver="latest", locking=False)
@@ -243,13 +243,17 @@ def _open_existing(path: Path, config: SweepConfig, fingerprint: str) -> h5py.Fi
     return handle
 
 
-def _check_space(path: Path, specs: dict[str, Spec]) -> None:
+def check_space(path: Path, specs: dict[str, Spec]) -> None:
+    """Raise :class:`DiskFull`, naming what to lower, when a new file of ``specs`` at ``path`` would not
+    fit the free space of its folder (the nearest existing one)."""
     folder = path.resolve().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     free = shutil.disk_usage(folder).free
     needed = planned_bytes(specs)
     if needed <= free:
         return
-    hint = "free space or choose another -o"
+    hint = "free space, choose another -o, or lower --ics, --replicas, --epochs or --etas"
     trajectory_bytes = specs["trajectories"].nbytes if "trajectories" in specs else 0
     if trajectory_bytes:
         hint += (f"; {trajectory_bytes / 1e6:,.1f} MB of it are trajectories: choose fewer --trajectory-ics, "

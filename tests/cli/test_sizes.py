@@ -18,7 +18,7 @@ HUGE = [
     (["--ics", "2147483647"], "of it for the bootstrap; this machine has"),
     (["--hidden", "20000,20000", "--replicas", "100000"], "of it for the parameters; this machine has"),
     (["--etas", "log:0.01:10:100000", "--ics", "1000", "--replicas", "100"],
-     "lower --ics, --replicas, --epochs or --etas, or choose another -o"),
+     "choose another -o, or lower --ics, --replicas, --epochs or --etas"),
 ]
 
 
