@@ -8,6 +8,7 @@ command line and the TUI can point at it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from typing import Any, NoReturn
@@ -101,3 +102,10 @@ def check_keys(field: str, values: Iterable[str], known: Iterable[str]) -> None:
     for key in values:
         if key not in known:
             raise GdchaosError(f"{field}: unknown key {key!r}; allowed: {', '.join(known)}")
+
+
+def floats_where_declared(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` for the dataclass ``cls`` with integers given for its ``float`` fields made floats
+    (``target = 1`` in TOML), so that the numbers reach the kernels with one type."""
+    declared = {f.name for f in dataclasses.fields(cls) if f.type in ("float", float)}
+    return {key: float(value) if key in declared and is_int(value) else value for key, value in values.items()}

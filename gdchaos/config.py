@@ -17,7 +17,7 @@ from gdchaos import data
 from gdchaos.analysis.params import FitParams
 from gdchaos.backend.activations import ACTIVATIONS
 from gdchaos.checks import (check_bool, check_choice, check_int, check_keys, check_number, check_positive, check_text,
-                            fail, is_int)
+                            fail, floats_where_declared, is_int)
 from gdchaos.errors import GdchaosError
 from gdchaos.grid import parse_etas, parse_indices
 from gdchaos.nn.base import DTYPES
@@ -99,6 +99,8 @@ class SweepConfig:
         check_bool("perturb_biases", self.perturb_biases)
         check_bool("save_trajectories", self.save_trajectories)
         check_text("output", self.output)
+        if self.output and (not Path(self.output).name or self.output.endswith("/")):
+            fail("output", "a file name such as run.h5 or FOLDER/run.h5", self.output)
         check_text("data_dir", self.data_dir, optional=True)
         check_positive("eps", self.eps)
         check_choice("dtype", self.dtype, DTYPES)
@@ -199,14 +201,14 @@ def from_dict(values: dict[str, Any], base: SweepConfig | None = None) -> SweepC
     """Apply a (possibly partial) nested dict of values onto ``base`` (defaults when None)."""
     base = base or SweepConfig()
     check_keys("config", sorted(values), sorted(f.name for f in fields(SweepConfig)))
-    values = dict(values)
+    values = floats_where_declared(SweepConfig, values)
     model_values = values.pop("model", None)
     model = base.model
     if model_values is not None:
         if not isinstance(model_values, dict):
             fail("model", "a table of model settings ([model])", model_values)
         check_keys("model", sorted(model_values), sorted(f.name for f in fields(ModelConfig)))
-        model_values = dict(model_values)
+        model_values = floats_where_declared(ModelConfig, model_values)
         if "hidden" in model_values:
             model_values["hidden"] = parse_hidden(model_values["hidden"])
         if "layers" in model_values:

@@ -118,7 +118,7 @@ def check_affordable(plan: Plan, output: str | Path) -> None:
                            f"{plan.memory[part] / 1e9:,.1f} GB of it for the {part}; this machine has "
                            f"{total / 1e9:,.1f} GB; lower {LOWER[part]}")
     path = Path(output)
-    if not path.exists():  # a file being resumed has its space; one being replaced is checked at creation
+    if path.parent.is_dir() and not path.exists():  # otherwise the writer checks when it creates the file
         check_space(path, plan.specs)
 
 

@@ -55,3 +55,14 @@ def test_booleans_and_text():
     assert check_text("output", "a.h5") == "a.h5" and check_text("data_dir", None, optional=True) is None
     assert message(check_text, "output", None) == "output: must be a string; got None"
     assert message(check_text, "data_dir", 5, optional=True) == "data_dir: must be a string or absent; got 5"
+
+
+def test_integers_given_for_float_fields_become_floats():
+    from gdchaos.config import from_dict
+
+    config = from_dict({"target": 1, "eps": 1, "ics": 3, "model": {"l2": 1, "hidden": [3]},
+                        "analysis": {"r2_min": 1, "n_boot": 10}})
+    for value in (config.target, config.eps, config.model.l2, config.fit_params().r2_min):
+        assert type(value) is float and value == 1.0  # one argument type for the kernels: no new compilation
+    assert type(config.ics) is int and type(config.fit_params().n_boot) is int
+    assert from_dict({"perturb_biases": True}).perturb_biases is True  # booleans are not numbers here

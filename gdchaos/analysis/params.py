@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from gdchaos.checks import check_choice, check_int, check_keys, check_number
+from gdchaos.checks import check_choice, check_int, check_keys, check_number, floats_where_declared
 
 ESTIMATORS: tuple[str, ...] = ("eq3", "slope")
 MAX_BOOTSTRAP = 100_000  # resamples; 1,000 already give the percentile intervals to about 1%
@@ -57,7 +57,7 @@ class FitParams:
     def from_mapping(cls, values: Mapping[str, Any]) -> FitParams:
         """Build from a config table; unknown keys are an error that lists the known ones."""
         check_keys("analysis", sorted(values), [f.name for f in fields(cls)])
-        return cls(**values)
+        return cls(**floats_where_declared(cls, dict(values)))
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict (for provenance in result files)."""

@@ -40,16 +40,17 @@ def test_help_and_version():
     (["--etas", "a,b"], ["etas"]),
     (["--eps", "0"], ["eps", "> 0"]),
     (["--eps", "1e-9", "--dtype", "float32"], ["eps", "too small for float32"]),
-    (["--epochs", "1"], ["epochs", ">= 2"]),
+    (["--epochs", "1"], ["epochs: must be an integer in [2, 2147483646]; got 1"]),
     (["--target", "1.5"], ["target", "(0, 1]"]),
     (["--target", "0"], ["target", "(0, 1]"]),
-    (["--ics", "0"], ["ics", ">= 1"]),
+    (["--ics", "0"], ["ics: must be an integer in [1, 2147483647]; got 0"]),
     (["--seed", str(2**63)], ["seed: must be an integer in [0, 9223372036854775807]; got 9223372036854775808"]),
     (["--hidden", "0"], ["model.hidden"]),
     (["--ics", "x"], ["argument --ics: must be an integer; got 'x'"]),
     (["--eps", "tiny"], ["argument --eps: must be a number; got 'tiny'"]),
     (["--config", "missing.toml"], ["config", "missing.toml"]),
     (["-o", "/proc/forbidden/run.h5"], ["output", "cannot write"]),
+    (["-o", "/"], ["output: must be a file name such as run.h5 or FOLDER/run.h5; got '/'"]),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, fragments):
     assert_one_line_error(gdchaos("run", "--headless", *args, cwd=tmp_path), *fragments)
