@@ -36,6 +36,8 @@ class LiveScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("c", "follow_work", "Current η"),
         Binding("v", "results", "Results"),
+        Binding("o", "app.open_file", "Open"),
+        Binding("n", "app.new_sweep", "New"),
         Binding("q", "app.quit", "Quit"),
     ]
     DEFAULT_CSS = """
@@ -127,12 +129,15 @@ class LiveScreen(Screen):
         if not running and self._stopping:
             self._stopping = False
             self._clock.reset()
+        if self.process is not None and self.process.returncode == 0:
+            self.process.confirm()
         if self.process is not None and (failure := self.process.failure()):
             self._error = failure
             if "being written by another" in failure:  # a foreign writer holds it: follow that one
                 self.process, self._error = None, ""
                 self.notify("another gdchaos run is writing this file; following it")
-        if self.following and not self._reading:
+        settled = self.state is not None and self.state.complete and not running
+        if self.following and not self._reading and not (settled and self._announced):  # a finished file stays
             self._reading = True
             self._read(self._focus)
         self._show_status()
@@ -148,6 +153,8 @@ class LiveScreen(Screen):
 
     def on_live_screen_state_read(self, message: StateRead) -> None:
         self._reading = False
+        if self.process is not None:
+            self.process.confirm(message.state.config)  # the run accepted the output: keep its config
         self._error = "" if self._error.startswith("reading:") else self._error
         self._show(message.state)
 
@@ -261,17 +268,17 @@ class LiveScreen(Screen):
         owned = self.process is not None
         complete = self.state is not None and self.state.complete
         if action == "stop":
-            return (True if self.process.running and not self._stopping else None) if owned else False
+            return owned and self.process.running and not self._stopping
         if action == "unfollow":
-            return not owned and self.following
+            return not owned and self.following and not complete
         if action == "follow":
             return not owned and not self.following
         if action == "resume":
-            return None if complete or (owned and self.process.running) else True
+            return not (complete or (owned and self.process.running))
         if action == "follow_work":
             return self._auto_focus is None
         if action == "results":
-            return True if self.state is not None else None
+            return self.state is not None
         return True
 
     def action_stop(self) -> None:

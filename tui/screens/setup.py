@@ -14,10 +14,11 @@ from textual.worker import get_current_worker
 
 from gdchaos import data, presets
 from gdchaos.config import ACTIVATIONS, SweepConfig, from_dict
-from gdchaos.errors import GdchaosError
+from gdchaos.errors import DataError, GdchaosError
 from gdchaos.engine.estimate import estimate_seconds, network_size
 from gdchaos.text import duration
 from gdchaos_tui.reader import ReadError, RunReader
+from gdchaos_tui.screens.dialogs import OutputTakenScreen
 
 # form inputs: widget id -> label; the id is the config field an error message names (less "model.")
 INPUTS = {"hidden": "hidden", "ics": "q (ICs)", "etas": "eta grid", "replicas": "M replicas", "eps": "eps",
@@ -51,11 +52,13 @@ class SetupScreen(Screen):
     class StartRequested(Message):
         """The user asked to run ``config``."""
 
-        def __init__(self, config: SweepConfig) -> None:
+        def __init__(self, config: SweepConfig, overwrite: bool = False) -> None:
             super().__init__()
             self.config = config
+            self.overwrite = overwrite  # replace a results file of another sweep
 
-    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+q", "app.quit", "Quit", priority=True)]
+    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+o", "app.open_file", "Open file"),
+                Binding("ctrl+q", "app.quit", "Quit", priority=True)]
     DEFAULT_CSS = """
     SetupScreen { align-horizontal: center; }
     #form {
@@ -143,10 +146,18 @@ class SetupScreen(Screen):
             self.query_one("#problem", Static).update(f"✗ {message}")
             self.query_one("#cost", Static).update("")
         else:
+            try:
+                data.check_present(self.config.dataset, self.config.data_dir)
+            except DataError as exc:  # caught here, not after Start
+                self.config = None
+                self.query_one("#problem", Static).update(f"✗ dataset: {exc}")
+                self.query_one("#cost", Static).update("")
+        if self.config is not None:
             self.query_one("#problem", Static).update("")
             self.query_one("#cost", Static).update("estimating the cost…")
             self._estimate(self.config)
         self.query_one("#start", Button).disabled = self.config is None
+        self.refresh_bindings()
 
     def _build(self) -> SweepConfig:
         text = {key: self.query_one(f"#{key}", Input).value.strip() for key in INPUTS}
@@ -191,22 +202,67 @@ class SetupScreen(Screen):
             self.query_one("#cost", Static).update(message.text)
 
     # -------------------------------------------------------------------- start
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.config is not None if action == "start" else True
+
     @on(Button.Pressed, "#start")
     @on(Input.Submitted)
     def action_start(self) -> None:
-        """Ask the app to run the config, if it is valid."""
-        if self.config is not None:
-            self.post_message(self.StartRequested(self.config))
+        """Ask the app to run the config, if it is valid; an output that holds something else is not
+        touched before the user chose a new name or to overwrite it."""
+        config = self.config
+        if config is None:
+            return
+        problem, can_overwrite = output_taken(Path(config.output), config)
+        if problem is None:
+            self.post_message(self.StartRequested(config))
+            return
+        free = free_name(Path(config.output))
+
+        def chosen(choice: str | None) -> None:
+            if choice == "rename":
+                self.query_one("#output", Input).value = str(free)
+                self.validate_form()
+                if self.config is not None:
+                    self.post_message(self.StartRequested(self.config))
+            elif choice == "overwrite":
+                self.post_message(self.StartRequested(config, overwrite=True))
+
+        self.app.push_screen(OutputTakenScreen(problem, str(free), can_overwrite), chosen)
+
+
+def output_taken(path: Path, config: SweepConfig) -> tuple[str | None, bool]:
+    """Why ``path`` cannot simply receive this sweep (None: it is free or holds this very sweep), and
+    whether Start may replace it (only a gdchaos results file of another sweep)."""
+    if not path.exists() and not path.is_symlink():
+        return None, False
+    if not path.is_file() or path.is_symlink():
+        return f"{path} is not a regular file.", False
+    try:
+        same = RunReader(path).config().identity() == config.identity()
+    except ReadError as exc:
+        return f"{path} is not a gdchaos results file of this sweep ({exc}).", False
+    return (None, False) if same else (f"{path} holds a different sweep.", True)
+
+
+def free_name(path: Path) -> Path:
+    """``NAME-2.h5``, ``NAME-3.h5``, ...: the first that does not exist."""
+    for n in range(2, 10_000):
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    return path.with_name(f"{path.stem}-new{path.suffix}")
 
 
 def _file_note(path: Path, config: SweepConfig) -> str:
-    """What starting does to an existing output file."""
+    """What starting does to the output: a new folder, or an existing file resumed or refused."""
     if not path.exists():
-        return ""
+        missing = next((p for p in reversed(path.absolute().parents) if not p.exists()), None)
+        return f"Start creates the folder {missing}" if missing is not None else ""
     try:
         same = RunReader(path).config().identity() == config.identity()
     except ReadError:
-        return f"⚠ {path} exists and is not a gdchaos results file: the run will refuse it"
+        return f"⚠ {path} exists and is not a gdchaos results file: Start offers another name"
     if same:
         return f"{path} exists with this config: Start resumes it"
-    return f"⚠ {path} holds a different sweep: the run will refuse it; choose another output"
+    return f"⚠ {path} holds a different sweep: Start asks to overwrite it or use another name"
