@@ -133,8 +133,8 @@ async def test_footer_of_a_finished_run_shows_no_stop_or_resume(files):
         await _results(pilot)
         await pilot.pause(0.3)
         await pilot.press("n")  # a new sweep from the results
-        await pilot.pause()
-        assert isinstance(app.screen, SetupScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen) and app.screen.config is not None)
+        await pilot.pause(0.3)
     app = GdchaosTui(files["live"])
     async with app.run_test(size=(80, 24)) as pilot:
         await _live(pilot)
@@ -142,6 +142,7 @@ async def test_footer_of_a_finished_run_shows_no_stop_or_resume(files):
         assert live.check_action("stop", ()) is False and live.check_action("resume", ())
         live.state = dataclasses.replace(live.state, units_done=live.state.units_total)  # as if finished
         assert live.check_action("resume", ()) is False and live.check_action("unfollow", ()) is False
+        await pilot.pause(0.3)
 
 
 # ------------------------------------------------------------------------------ safe start
