@@ -185,7 +185,8 @@ def test_snapshot_live(snap_compare, live_file, size):
 def test_snapshot_results(snap_compare, finished_file, size):
     async def fitted(pilot):
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ResultsScreen)
-                       and pilot.app.screen.query_one(FitCurves).fits, what="the fits")
+                       and pilot.app.screen.query(FitCurves) and pilot.app.screen.query_one(FitCurves).fits,
+                       what="the fits")
         await pilot.press("down", "down")
         await wait_for(pilot, lambda: pilot.app.screen.query_one(FitCurves).fits[0].lyapunov > 0.3,
                        what="the fits of eta 8")
@@ -201,7 +202,8 @@ async def test_finished_file_opens_results_with_stored_fits(finished_file):
         lam = run.summary()["lambda_mean"]
     app = GdchaosTui(finished_file)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one(FitCurves).fits)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query(FitCurves)
+                       and app.screen.query_one(FitCurves).fits)
         table = app.screen.query_one("#summary", DataTable)
         assert table.row_count == 4
         assert [fit.start for fit in app.screen.query_one(FitCurves).fits] == list(stored["start"][0].astype(int))
@@ -218,7 +220,8 @@ async def test_file_without_summary_and_fits_opens_results_with_its_own_fits(fin
         del handle["summary"], handle["fit"]
     app = GdchaosTui(path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one(FitCurves).fits)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query(FitCurves)
+                       and app.screen.query_one(FitCurves).fits)
         table = app.screen.query_one("#summary", DataTable)
         assert [fit.start for fit in app.screen.query_one(FitCurves).fits] == list(stored["start"][0].astype(int))
         assert table.get_row_at(2)[1].startswith(f"{lam[2]:.3g} ±")
@@ -229,7 +232,8 @@ async def test_diverged_learning_rates_show_as_diverged(diverged_file):
     """eta 16: every network diverged at epoch 1 (finite, frozen distances); eta 8: one ball of three."""
     app = GdchaosTui(diverged_file)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one(FitCurves).fits)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query(FitCurves)
+                       and app.screen.query_one(FitCurves).fits)
         table = app.screen.query_one("#summary", DataTable)
         assert str(table.get_row_at(3)[1]) == "diverged" and table.get_row_at(3)[-1] == "3"
         assert table.get_row_at(2)[-1] == "1" and table.get_row_at(2)[1] != "diverged"
@@ -415,7 +419,7 @@ async def test_start_stop_resume_then_results(tmp_path, monkeypatch):
         await pilot.click("#start")
         live = app.screen
         assert isinstance(live, LiveScreen) and live.process.running
-        assert (tmp_path / "run.h5.toml").exists()
+        await wait_for(pilot, lambda: (tmp_path / "run.h5.toml").exists(), what="the config, once the run took the file")
         if hasattr(os, "getpriority"):  # the run yields the CPU to the app
             assert os.getpriority(os.PRIO_PROCESS, live.process.pid) > os.getpriority(os.PRIO_PROCESS, 0)
 
