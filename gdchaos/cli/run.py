@@ -84,6 +84,7 @@ def config_from_args(args):
 def _run(args) -> int:
     from gdchaos import runner
     from gdchaos.cli.progress import LogReporter, RichReporter
+    from gdchaos.backend.warm import kernels_cached
     from gdchaos.cli.table import print_summary
 
     execution.check(args)
@@ -95,6 +96,11 @@ def _run(args) -> int:
     else:
         reporter = LogReporter()
     path = config.output or runner.default_output(config)
+    if not args.quiet and not kernels_cached():
+        print("compiling kernels (first run only; about a minute on 2 cores, later runs start at once)",
+              flush=True)
+        if reporter is not None:
+            reporter.compiling = True
     try:
         with execution.executor(args) as executor:
             outcome = runner.run(config, overwrite=args.overwrite, reporter=reporter,
@@ -105,7 +111,16 @@ def _run(args) -> int:
         return 130
     print(outcome.path)
     print_summary(outcome.path)
+    if not args.quiet:
+        print(next_steps(outcome.path))
     return 0
+
+
+def next_steps(path) -> str:
+    """The commands to try once a run has finished."""
+    return (f"next:  gdchaos-tui {path}     browse the results (per-IC fits, charts)\n"
+            f"       gdchaos plot {path}    the paper's figures (pip install 'gdchaos[plot]')\n"
+            f"       gdchaos analyze {path} --json   the numbers for scripts")
 
 
 def _state_after_stop(path: str) -> str:

@@ -34,6 +34,7 @@ from gdchaos_tui.screens.live import LiveScreen
 from gdchaos_tui.screens.results import ResultsScreen
 from gdchaos_tui.screens.setup import SetupScreen
 from gdchaos_tui.timing import EtaClock
+from gdchaos_tui.widgets.eta_charts import EtaCharts
 from gdchaos_tui.widgets.fit_curves import FitCurves
 from gdchaos_tui.widgets.spark import LabelledSparkline
 
@@ -175,7 +176,7 @@ def test_snapshot_live(snap_compare, live_file, size):
     async def read(pilot):
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, LiveScreen), what="the live screen")
         live = pilot.app.screen
-        await wait_for(pilot, lambda: live.state and live.state.focus == 2 and live.query_one("#lambda").data,
+        await wait_for(pilot, lambda: live.state and live.state.focus == 2 and live.query_one(EtaCharts).known,
                        what="a read of the eta in flight")
 
     assert snap_compare(GdchaosTui(live_file), terminal_size=size, run_before=read)
@@ -445,8 +446,7 @@ async def test_start_stop_resume_then_results(tmp_path, monkeypatch):
         assert live.process.running
         await wait_for(pilot, lambda: not live.process.running and live.state.complete, what="the resumed run")
         assert live.process.returncode == 0
-        await wait_for(pilot, lambda: all(np.isfinite(live.query_one("#lambda", LabelledSparkline).data)) and
-                       len(live.query_one("#lambda", LabelledSparkline).data) == 2)
+        await wait_for(pilot, lambda: live.query_one(EtaCharts).known == 2)
         assert [row.status for row in live.state.rows] == ["done", "done"]
 
         await pilot.press("v")

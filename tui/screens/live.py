@@ -1,7 +1,6 @@
 """Live screen: follows a results file while a run writes it, our own child process or a foreign one."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from textual import on, work
@@ -20,6 +19,7 @@ from gdchaos_tui.reader import ReadError, RunReader, RunState
 from gdchaos_tui.screens.dialogs import ResumeScreen
 from gdchaos_tui.screens.results import ResultsScreen
 from gdchaos_tui.timing import EtaClock
+from gdchaos_tui.widgets.eta_charts import EtaCharts, EtaPoint
 from gdchaos_tui.widgets.spark import LabelledSparkline
 
 POLL_SECONDS = 0.5
@@ -36,8 +36,8 @@ class LiveScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("c", "follow_work", "Current η"),
         Binding("v", "results", "Results"),
-        Binding("o", "app.open_file", "Open"),
-        Binding("n", "app.new_sweep", "New"),
+        Binding("o", "app.open_file", "Open", show=False),
+        Binding("n", "app.new_sweep", "New", show=False),
         Binding("q", "app.quit", "Quit"),
     ]
     DEFAULT_CSS = """
@@ -46,8 +46,10 @@ class LiveScreen(Screen):
     #overall { width: auto; }
     #overall Bar { width: 24; }
     #body { height: 1fr; }
-    #etas { width: 44; height: 1fr; border: round $primary-darken-2; }
-    #curves { width: 1fr; height: 1fr; border: round $primary-darken-2; padding: 0 1; }
+    #left { width: 44; height: 1fr; }
+    #etas { height: auto; max-height: 45%; border: round $primary-darken-2; }
+    #curves { height: 1fr; border: round $primary-darken-2; padding: 0 1; }
+    #charts { width: 1fr; height: 1fr; border: round $primary-darken-2; }
     #message { height: auto; padding: 0 1; color: $error; }
     """
 
@@ -89,13 +91,12 @@ class LiveScreen(Screen):
             yield Static(id="status")
             yield ProgressBar(total=1.0, show_eta=False, id="overall")
         with Horizontal(id="body"):
-            yield DataTable(cursor_type="row", zebra_stripes=True, id="etas")
-            with Vertical(id="curves"):
-                yield LabelledSparkline("ln d(t)", id="log-d")
-                yield LabelledSparkline("loss", id="loss")
-                yield LabelledSparkline("λ(η)", id="lambda")
-                yield LabelledSparkline("ρ(η) %", id="rho")
-                yield LabelledSparkline("τ(η)", id="tau")
+            with Vertical(id="left"):
+                yield DataTable(cursor_type="row", zebra_stripes=True, id="etas")
+                with Vertical(id="curves"):
+                    yield LabelledSparkline("ln d(t)", id="log-d")
+                    yield LabelledSparkline("loss", id="loss")
+            yield EtaCharts(id="charts")
         yield Static(id="message", markup=False)
         yield Footer()
 
@@ -104,6 +105,7 @@ class LiveScreen(Screen):
         table = self.query_one("#etas", DataTable)
         table.border_title = "learning rates"
         self.query_one("#curves").border_title = "curves"
+        self.query_one("#charts").border_title = "against η (log scale)"
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         self._poll_timer = self.set_interval(POLL_SECONDS, self.poll)
@@ -200,9 +202,7 @@ class LiveScreen(Screen):
         self.query_one("#curves").border_title = f"curves · {where}"
         self.query_one("#log-d", LabelledSparkline).show(state.log_d)
         self.query_one("#loss", LabelledSparkline).show(state.loss)
-        for key, field in (("lambda", "lambda_mean"), ("rho", "rho"), ("tau", "tau_mean")):
-            values = [getattr(row, field) for row in state.rows]
-            self.query_one(f"#{key}", LabelledSparkline).show([v for v in values if math.isfinite(v)])
+        self.query_one(EtaCharts).show(eta_points(state.rows), state.config.tau_epochs)
         self.query_one("#overall", ProgressBar).update(progress=state.fraction)
 
     def _follow_work(self, state: RunState) -> None:
@@ -329,3 +329,9 @@ class LiveScreen(Screen):
 
     def action_results(self) -> None:
         self.app.push_screen(ResultsScreen(self.reader, self.state))
+
+
+def eta_points(rows) -> list[EtaPoint]:
+    """The charts' points from the table's rows (NaN where a learning rate is not analysed yet)."""
+    return [EtaPoint(row.eta, row.lambda_mean, row.lambda_std, row.rho, row.tau_mean, row.n_reached, row.n_ic)
+            for row in rows]

@@ -20,8 +20,8 @@ COLUMNS = ("η", "λ ± std", "ρ %", "τ ± std", "reached", "diverged")
 class ResultsScreen(Screen):
     """lambda, rho and tau per learning rate; per-IC fits of the highlighted one."""
 
-    BINDINGS = [Binding("escape", "back", "Back"), Binding("o", "app.open_file", "Open"),
-                Binding("n", "app.new_sweep", "New"), Binding("q", "app.quit", "Quit")]
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("o", "app.open_file", "Open", show=False),
+                Binding("n", "app.new_sweep", "New", show=False), Binding("q", "app.quit", "Quit")]
     DEFAULT_CSS = """
     #summary { height: auto; max-height: 45%; border: round $primary-darken-2; }
     #note { height: auto; padding: 0 1; color: $text-muted; display: none; }
