@@ -142,22 +142,30 @@ def _state_after_stop(path: str) -> str:
 
 def _presets(args) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from gdchaos import presets
-    from gdchaos.engine.estimate import estimate_seconds, network_size
+    from gdchaos.cli.table import TextTable, print_table
+    from gdchaos.engine.estimate import estimate_seconds, network_size, refresh_in_background, stale
     from gdchaos.text import duration
 
-    table = Table(title="gdchaos presets (estimated time on this machine)")
-    for column in ("preset", "figure / network", "params", "networks", "est. time"):
-        table.add_column(column)
+    table = TextTable(["preset", "figure / network", "params", "networks", "est. time"], align="ll",
+                      title="gdchaos presets (estimated time on this machine)")
+    measuring = []
     for name in presets.names():
         config = presets.get(name)
         params = network_size(config)
         networks = len(config.etas) * config.ics * (config.replicas + 1)
+        seconds = estimate_seconds(config, measure=False)  # from the stored calibration: no waiting
+        if stale(config):
+            measuring.append(name)
         table.add_row(name, presets.describe(name), f"{params:,}", f"{networks:,}",
-                      duration(estimate_seconds(config)))
-    Console().print(table)
+                      "measuring…" if seconds is None else duration(seconds))
+    console = Console()
+    print_table(table, console)
+    if measuring:
+        refresh_in_background(measuring)
+        console.print(f"timing {len(measuring)} network(s) on this machine in the background (about a minute, "
+                      "once): run `gdchaos presets` again for their estimates", highlight=False, soft_wrap=True)
     return 0
 
 

@@ -19,7 +19,7 @@ from gdchaos_tui.reader import ReadError, RunReader, RunState
 from gdchaos_tui.screens.dialogs import ResumeScreen
 from gdchaos_tui.screens.results import ResultsScreen
 from gdchaos_tui.timing import EtaClock
-from gdchaos_tui.widgets.eta_charts import EtaCharts, EtaPoint
+from gdchaos_tui.widgets.eta_charts import EtaCharts, eta_points
 from gdchaos_tui.widgets.spark import LabelledSparkline
 
 POLL_SECONDS = 0.5
@@ -329,9 +329,3 @@ class LiveScreen(Screen):
 
     def action_results(self) -> None:
         self.app.push_screen(ResultsScreen(self.reader, self.state))
-
-
-def eta_points(rows) -> list[EtaPoint]:
-    """The charts' points from the table's rows (NaN where a learning rate is not analysed yet)."""
-    return [EtaPoint(row.eta, row.lambda_mean, row.lambda_std, row.rho, row.tau_mean, row.n_reached, row.n_ic)
-            for row in rows]

@@ -34,6 +34,12 @@ class EtaPoint:
     n_ic: int | None = None
 
 
+def eta_points(rows: Sequence) -> list[EtaPoint]:
+    """The points of a run's per-eta rows (``gdchaos_tui.reader.EtaRow``; NaN where not analysed yet)."""
+    return [EtaPoint(row.eta, row.lambda_mean, row.lambda_std, row.rho, row.tau_mean, row.n_reached, row.n_ic)
+            for row in rows]
+
+
 def log_ticks(low: float, high: float, most: int = 7) -> list[float]:
     """1-2-5 ticks spanning [low, high] (both > 0), at most ``most`` of them (sparser steps if needed)."""
     for mantissas in (NICE, (1, 3), (1,)):
@@ -62,7 +68,8 @@ class EtaCharts(Vertical):
 
     DEFAULT_CSS = """
     EtaCharts { height: 1fr; }
-    EtaCharts > PlotextPlot { height: 1fr; min-height: 4; }
+    EtaCharts > PlotextPlot { height: 2fr; min-height: 3; }
+    EtaCharts > #chart-tau { height: 3fr; min-height: 5; }  /* it carries the eta axis (3 more lines) */
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -120,7 +127,10 @@ class EtaCharts(Vertical):
                 pad = max(0.02, 0.03 * (math.log10(high) - math.log10(low)))
                 plt.xlim(math.log10(low) - pad, math.log10(high) + pad)
                 ticks = log_ticks(low, high)
-                plt.xticks([math.log10(t) for t in ticks], [f"{t:g}" if last else "" for t in ticks])
+                if last:
+                    plt.xticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
+                else:
+                    plt.xticks([])
             drawn = self._series(plt, x, values)
             if key == "lambda":
                 drawn += self._error_bars(plt, x)
@@ -128,7 +138,7 @@ class EtaCharts(Vertical):
                 drawn += [0.0, 100.0]
             if key == "tau":
                 drawn += self._censored_marks(plt, x)
-            y_axis(plt, drawn)
+            y_axis(plt, drawn, chart.size.height - (4 if last else 1))
             chart.refresh()
 
     @staticmethod
@@ -171,8 +181,9 @@ class EtaCharts(Vertical):
         return drawn
 
 
-def y_axis(plt, values: list[float]) -> None:
-    """Limits and three ticks whose labels have one width on every chart, so the eta axes line up."""
+def y_axis(plt, values: list[float], rows: int) -> None:
+    """Limits and ticks (three, or the two ends on a plot of fewer than 5 ``rows``) whose labels have
+    one width on every chart, so the eta axes line up."""
     values = [v for v in values if math.isfinite(v)]
     if not values:
         plt.yticks([0.0], ["-".rjust(Y_LABEL)])
@@ -181,5 +192,5 @@ def y_axis(plt, values: list[float]) -> None:
     if high == low:
         low, high = low - max(1.0, abs(low)) * 0.1, high + max(1.0, abs(high)) * 0.1
     plt.ylim(low, high)
-    ticks = [low, (low + high) / 2, high]
+    ticks = [low, (low + high) / 2, high] if rows >= 5 else [low, high]
     plt.yticks(ticks, [number(t).rjust(Y_LABEL) for t in ticks])
