@@ -64,11 +64,11 @@ class GdchaosTui(App):
             self.call_from_thread(self._replace_opening, ResultsScreen(reader, state) if state.complete
                                   else LiveScreen(reader, None, state))
 
-    def _replace_opening(self, screen: Screen) -> None:
+    def _replace_opening(self, screen: Screen):
+        """The file's screen in place of the opening one (awaitable: the caller waits until it is mounted)."""
         if isinstance(self.screen, OpeningScreen):
-            self.switch_screen(screen)
-        else:  # the user went elsewhere meanwhile
-            self.push_screen(screen)
+            return self.switch_screen(screen)
+        return self.push_screen(screen)  # the user went elsewhere meanwhile
 
     # ------------------------------------------------------------------ commands
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

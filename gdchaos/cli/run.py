@@ -145,7 +145,8 @@ def _presets(args) -> int:
 
     from gdchaos import presets
     from gdchaos.cli.table import TextTable, print_table
-    from gdchaos.engine.estimate import estimate_seconds, network_size, refresh_in_background, stale
+    from gdchaos.engine.estimate import (BACKGROUND_ENV, estimate_seconds, network_size, refresh_in_background,
+                                         stale)
     from gdchaos.text import duration
 
     table = TextTable(["preset", "figure / network", "params", "networks", "est. time"], align="ll",
@@ -162,8 +163,10 @@ def _presets(args) -> int:
                       "measuring…" if seconds is None else duration(seconds))
     console = Console()
     print_table(table, console)
-    if measuring:
-        refresh_in_background(measuring)
+    if measuring and not refresh_in_background(measuring):
+        console.print(f"{len(measuring)} network(s) not timed on this machine yet ({BACKGROUND_ENV}=0)",
+                      highlight=False, soft_wrap=True)
+    elif measuring:
         console.print(f"timing {len(measuring)} network(s) on this machine in the background (about a minute, "
                       "once): run `gdchaos presets` again for their estimates", highlight=False, soft_wrap=True)
     return 0

@@ -32,6 +32,7 @@ START_SECONDS = 1.5  # imports, loading Numba's cached kernels, creating the res
 FIT_SECONDS = 0.3e-3  # analysis of one eps-ball, T = 201 (docs/performance.md)
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_MAX_AGE = 30 * 86400.0  # seconds before a stored calibration is measured again
+BACKGROUND_ENV = "GDCHAOS_BACKGROUND_TIMING"  # "0": never time networks in the background (CI, batch jobs)
 
 
 def network_size(config: SweepConfig) -> int:
@@ -126,10 +127,14 @@ def stale(config: SweepConfig) -> bool:
     return stored is None or time.time() - float(stored.get("measured", 0)) > CALIBRATION_MAX_AGE
 
 
-def refresh_in_background(presets: list[str]) -> None:
-    """Measure the calibrations of these presets in a separate low-priority process (it outlives the caller)."""
+def refresh_in_background(presets: list[str]) -> bool:
+    """Measure the calibrations of these presets in a separate low-priority process (it outlives the
+    caller); False when ``$GDCHAOS_BACKGROUND_TIMING`` is 0 (nothing started)."""
+    if os.environ.get(BACKGROUND_ENV, "1") == "0":
+        return False
     subprocess.Popen([sys.executable, "-m", "gdchaos.engine.estimate", *presets], stdin=subprocess.DEVNULL,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return True
 
 
 def main(argv: list[str]) -> int:

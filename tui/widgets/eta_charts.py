@@ -63,12 +63,32 @@ def runs(values: Sequence[float]) -> list[list[int]]:
     return out
 
 
+class Chart(PlotextPlot):
+    """A PlotextPlot that builds its text only when its data or size changed (a build takes milliseconds:
+    the live screen repaints often)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.version = 0
+        self._built: tuple | None = None
+
+    def redraw(self) -> None:
+        self.version += 1
+        self.refresh()
+
+    def render(self):
+        key = (self.version, self.size, self.app.theme)
+        if self._built is None or self._built[0] != key:
+            self._built = (key, super().render())
+        return self._built[1]
+
+
 class EtaCharts(Vertical):
     """Three charts sharing one log-eta axis: lambda_nMLE (1/epoch), rho (%), <tau> (epochs)."""
 
     DEFAULT_CSS = """
     EtaCharts { height: 1fr; }
-    EtaCharts > PlotextPlot { height: 2fr; min-height: 3; }
+    EtaCharts > Chart { height: 2fr; min-height: 3; }
     EtaCharts > #chart-tau { height: 3fr; min-height: 5; }  /* it carries the eta axis (3 more lines) */
     """
 
@@ -79,7 +99,7 @@ class EtaCharts(Vertical):
 
     def compose(self) -> ComposeResult:
         for key in ("lambda", "rho", "tau"):
-            yield PlotextPlot(id=f"chart-{key}")
+            yield Chart(id=f"chart-{key}")
 
     def on_mount(self) -> None:
         self._draw()
@@ -113,10 +133,9 @@ class EtaCharts(Vertical):
                   ("rho", "ρ (% chaotic ICs)", [p.rho for p in points]),
                   ("tau", "  ".join(legend), [p.tau for p in points]))
         for key, title, values in charts:
-            chart = self.query_one(f"#chart-{key}", PlotextPlot)
+            chart = self.query_one(f"#chart-{key}", Chart)
             plt = chart.plt
             plt.clear_figure()
-            plt.theme("clear")
             last = key == "tau"
             plt.title(title if self.known else f"{title}: no learning rate complete yet")
             plt.yaxes(True, False)
@@ -139,7 +158,7 @@ class EtaCharts(Vertical):
             if key == "tau":
                 drawn += self._censored_marks(plt, x)
             y_axis(plt, drawn, chart.size.height - (4 if last else 1))
-            chart.refresh()
+            chart.redraw()
 
     @staticmethod
     def _series(plt, x: list[float], values: list[float]) -> list[float]:
