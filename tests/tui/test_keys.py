@@ -14,11 +14,12 @@ from gdchaos.config import from_dict
 from gdchaos_tui.app import GdchaosTui
 from gdchaos_tui.process import SweepProcess
 from gdchaos_tui.screens import setup
-from gdchaos_tui.screens.dialogs import ErrorScreen, OutputTakenScreen, ResumeScreen
+from gdchaos_tui.screens.dialogs import ErrorScreen, OutputTakenScreen, QuitScreen, ResumeScreen
 from gdchaos_tui.screens.help import HelpScreen
 from gdchaos_tui.screens.live import LiveScreen
 from gdchaos_tui.screens.results import ResultsScreen
 from gdchaos_tui.screens.setup import SetupScreen
+from gdchaos_tui.widgets.eta_charts import EtaCharts
 from test_tui import synthetic_file, sync, text_of, wait_for
 
 
@@ -227,3 +228,42 @@ def test_a_refused_run_does_not_replace_the_files_config(files, tmp_path):
     assert process.returncode == 2 and "different config" in process.failure()
     assert not process.confirm() and toml.read_text() == config_text and taken.read_bytes() == results
     process.close()
+
+
+# ------------------------------------------------------------------------------- snapshots
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_help(snap_compare, files, size):
+    async def shown(pilot):
+        await _help(pilot)
+        await pilot.pause(0.3)
+
+    assert snap_compare(GdchaosTui(files["finished"]), terminal_size=size, run_before=shown)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_results_charts(snap_compare, files, size):
+    async def charts(pilot):
+        await _results(pilot)
+        await wait_for(pilot, lambda: pilot.app.screen.query(EtaCharts) and pilot.app.screen.query_one(EtaCharts).known)
+        await pilot.press("g")
+        await pilot.pause(0.3)
+
+    assert snap_compare(GdchaosTui(files["finished"]), terminal_size=size, run_before=charts)
+
+
+@pytest.mark.parametrize("dialog", ["quit", "output-taken"])
+@pytest.mark.parametrize("size", SIZES)
+def test_snapshot_dialogs_fit(snap_compare, files, size, dialog):
+    """Dialogs keep every word and button inside the terminal at 80x24."""
+    async def shown(pilot):
+        await _results(pilot)
+        await pilot.pause(0.3)
+        screen = QuitScreen() if dialog == "quit" else OutputTakenScreen(
+            "sweep.h5 holds a different sweep.", "sweep-2.h5", True)
+        await pilot.app.push_screen(screen)
+        await pilot.pause(0.3)
+
+    assert snap_compare(GdchaosTui(files["finished"]), terminal_size=size, run_before=shown)

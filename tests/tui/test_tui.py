@@ -166,7 +166,7 @@ def test_snapshot_setup(snap_compare, monkeypatch, tmp_path, size):
     monkeypatch.setattr(setup, "estimate_seconds", lambda config: 754.0)
 
     async def estimated(pilot):
-        await wait_for(pilot, lambda: "about" in text_of(pilot.app.screen, "#cost"), what="the estimate")
+        await wait_for(pilot, lambda: "≈" in text_of(pilot.app.screen, "#cost"), what="the estimate")
 
     assert snap_compare(GdchaosTui(), terminal_size=size, run_before=estimated)
 

@@ -189,8 +189,7 @@ class SetupScreen(Screen):
             features, classes = spec.features, spec.classes
             shape = ("CNN" if config.model.kind == "cnn"
                      else "-".join(str(n) for n in (features, *config.model.hidden, classes)))
-            text = (f"network {shape}, {network_size(config):,} parameters · {text} · "
-                    f"about {duration(estimate_seconds(config))}")
+            text = f"{shape}, {network_size(config):,} params · {text} · ≈ {duration(estimate_seconds(config))}"
         except Exception:  # an estimate is a hint: never let it break the form
             pass
         note = _file_note(Path(config.output), config)
