@@ -267,3 +267,13 @@ def test_snapshot_dialogs_fit(snap_compare, files, size, dialog):
         await pilot.pause(0.3)
 
     assert snap_compare(GdchaosTui(files["finished"]), terminal_size=size, run_before=shown)
+
+
+def test_setup_splits_a_one_unit_grid_into_one_unit_per_learning_rate():
+    """Iris plans the whole grid as one unit: the TUI runs one learning rate per unit, so its charts
+    fill as each completes; networks whose plan is already per learning rate keep their config."""
+    iris = setup.per_eta_units(presets.get("iris-tanh"))
+    assert iris.etas_per_unit == 1 and iris.identity() != presets.get("iris-tanh").identity()
+    assert setup.per_eta_units(presets.get("mnist-tanh")) == presets.get("mnist-tanh")
+    chosen = from_dict({"etas_per_unit": 2}, presets.get("iris-tanh"))
+    assert setup.per_eta_units(chosen) == chosen

@@ -188,7 +188,8 @@ class LiveScreen(Screen):
         if changed:  # most polls of a long run find nothing new: leave the widgets alone
             self._fill(state)
             self._follow_work(state)
-        if state.complete and not self._announced and not (self.process and self.process.running):
+        failed = self.process is not None and self.process.failure()
+        if state.complete and not self._announced and not failed and not (self.process and self.process.running):
             self._announced = True
             self.notify("the sweep is complete: press v for the results", title=state.name)
         self._show_status()
@@ -257,10 +258,12 @@ class LiveScreen(Screen):
         state, process = self.state, self.process
         if process is not None and process.running:
             return "[b]stopping…[/b]" if self._stopping else ("[b]running[/b]" if state else "[b]starting…[/b]")
+        if process is not None and process.failure():
+            return "[b]failed[/b]"  # even next to a complete file: that file is not this run's
         if state is not None and state.complete:
             return "[b]finished[/b]"
         if process is not None:
-            return "[b]failed[/b]" if process.failure() else "[b]stopped[/b] (r resumes)"
+            return "[b]stopped[/b] (r resumes)"
         return "[b]following[/b]" if self.following else "[b]not following[/b]"
 
     # ---------------------------------------------------------------- actions
@@ -285,6 +288,11 @@ class LiveScreen(Screen):
         """SIGTERM to our run: it finishes the epoch in hand, flushes and exits; the file stays resumable."""
         self._stopping = True
         self.process.stop()
+        if self.state is not None:
+            flight = [f"{row.eta:g}" for row in self.state.rows if row.status == "running"]
+            if flight:
+                self.notify(f"stopping: the work in flight at η = {', '.join(flight)} is redone on resume; "
+                            "finished learning rates are kept", timeout=8)
         self._show_status()
         self.refresh_bindings()
 

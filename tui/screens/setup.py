@@ -15,7 +15,9 @@ from textual.worker import get_current_worker
 from gdchaos import data, presets
 from gdchaos.config import ACTIVATIONS, SweepConfig, from_dict
 from gdchaos.errors import DataError, GdchaosError
+from gdchaos.engine.build import build_for_dataset
 from gdchaos.engine.estimate import estimate_seconds, network_size
+from gdchaos.engine.units import plan_units
 from gdchaos.text import duration
 from gdchaos_tui.reader import ReadError, RunReader
 from gdchaos_tui.screens.dialogs import OutputTakenScreen
@@ -171,7 +173,7 @@ class SetupScreen(Screen):
             "etas": text["etas"], "output": text["output"],
             **{key: _number(text[key]) for key in ("ics", "replicas", "eps", "epochs", "target", "tau_epochs")},
         }
-        return from_dict(values, self._base).validate()
+        return per_eta_units(from_dict(values, self._base).validate())
 
     # --------------------------------------------------------------------- cost
     class CostKnown(Message):
@@ -228,6 +230,18 @@ class SetupScreen(Screen):
                 self.post_message(self.StartRequested(config, overwrite=True))
 
         self.app.push_screen(OutputTakenScreen(problem, str(free), can_overwrite), chosen)
+
+
+def per_eta_units(config: SweepConfig) -> SweepConfig:
+    """The config with one learning rate per unit where the automatic plan would put several in one
+    (Iris: the whole grid), so that the live charts fill as each learning rate completes and a stop
+    loses only the learning rate in flight; a config that sets ``etas_per_unit`` keeps it."""
+    if config.etas_per_unit or len(config.etas) < 2:
+        return config
+    units = plan_units(config, build_for_dataset(config), data.dataset_spec(config.dataset).train)
+    if all(unit.eta_stop - unit.eta_start == 1 for unit in units):
+        return config
+    return from_dict({"etas_per_unit": 1}, config).validate()
 
 
 def output_taken(path: Path, config: SweepConfig) -> tuple[str | None, bool]:
