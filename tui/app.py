@@ -36,15 +36,16 @@ class GdchaosTui(App):
     ]
 
     def __init__(self, path: str | Path | None = None, *, config: SweepConfig | None = None,
-                 preset: str | None = None) -> None:
+                 preset: str | None = None, start: bool = False, overwrite: bool = False) -> None:
         super().__init__()
         self.path = None if path is None else Path(path)
         self._config, self._preset = config, preset
+        self._start, self._overwrite = start, overwrite  # start the config at once (gdchaos run)
         self._kept: SweepProcess | None = None
 
     def on_mount(self) -> None:
         if self.path is None:
-            self.push_screen(SetupScreen(self._config, self._preset))
+            self.push_screen(SetupScreen(self._config, self._preset, start=self._start, overwrite=self._overwrite))
         else:
             self.open_file(self.path)
 
@@ -174,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file", nargs="?", help="a results file (.h5) written by gdchaos run")
     parser.add_argument("--preset", choices=presets.names(), help="preset that prefills the setup screen")
     parser.add_argument("--config", help="TOML config that prefills the setup screen")
+    parser.add_argument("--start", action="store_true",
+                        help="start the config at once (as ctrl+s would): what `gdchaos run` on a terminal does")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --start: replace an output file that holds another sweep")
     args = parser.parse_args(argv)
     config = None
     if args.config:
@@ -182,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         except GdchaosError as exc:
             print(f"gdchaos-tui: error: {exc}", file=sys.stderr)
             return 2
-    GdchaosTui(args.file, config=config, preset=args.preset).run()
+    GdchaosTui(args.file, config=config, preset=args.preset, start=args.start, overwrite=args.overwrite).run()
     return 0
 
 

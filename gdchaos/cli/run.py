@@ -11,7 +11,9 @@ def register(subparsers) -> None:
     run = subparsers.add_parser("run", help="run (or resume) a learning-rate sweep into an HDF5 file",
                                 description="Run an eps-ball sweep over learning rates. Rerunning the same "
                                             "command continues the file.")
-    run.add_argument("--headless", action="store_true", help="no TUI: progress on the terminal (the only mode here)")
+    run.add_argument("--headless", action="store_true",
+                     help="progress as text instead of the TUI's live view (always so without a terminal, "
+                          "with --quiet or when units run elsewhere)")
     run.add_argument("--preset", help="start from a preset (see `gdchaos presets`); default iris-tanh")
     run.add_argument("--config", help="start from a TOML file (see `gdchaos config show PRESET`)")
     run.add_argument("--dataset")
@@ -89,6 +91,8 @@ def _run(args) -> int:
 
     execution.check(args)
     config = config_from_args(args)
+    if wants_live_view(args):
+        return _run_in_tui(config, args.overwrite)
     if args.quiet:
         reporter = None
     elif sys.stdout.isatty():
@@ -121,6 +125,32 @@ def next_steps(path) -> str:
     return (f"next:  gdchaos-tui {path}     browse the results (per-IC fits, charts)\n"
             f"       gdchaos plot {path}    the paper's figures (pip install 'gdchaos[plot]')\n"
             f"       gdchaos analyze {path} --json   the numbers for scripts")
+
+
+def wants_live_view(args) -> bool:
+    """`gdchaos run` without --headless, on a terminal, computing its units here: the TUI's live view."""
+    here = not any(getattr(args, key, None) for key in ("workers", "scheduler", "cluster", "shard"))
+    return not args.headless and not args.quiet and here and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _run_in_tui(config, overwrite: bool) -> int:
+    """Start the run from the TUI (`gdchaos-tui --config ... --start`): its live view, its keys."""
+    import os
+    import subprocess
+    import tempfile
+
+    from gdchaos import runner
+    from gdchaos.config import from_dict
+
+    config = from_dict({"output": config.output or runner.default_output(config)}, config)
+    handle, name = tempfile.mkstemp(prefix="gdchaos-run-", suffix=".toml")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(config.to_toml())
+        command = [sys.executable, "-m", "gdchaos_tui.app", "--config", name, "--start"]
+        return subprocess.run(command + (["--overwrite"] if overwrite else [])).returncode
+    finally:
+        os.unlink(name)
 
 
 def _state_after_stop(path: str) -> str:

@@ -83,3 +83,27 @@ def test_presets_answer_from_stored_calibrations(tmp_path, monkeypatch):
     from gdchaos.text import duration
     iris = next(line for line in second.stdout.splitlines() if line.startswith("iris-tanh"))
     assert iris.split()[-1] == duration(expected)
+
+
+def test_run_without_headless_and_without_a_terminal_runs_headless(tmp_path):
+    run = gdchaos("run", *TINY, "-o", "plain.h5", cwd=tmp_path)  # stdin and stdout are pipes here
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "plain.h5").exists() and "lambda_nMLE" in run.stdout
+
+
+def test_live_view_only_on_a_terminal_and_when_units_run_here(monkeypatch):
+    import argparse
+
+    from gdchaos.cli.run import wants_live_view
+
+    class Terminal:
+        @staticmethod
+        def isatty():
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal)
+    monkeypatch.setattr(sys, "stdout", Terminal)
+    plain = dict(headless=False, quiet=False, workers=None, scheduler=None, cluster=None, shard=None)
+    assert wants_live_view(argparse.Namespace(**plain))
+    for change in ({"headless": True}, {"quiet": True}, {"workers": 2}, {"shard": "1/2"}):
+        assert not wants_live_view(argparse.Namespace(**{**plain, **change}))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -277,3 +279,44 @@ def test_setup_splits_a_one_unit_grid_into_one_unit_per_learning_rate():
     assert setup.per_eta_units(presets.get("mnist-tanh")) == presets.get("mnist-tanh")
     chosen = from_dict({"etas_per_unit": 2}, presets.get("iris-tanh"))
     assert setup.per_eta_units(chosen) == chosen
+
+
+# ------------------------------------------------------------------- gdchaos run on a terminal
+def _tiny(output):
+    return from_dict({"etas": "1,10", "ics": 2, "replicas": 2, "epochs": 20, "tau_epochs": 30, "output": output},
+                     presets.get("iris-tanh")).validate()
+
+
+@sync
+async def test_run_on_a_terminal_starts_at_once_with_its_own_plan(tmp_path, monkeypatch):
+    """`gdchaos run` opens the TUI with --start: the config starts as given (its units as planned, so
+    the file is the one --headless makes), without the form being touched."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    started = []
+    monkeypatch.setattr(GdchaosTui, "on_setup_screen_start_requested",
+                        lambda self, message: started.append(message.config))
+    app = GdchaosTui(config=_tiny("run.h5"), start=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: started, what="the start")
+    assert started[0] == _tiny("run.h5") and started[0].etas_per_unit == 0
+
+
+@sync
+async def test_setup_resumes_a_file_started_with_the_plain_plan(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    done = subprocess.run([sys.executable, "-m", "gdchaos", "run", "--headless", "--etas", "1,10", "--ics", "2",
+                           "--replicas", "2", "--epochs", "20", "--tau-epochs", "30", "-o", "plain.h5", "--quiet"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    started = []
+    monkeypatch.setattr(GdchaosTui, "on_setup_screen_start_requested",
+                        lambda self, message: started.append(message.config))
+    app = GdchaosTui(config=_tiny("plain.h5"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert screen.config.etas_per_unit == 1  # the TUI's own plan for a new file
+        await wait_for(pilot, lambda: "Start resumes it" in text_of(screen, "#cost"), what="the file note")
+        await pilot.press("ctrl+s")
+        assert started and started[0].etas_per_unit == 0 and not isinstance(app.screen, OutputTakenScreen)

@@ -77,8 +77,12 @@ class SetupScreen(Screen):
     #actions { height: 3; max-width: 110; padding: 0 2; }
     """
 
-    def __init__(self, base: SweepConfig | None = None, preset: str | None = None) -> None:
+    def __init__(self, base: SweepConfig | None = None, preset: str | None = None, *, start: bool = False,
+                 overwrite: bool = False) -> None:
         super().__init__()
+        self._start_now, self._overwrite = start, overwrite  # gdchaos run: start at once, as ctrl+s
+        self._keep_plan = start  # gdchaos run keeps its units as planned: the same file as --headless
+        self._as_given: SweepConfig | None = None
         self._preset = preset if preset or base else "iris-tanh"
         self._base = base or presets.get(self._preset)
         self.config: SweepConfig | None = None
@@ -111,6 +115,9 @@ class SetupScreen(Screen):
         self.title, self.sub_title = "gdchaos", "new sweep"
         self._show_model_kind()
         self.validate_form()
+        if self._start_now:  # a problem (missing data, ...) stays on the form instead
+            self._start_now = False
+            self.call_after_refresh(self.action_start)
 
     # ------------------------------------------------------------------ editing
     @on(Select.Changed, "#preset")
@@ -157,7 +164,7 @@ class SetupScreen(Screen):
         if self.config is not None:
             self.query_one("#problem", Static).update("")
             self.query_one("#cost", Static).update("estimating the cost…")
-            self._estimate(self.config)
+            self._estimate(self.config, self._as_given)
         self.query_one("#start", Button).disabled = self.config is None
         self.refresh_bindings()
 
@@ -173,7 +180,9 @@ class SetupScreen(Screen):
             "etas": text["etas"], "output": text["output"],
             **{key: _number(text[key]) for key in ("ics", "replicas", "eps", "epochs", "target", "tau_epochs")},
         }
-        return per_eta_units(from_dict(values, self._base).validate())
+        config = from_dict(values, self._base).validate()
+        self._as_given = config  # before per_eta_units: what a file started elsewhere may hold
+        return config if self._keep_plan else per_eta_units(config)
 
     # --------------------------------------------------------------------- cost
     class CostKnown(Message):
@@ -182,7 +191,7 @@ class SetupScreen(Screen):
             self.text = text
 
     @work(thread=True, exclusive=True, group="estimate")
-    def _estimate(self, config: SweepConfig) -> None:
+    def _estimate(self, config: SweepConfig, as_given: SweepConfig | None = None) -> None:
         """Network, size and estimated time (measures this machine once), and what Start does to the file."""
         networks = len(config.etas) * config.ics * (config.replicas + 1)
         text = f"{len(config.etas)} η × {config.ics} ICs × {config.replicas + 1} = {networks:,} networks"
@@ -194,7 +203,7 @@ class SetupScreen(Screen):
             text = f"{shape}, {network_size(config):,} params · {text} · ≈ {duration(estimate_seconds(config))}"
         except Exception:  # an estimate is a hint: never let it break the form
             pass
-        note = _file_note(Path(config.output), config)
+        note = _file_note(Path(config.output), config, as_given)
         if not get_current_worker().is_cancelled:
             self.post_message(self.CostKnown(text + (f"\n{note}" if note else "")))
 
@@ -215,6 +224,12 @@ class SetupScreen(Screen):
         if config is None:
             return
         problem, can_overwrite = output_taken(Path(config.output), config)
+        if problem is not None and self._as_given is not None and self._as_given != config:
+            if output_taken(Path(config.output), self._as_given)[0] is None:  # started with the plain plan
+                config, problem = self._as_given, None
+        if problem is not None and can_overwrite and self._overwrite:  # asked for on the command line
+            self.post_message(self.StartRequested(config, overwrite=True))
+            return
         if problem is None:
             self.post_message(self.StartRequested(config))
             return
@@ -267,13 +282,14 @@ def free_name(path: Path) -> Path:
     return path.with_name(f"{path.stem}-new{path.suffix}")
 
 
-def _file_note(path: Path, config: SweepConfig) -> str:
+def _file_note(path: Path, config: SweepConfig, as_given: SweepConfig | None = None) -> str:
     """What starting does to the output: a new folder, or an existing file resumed or refused."""
     if not path.exists():
         missing = next((p for p in reversed(path.absolute().parents) if not p.exists()), None)
         return f"Start creates the folder {missing}" if missing is not None else ""
     try:
-        same = RunReader(path).config().identity() == config.identity()
+        stored = RunReader(path).config().identity()
+        same = stored in (config.identity(), as_given.identity() if as_given else None)
     except ReadError:
         return f"⚠ {path} exists and is not a gdchaos results file: Start offers another name"
     if same:
