@@ -148,9 +148,11 @@ def _run_in_tui(config, overwrite: bool) -> int:
         with os.fdopen(handle, "w") as file:
             file.write(config.to_toml())
         command = [sys.executable, "-m", "gdchaos_tui.app", "--config", name, "--start"]
-        return subprocess.run(command + (["--overwrite"] if overwrite else [])).returncode
+        code = subprocess.run(command + (["--overwrite"] if overwrite else [])).returncode
     finally:
         os.unlink(name)
+    print(_state_after_stop(config.output))  # what the TUI left: finished, resumable or not created
+    return code
 
 
 def _state_after_stop(path: str) -> str:
@@ -167,6 +169,8 @@ def _state_after_stop(path: str) -> str:
             done, total = results.progress()
     except GdchaosError as exc:
         return f"{exc}"
+    if done == total:
+        return f"{path}: finished ({total} units)\n{next_steps(path)}"
     return f"{path} is consistent ({done} of {total} units done): rerun the same command to resume"
 
 
