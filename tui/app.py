@@ -15,7 +15,7 @@ from gdchaos import presets
 from gdchaos.config import SweepConfig, load_toml
 from gdchaos.errors import GdchaosError
 from gdchaos_tui.process import SweepProcess
-from gdchaos_tui.reader import ReadError, RunReader, RunState
+from gdchaos_tui.reader import ReadError, RunReader
 from gdchaos_tui.screens.dialogs import ErrorScreen, OpeningScreen, OpenFileScreen, QuitScreen
 from gdchaos_tui.screens.help import HelpScreen
 from gdchaos_tui.screens.live import LiveScreen

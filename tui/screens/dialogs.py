@@ -32,7 +32,7 @@ class OpeningScreen(Screen):
 class ErrorScreen(Screen):
     """Why a file cannot be opened, in one line; n starts a new sweep instead."""
 
-    BINDINGS = [Binding("n", "new", "New sweep"), Binding("o", "app.open_file", "Open file"),
+    BINDINGS = [Binding("n", "app.new_sweep", "New sweep"), Binding("o", "app.open_file", "Open file"),
                 Binding("q", "app.quit", "Quit")]
     DEFAULT_CSS = """
     ErrorScreen { align: center middle; }
@@ -48,11 +48,6 @@ class ErrorScreen(Screen):
         error.border_title = "gdchaos: cannot open this file"
         yield error
         yield Footer()
-
-    def action_new(self) -> None:
-        from gdchaos_tui.screens.setup import SetupScreen
-
-        self.app.switch_screen(SetupScreen())
 
 
 class QuitScreen(ModalScreen[str | None]):
