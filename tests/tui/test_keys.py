@@ -320,3 +320,29 @@ async def test_setup_resumes_a_file_started_with_the_plain_plan(tmp_path, monkey
         await wait_for(pilot, lambda: "Start resumes it" in text_of(screen, "#cost"), what="the file note")
         await pilot.press("ctrl+s")
         assert started and started[0].etas_per_unit == 0 and not isinstance(app.screen, OutputTakenScreen)
+
+
+@sync
+async def test_fit_rows_never_wrap_with_long_windows():
+    """Epochs >= 1000 made the stats wider than their fixed column: a row wrapped and the last IC
+    could not be reached. Every IC keeps one line per row now."""
+    from textual.app import App
+
+    from gdchaos_tui.reader import IcFit
+    from gdchaos_tui.widgets.fit_curves import FitCurves
+
+    fits = tuple(IcFit(ic, tuple(float(t) for t in range(1501)), 1000, 1500, 0.0123, 0.99, -1) for ic in range(3))
+
+    class One(App):
+        def compose(self):
+            yield FitCurves()
+
+    app = One()
+    async with app.run_test(size=(80, 10)) as pilot:
+        curves = app.query_one(FitCurves)
+        curves.fits = fits
+        await pilot.pause()
+        text = curves.render()
+        lines = text.plain.splitlines()
+        assert len(lines) == 3 and all(len(line) <= 80 for line in lines)
+        assert lines[2].startswith("IC 2") and lines[2].rstrip().endswith("t 1000-1500")
