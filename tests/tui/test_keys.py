@@ -346,3 +346,27 @@ async def test_fit_rows_never_wrap_with_long_windows():
         lines = text.plain.splitlines()
         assert len(lines) == 3 and all(len(line) <= 80 for line in lines)
         assert lines[2].startswith("IC 2") and lines[2].rstrip().endswith("t 1000-1500")
+
+
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])
+@sync
+async def test_quit_dialog_quits_and_stops_our_run_on_a_second_q_or_ctrl_c(files, monkeypatch, key):
+    class Run:  # stands for our child run: still going until stopped
+        stopped = False
+
+        def stop(self):
+            self.stopped = True
+
+        def wait(self, timeout=None):
+            return 130
+
+    run = Run()
+    monkeypatch.setattr(GdchaosTui, "running_process", lambda self: None if run.stopped else run)
+    app = GdchaosTui(files["finished"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _results(pilot)
+        await pilot.press(key)
+        assert isinstance(app.screen, QuitScreen) and app.is_running
+        await pilot.press(key)
+        await wait_for(pilot, lambda: not app.is_running, timeout=10, what="the second key to quit")
+    assert run.stopped
