@@ -79,7 +79,7 @@ STATES = {  # name: (file or None for the setup screen, how to get there)
 @sync
 async def test_q_and_ctrl_c_quit_in_every_state(files, tmp_path, monkeypatch, state, key):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     name, reach = STATES[state]
     app = GdchaosTui(files[name] if name else None)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -152,7 +152,7 @@ async def test_footer_of_a_finished_run_shows_no_stop_or_resume(files):
 @sync
 async def test_start_on_another_sweeps_file_asks_and_changes_nothing(files, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     taken = Path(shutil.copy(files["finished"], tmp_path / "taken.h5"))
     before = taken.read_bytes()
     started = []
@@ -182,7 +182,7 @@ async def test_start_on_another_sweeps_file_asks_and_changes_nothing(files, tmp_
 @sync
 async def test_a_foreign_file_can_only_be_renamed_around(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     (tmp_path / "notes.h5").write_text("my notes")
     app = GdchaosTui()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -200,7 +200,7 @@ async def test_a_foreign_file_can_only_be_renamed_around(tmp_path, monkeypatch):
 async def test_missing_dataset_is_caught_on_the_form_and_folders_are_announced(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GDCHAOS_DATA", str(tmp_path / "no-data"))
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     app = GdchaosTui()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
@@ -292,7 +292,7 @@ async def test_run_on_a_terminal_starts_at_once_with_its_own_plan(tmp_path, monk
     """`gdchaos run` opens the TUI with --start: the config starts as given (its units as planned, so
     the file is the one --headless makes), without the form being touched."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     started = []
     monkeypatch.setattr(GdchaosTui, "on_setup_screen_start_requested",
                         lambda self, message: started.append(message.config))
@@ -305,7 +305,7 @@ async def test_run_on_a_terminal_starts_at_once_with_its_own_plan(tmp_path, monk
 @sync
 async def test_setup_resumes_a_file_started_with_the_plain_plan(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     done = subprocess.run([sys.executable, "-m", "gdchaos", "run", "--headless", "--etas", "1,10", "--ics", "2",
                            "--replicas", "2", "--epochs", "20", "--tau-epochs", "30", "-o", "plain.h5", "--quiet"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -163,7 +163,7 @@ def test_eta_clock_uses_finished_units_and_counts_down_between_them():
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_setup(snap_compare, monkeypatch, tmp_path, size):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 754.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 754.0)
 
     async def estimated(pilot):
         await wait_for(pilot, lambda: "≈" in text_of(pilot.app.screen, "#cost"), what="the estimate")
@@ -363,7 +363,7 @@ BAD_FIELDS = [
 @sync
 async def test_invalid_fields_cannot_start(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     app = GdchaosTui()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
@@ -391,7 +391,7 @@ async def test_invalid_fields_cannot_start(tmp_path, monkeypatch):
 @sync
 async def test_preset_prefills_the_form(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     app = GdchaosTui()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen

@@ -200,7 +200,13 @@ class SetupScreen(Screen):
             features, classes = spec.features, spec.classes
             shape = ("CNN" if config.model.kind == "cnn"
                      else "-".join(str(n) for n in (features, *config.model.hidden, classes)))
-            text = f"{shape}, {network_size(config):,} params · {text} · ≈ {duration(estimate_seconds(config))}"
+            text = f"{shape}, {network_size(config):,} params · {text}"
+            seconds = estimate_seconds(config, measure=False)  # this machine's stored timing: at once
+            if seconds is None and not get_current_worker().is_cancelled:
+                self.post_message(self.CostKnown(f"{text} · timing this network on this machine (once)…"))
+            if seconds is None:
+                seconds = estimate_seconds(config)
+            text = f"{text} · ≈ {duration(seconds)}"
         except Exception:  # an estimate is a hint: never let it break the form
             pass
         note = _file_note(Path(config.output), config, as_given)
