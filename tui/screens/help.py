@@ -56,7 +56,9 @@ For every learning rate η the sweep trains **q** initial conditions, each with 
 | | `f` | follow again |
 | | `↑` `↓` `c` | pick a learning rate; `c` follows the work again |
 | | `v` | results |
+| | `o` `n` | open another file, set up a new sweep |
 | results | `↑` `↓` | pick a learning rate: its ICs' ln D(t) and fits |
+| | `g` `i` | the charts against η / back to the initial conditions |
 """
 
 
