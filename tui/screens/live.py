@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from gdchaos.config import from_dict
 from gdchaos.text import duration
@@ -19,6 +19,7 @@ from gdchaos_tui.reader import ReadError, RunReader, RunState
 from gdchaos_tui.screens.dialogs import ResumeScreen
 from gdchaos_tui.screens.results import ResultsScreen
 from gdchaos_tui.timing import EtaClock
+from gdchaos_tui.widgets.title import TitleBar
 from gdchaos_tui.widgets.eta_charts import EtaCharts, eta_points
 from gdchaos_tui.widgets.spark import LabelledSparkline
 
@@ -86,7 +87,7 @@ class LiveScreen(Screen):
         return self.reader.path
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="top"):
             yield Static(id="status")
             yield ProgressBar(total=1.0, show_eta=False, id="overall")

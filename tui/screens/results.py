@@ -8,10 +8,11 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from gdchaos_tui.fmt import num, pm
 from gdchaos_tui.reader import IcFit, ReadError, RunReader, RunState
+from gdchaos_tui.widgets.title import TitleBar
 from gdchaos_tui.widgets.eta_charts import EtaCharts, eta_points
 from gdchaos_tui.widgets.fit_curves import FitCurves
 
@@ -55,7 +56,7 @@ class ResultsScreen(Screen):
         self._shown_eta: int | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield DataTable(cursor_type="row", zebra_stripes=True, id="summary")
         yield Static(id="note")
         with VerticalScroll(id="detail"):

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from gdchaos import data, presets
@@ -21,6 +21,7 @@ from gdchaos.engine.units import plan_units
 from gdchaos.text import duration
 from gdchaos_tui.reader import ReadError, RunReader
 from gdchaos_tui.screens.dialogs import OutputTakenScreen
+from gdchaos_tui.widgets.title import TitleBar
 
 # form inputs: widget id -> label; the id is the config field an error message names (less "model.")
 INPUTS = {"hidden": "hidden", "ics": "q (ICs)", "etas": "eta grid", "replicas": "M replicas", "eps": "eps",
@@ -88,7 +89,7 @@ class SetupScreen(Screen):
         self.config: SweepConfig | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         values = form_values(self._base)
         with Grid(id="form"):
             yield Label("preset")
