@@ -1,8 +1,12 @@
 """Shared test helpers."""
 import contextlib
+import os
 
 import numba
 import pytest
+
+# `gdchaos presets` would time every preset's network in a background process: not during tests
+os.environ.setdefault("GDCHAOS_BACKGROUND_TIMING", "0")
 
 
 @contextlib.contextmanager

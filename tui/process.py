@@ -1,5 +1,9 @@
 """The sweep as a child process: ``python -m gdchaos run --headless``, stopped with SIGTERM, resumed by
-starting it again (the runner continues the file where it stopped)."""
+starting it again (the runner continues the file where it stopped).
+
+The child reads its config from a private temporary file; ``FILE.h5.toml`` beside the results is
+written only once the run has accepted the output (:meth:`SweepProcess.confirm`), so a refused run
+never replaces the config of the sweep that file belongs to."""
 from __future__ import annotations
 
 import os
@@ -25,6 +29,9 @@ class SweepProcess:
         self._child: subprocess.Popen | None = None
         self._stderr = None
         self._failure: str | None = None
+        self._private_config: Path | None = None
+        self.overwrite = False  # the next start replaces a results file of another sweep
+        self.config_saved = False
 
     @property
     def running(self) -> bool:
@@ -40,16 +47,21 @@ class SweepProcess:
         return None if self._child is None else self._child.pid
 
     def start(self) -> None:
-        """Write the config next to the results file and start (or resume) the run."""
+        """Start (or resume) the run; its config goes to a private file until the run accepts the output."""
         if self.running:
             return
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(self.config.to_toml())
+        if self._private_config is None:
+            handle, name = tempfile.mkstemp(prefix="gdchaos-tui-", suffix=".toml")
+            with os.fdopen(handle, "w") as file:
+                file.write(self.config.to_toml())
+            self._private_config = Path(name)
         if self._stderr is not None:
             self._stderr.close()
         self._stderr, self._failure = tempfile.TemporaryFile(), None
-        command = [sys.executable, "-m", "gdchaos", "run", "--headless", "--config", str(self.config_path),
-                   "-o", str(self.output), "--quiet"]
+        command = [sys.executable, "-m", "gdchaos", "run", "--headless", "--config", str(self._private_config),
+                   "-o", str(self.output), "--quiet"] + (["--overwrite"] if self.overwrite else [])
+        self.overwrite = False  # a resume continues the file this start made
         # own session: a run left going on purpose survives the terminal that started the app;
         # a lower priority (nice CHILD_NICENESS): on a busy machine keys still answer at once
         self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -60,6 +72,26 @@ class SweepProcess:
                 os.setpriority(os.PRIO_PROCESS, self._child.pid, min(own + CHILD_NICENESS, 19))
             except ProcessLookupError:  # already ended (e.g. a config error): nothing to lower
                 pass
+
+    def confirm(self, written: SweepConfig | None = None) -> bool:
+        """Save the config as ``FILE.h5.toml`` once the run has accepted the output: it exited cleanly, or
+        the file it writes (``written``: the config read from it) holds this sweep. True once saved."""
+        if self.config_saved:
+            return True
+        accepted = self.returncode == 0 or (
+            written is not None and written.identity() == self.config.identity() and self._child is not None)
+        if accepted:
+            temporary = self.config_path.with_name(self.config_path.name + ".part")
+            temporary.write_text(self.config.to_toml())
+            os.replace(temporary, self.config_path)
+            self.config_saved = True
+        return self.config_saved
+
+    def close(self) -> None:
+        """Remove the private config file once no child may still be reading it."""
+        if self._private_config is not None and (self.config_saved or not self.running):
+            self._private_config.unlink(missing_ok=True)
+            self._private_config = None
 
     def stop(self) -> None:
         """Ask the run to stop: SIGTERM, which the runner treats like Ctrl-C (file stays resumable)."""

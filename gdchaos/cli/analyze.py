@@ -104,7 +104,7 @@ def _analyze(args) -> int:
     from rich.console import Console
 
     from gdchaos.checks import check_choice
-    from gdchaos.cli.table import divergence_note, summary_table
+    from gdchaos.cli.table import divergence_note, print_table, summary_table
     from gdchaos.errors import GdchaosError
     from gdchaos.store.frames import columns, flat_row
     from gdchaos.store.reader import NORMS
@@ -128,7 +128,7 @@ def _analyze(args) -> int:
     for path in args.files:
         mine = [row for row in rows if row["file"] == str(path)]
         complete = [row for row in mine if row.get("complete", True)]
-        console.print(summary_table(complete, title=str(path)))
+        print_table(summary_table(complete, title=str(path)), console)
         note = divergence_note(complete)
         if note:
             console.print(note)

@@ -79,20 +79,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(etas: NDArray, lyap: NDArray, escaped: NDArray, output: Path | None) -> None:
-    """A Rich table of evenly spaced etas and one summary line."""
+    """A table of evenly spaced etas (how many of all, said) and one summary line; lambda is -inf where
+    every ln|f'(w_k)| was ln 0 (a superstable orbit: the sum is floored at LOG_FLOOR)."""
     import numpy as np
     from rich.console import Console
-    from rich.table import Table
+
+    from gdchaos.cli.table import TextTable, print_table
+    from gdchaos.cubic import LOG_FLOOR
 
     chaotic = ~escaped & (lyap > 0)
     rows = np.unique(np.linspace(0, etas.size - 1, min(etas.size, _SUMMARY_ROWS)).round().astype(int))
-    table = Table("eta", "lambda", "regime")
+    title = None if rows.size == etas.size else (f"{rows.size} of {etas.size} learning rates, evenly spaced "
+                                                 "(all of them: --json or -o FILE.h5)")
+    table = TextTable(["eta", "lambda", "regime"], title=title, align="lrl")
     for i in rows:
         regime = "escaped" if escaped[i] else "chaotic" if chaotic[i] else "regular"
-        table.add_row(f"{etas[i]:.4g}", "-" if escaped[i] else f"{lyap[i]:+.4f}", regime)
+        value = "-" if escaped[i] else "-inf" if lyap[i] <= LOG_FLOOR else f"{lyap[i]:+.4f}"
+        table.add_row(f"{etas[i]:.4g}", value, regime)
     onset = f"onset of chaos at eta = {etas[chaotic].min():.4g}" if chaotic.any() else "no chaotic eta"
     console = Console()
-    console.print(table)
+    print_table(table, console)
     console.print(f"{etas.size} etas in [{etas.min():.4g}, {etas.max():.4g}]: {chaotic.sum()} chaotic "
                   f"(lambda > 0), {escaped.sum()} escaped; {onset}", highlight=False, soft_wrap=True)
     if output is not None:

@@ -45,20 +45,19 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
+    from gdchaos.cli.table import TextTable, print_table
     from gdchaos.data import data_root, dataset_dir, dataset_spec, names
 
-    table = Table(title="gdchaos datasets", caption=f"data folder: {data_root(args.data_dir)}")
-    table.add_column("name", no_wrap=True)
-    for column in ("train", "test", "features", "classes"):
-        table.add_column(column, justify="right")
-    table.add_column("here", no_wrap=True)
+    table = TextTable(["name", "train", "test", "features", "classes", "here"], align="lrrrrl",
+                      title="gdchaos datasets")
     for name in names():
         spec = dataset_spec(name)
         table.add_row(name, str(spec.train), str(spec.test), str(spec.features), str(spec.classes),
                       _availability(spec, dataset_dir(name, args.data_dir)))
-    Console().print(table)
+    console = Console()
+    print_table(table, console)
+    console.print(f"data folder: {data_root(args.data_dir)}", highlight=False, soft_wrap=True)
     return 0
 
 

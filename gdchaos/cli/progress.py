@@ -38,12 +38,24 @@ def _describe(unit: Unit, config: SweepConfig) -> str:
     return f"{eta}, ICs {unit.ic_start}-{unit.ic_stop - 1}"
 
 
+def tau_text(event: UnitProgress, config: SweepConfig) -> str:
+    """The tau phase in words that count what they say: references that reached the target so far,
+    and those still training (the rest ran out of the budget)."""
+    reached_epoch = event.arrays["reached_epoch"]
+    reached, total = int((reached_epoch >= 0).sum()), int(reached_epoch.size)
+    text = f"tau: {reached}/{total} reached {config.target:g}"
+    if event.phase == "tau" and event.active:
+        return f"{text}, {event.active} training (epoch {event.epoch}/{config.tau_epochs})"
+    return f"{text} within {config.tau_epochs} epochs"
+
+
 class LogReporter:
     """Plain, periodic log lines (SLURM logs, pipes)."""
 
     def __init__(self, stream=None, every: float = LOG_EVERY_SECONDS) -> None:
         self.stream = stream or sys.stdout
         self.every = every
+        self.compiling = False  # the first unit compiles the kernels first (set by the caller)
         self.last = 0.0
         self.clock: _Clock | None = None
 
@@ -70,9 +82,8 @@ class LogReporter:
                         f"epoch {event.epoch}/{clock.config.epochs} | {rate:.2f} epochs/s | "
                         f"ETA {duration(clock.eta_seconds(event.epoch))}")
         else:
-            self._print(f"unit {clock.done_before + clock.units_done + 1}/{clock.total} tau: epoch {event.epoch}/"
-                        f"{clock.config.tau_epochs}, {event.active} reference(s) still below target "
-                        f"{clock.config.target:g}")
+            self._print(f"unit {clock.done_before + clock.units_done + 1}/{clock.total} "
+                        f"{tau_text(event, clock.config)}")
 
     def unit_done(self, unit: Unit) -> None:
         clock = self.clock
@@ -95,13 +106,15 @@ class RichReporter:
                              TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                              transient=False)
         self.clock: _Clock | None = None
+        self.compiling = False  # the first unit compiles the kernels first (set by the caller)
 
     def start(self, path: Path, units: list[Unit], pending: list[Unit], config: SweepConfig) -> None:
         self.clock = _Clock(units, pending, config)
         self.bars.console.print(f"[bold]sweep[/] {path}: {len(config.etas)} learning rates x {config.ics} ICs x "
                                 f"{config.replicas + 1} networks, {len(units)} units")
         self.overall = self.bars.add_task("all units", total=len(units), completed=len(units) - len(pending), rate="")
-        self.current = self.bars.add_task("unit", total=config.epochs + 1, rate="")
+        first = "compiling kernels (first run only)" if self.compiling else "unit"
+        self.current = self.bars.add_task(first, total=config.epochs + 1, rate="")
         self.bars.start()
 
     def progress(self, unit: Unit, event: UnitProgress) -> None:
@@ -112,7 +125,7 @@ class RichReporter:
             self.bars.update(self.current, description=_describe(unit, clock.config), completed=event.epoch + 1,
                              total=clock.config.epochs + 1, rate=f"{rate:.1f} ep/s")
         else:
-            self.bars.update(self.current, description=f"tau ({event.active} below {clock.config.target:g})",
+            self.bars.update(self.current, description=tau_text(event, clock.config),
                              completed=event.epoch, total=clock.config.tau_epochs, rate="")
 
     def unit_done(self, unit: Unit) -> None:

@@ -11,7 +11,9 @@ def register(subparsers) -> None:
     run = subparsers.add_parser("run", help="run (or resume) a learning-rate sweep into an HDF5 file",
                                 description="Run an eps-ball sweep over learning rates. Rerunning the same "
                                             "command continues the file.")
-    run.add_argument("--headless", action="store_true", help="no TUI: progress on the terminal (the only mode here)")
+    run.add_argument("--headless", action="store_true",
+                     help="progress as text instead of the TUI's live view (always so without a terminal, "
+                          "with --quiet or when units run elsewhere)")
     run.add_argument("--preset", help="start from a preset (see `gdchaos presets`); default iris-tanh")
     run.add_argument("--config", help="start from a TOML file (see `gdchaos config show PRESET`)")
     run.add_argument("--dataset")
@@ -87,12 +89,15 @@ def config_from_args(args):
 def _run(args) -> int:
     from gdchaos import runner
     from gdchaos.cli.progress import LogReporter, RichReporter
+    from gdchaos.backend.warm import kernels_cached
     from gdchaos.cli.table import print_summary
 
     execution.check(args)
     config = config_from_args(args)
     if args.dry_run:
         return _dry_run(config, args.json)
+    if wants_live_view(args):
+        return _run_in_tui(config, args.overwrite)
     if args.quiet:
         reporter = None
     elif sys.stdout.isatty():
@@ -100,6 +105,11 @@ def _run(args) -> int:
     else:
         reporter = LogReporter()
     path = config.output or runner.default_output(config)
+    if not args.quiet and not kernels_cached():
+        print("compiling kernels (first run only; about a minute on 2 cores, later runs start at once)",
+              flush=True)
+        if reporter is not None:
+            reporter.compiling = True
     try:
         with execution.executor(args) as executor:
             outcome = runner.run(config, overwrite=args.overwrite, reporter=reporter,
@@ -110,6 +120,8 @@ def _run(args) -> int:
         return 130
     print(outcome.path)
     print_summary(outcome.path)
+    if not args.quiet:
+        print(next_steps(outcome.path))
     return 0
 
 
@@ -144,6 +156,41 @@ def _dry_run(config, as_json: bool) -> int:
     return 2 if refusal else 0
 
 
+def next_steps(path) -> str:
+    """The commands to try once a run has finished."""
+    return (f"next:  gdchaos-tui {path}     browse the results (per-IC fits, charts)\n"
+            f"       gdchaos plot {path}    the paper's figures (pip install 'gdchaos[plot]')\n"
+            f"       gdchaos analyze {path} --json   the numbers for scripts")
+
+
+def wants_live_view(args) -> bool:
+    """`gdchaos run` without --headless, on a terminal, computing its units here: the TUI's live view."""
+    here = not any(getattr(args, key, None) for key in ("workers", "scheduler", "cluster", "shard"))
+    return not args.headless and not args.quiet and here and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _run_in_tui(config, overwrite: bool) -> int:
+    """Start the run from the TUI (`gdchaos-tui --config ... --start`): its live view, its keys."""
+    import os
+    import subprocess
+    import tempfile
+
+    from gdchaos import runner
+    from gdchaos.config import from_dict
+
+    config = from_dict({"output": config.output or runner.default_output(config)}, config)
+    handle, name = tempfile.mkstemp(prefix="gdchaos-run-", suffix=".toml")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(config.to_toml())
+        command = [sys.executable, "-m", "gdchaos_tui.app", "--config", name, "--start"]
+        code = subprocess.run(command + (["--overwrite"] if overwrite else [])).returncode
+    finally:
+        os.unlink(name)
+    print(_state_after_stop(config.output))  # what the TUI left: finished, resumable or not created
+    return code
+
+
 def _state_after_stop(path: str) -> str:
     """What a stopped run left at ``path``, checked, never assumed."""
     from pathlib import Path
@@ -158,27 +205,40 @@ def _state_after_stop(path: str) -> str:
             done, total = results.progress()
     except GdchaosError as exc:
         return f"{exc}"
+    if done == total:
+        return f"{path}: finished ({total} units)\n{next_steps(path)}"
     return f"{path} is consistent ({done} of {total} units done): rerun the same command to resume"
 
 
 def _presets(args) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from gdchaos import presets
-    from gdchaos.engine.estimate import estimate_seconds, network_size
+    from gdchaos.cli.table import TextTable, print_table
+    from gdchaos.engine.estimate import (BACKGROUND_ENV, estimate_seconds, network_size, refresh_in_background,
+                                         stale)
     from gdchaos.text import duration
 
-    table = Table(title="gdchaos presets (estimated time on this machine)")
-    for column in ("preset", "figure / network", "params", "networks", "est. time"):
-        table.add_column(column)
+    table = TextTable(["preset", "figure / network", "params", "networks", "est. time"], align="ll",
+                      title="gdchaos presets (estimated time on this machine)")
+    measuring = []
     for name in presets.names():
         config = presets.get(name)
         params = network_size(config)
         networks = len(config.etas) * config.ics * (config.replicas + 1)
+        seconds = estimate_seconds(config, measure=False)  # from the stored calibration: no waiting
+        if stale(config):
+            measuring.append(name)
         table.add_row(name, presets.describe(name), f"{params:,}", f"{networks:,}",
-                      duration(estimate_seconds(config)))
-    Console().print(table)
+                      "measuring…" if seconds is None else duration(seconds))
+    console = Console()
+    print_table(table, console)
+    if measuring and not refresh_in_background(measuring):
+        console.print(f"{len(measuring)} network(s) not timed on this machine yet ({BACKGROUND_ENV}=0)",
+                      highlight=False, soft_wrap=True)
+    elif measuring:
+        console.print(f"timing {len(measuring)} network(s) on this machine in the background (about a minute, "
+                      "once): run `gdchaos presets` again for their estimates", highlight=False, soft_wrap=True)
     return 0
 
 

@@ -16,12 +16,12 @@ from gdchaos.data.registry import DatasetSpec, dataset_spec, names
 if TYPE_CHECKING:
     from gdchaos.data.checksum import fingerprint
     from gdchaos.data.download import fetch
-    from gdchaos.data.loader import load
+    from gdchaos.data.loader import check_present, load
 
-_LAZY = {"load": "gdchaos.data.loader", "fetch": "gdchaos.data.download",
+_LAZY = {"load": "gdchaos.data.loader", "check_present": "gdchaos.data.loader", "fetch": "gdchaos.data.download",
          "fingerprint": "gdchaos.data.checksum"}
 
-__all__ = ["DatasetSpec", "cache_root", "data_root", "dataset_dir", "dataset_spec", "fetch",
+__all__ = ["DatasetSpec", "cache_root", "check_present", "data_root", "dataset_dir", "dataset_spec", "fetch",
            "fingerprint", "load", "names"]
 
 

@@ -42,6 +42,14 @@ def load(name: str, data_dir: str | os.PathLike[str] | None = None) -> Arrays:
     return _scaled(x_train, spec), _labels(y_train), _scaled(x_test, spec), _labels(y_test)
 
 
+def check_present(name: str, data_dir: str | os.PathLike[str] | None = None) -> None:
+    """Raise :class:`DataError` (naming the fetch command) when dataset ``name`` has files to fetch
+    that are not in its data folder; cheap (file checks only, no checksums), for forms before a run."""
+    spec = dataset_spec(name)
+    if not spec.bundled:
+        _present_files(spec, dataset_dir(name, data_dir))
+
+
 def _bundled(spec: DatasetSpec) -> Arrays:
     """A scikit-learn dataset's split; from the cache after the first load, without importing scikit-learn."""
     cached = cache.load_cached(spec)

@@ -634,7 +634,7 @@ def test_cli_path_list_and_bundled_fetch(tmp_path: Path, capsys: pytest.CaptureF
     assert main(["data", "list"]) == 0
     table = capsys.readouterr().out
     assert "fashion-mnist" in table and "bundled" in table
-    assert next(line for line in table.splitlines() if "│ mnist" in line).rstrip(" │").endswith("yes")
+    assert next(line for line in table.splitlines() if line.startswith("mnist ")).rstrip().endswith("yes")
 
 
 def test_cli_fetch_time_limit(tiny: DatasetSpec, tmp_path: Path, http_mirror: str,

@@ -38,3 +38,19 @@ def test_calibration_is_of_the_order_of_a_real_evaluation():
     measured = min(times) / (24 * x.shape[0])
     predicted = estimate.seconds_per_network_sample(_config(etas=[0.1, 1.0, 2.0], ics=4, replicas=1))
     assert measured / 20 < predicted < measured * 20
+
+
+def test_calibration_is_stored_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    config = _config(model={"hidden": [7]})
+    assert estimate.estimate_seconds(config, measure=False) is None and estimate.stale(config)
+    measured = estimate.estimate_seconds(config)
+    assert estimate.calibration_path().exists() and not estimate.stale(config)
+
+    def no_measuring(*args):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(estimate, "_timed_evaluation", no_measuring)
+    assert estimate.estimate_seconds(config, measure=False) == measured == estimate.estimate_seconds(config)
+    estimate.calibration_path().write_text("{not json")  # a damaged file is only a missing hint
+    assert estimate.estimate_seconds(config, measure=False) is None

@@ -34,6 +34,7 @@ from gdchaos_tui.screens.live import LiveScreen
 from gdchaos_tui.screens.results import ResultsScreen
 from gdchaos_tui.screens.setup import SetupScreen
 from gdchaos_tui.timing import EtaClock
+from gdchaos_tui.widgets.eta_charts import EtaCharts
 from gdchaos_tui.widgets.fit_curves import FitCurves
 from gdchaos_tui.widgets.spark import LabelledSparkline
 
@@ -162,10 +163,10 @@ def test_eta_clock_uses_finished_units_and_counts_down_between_them():
 @pytest.mark.parametrize("size", SIZES)
 def test_snapshot_setup(snap_compare, monkeypatch, tmp_path, size):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 754.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 754.0)
 
     async def estimated(pilot):
-        await wait_for(pilot, lambda: "about" in text_of(pilot.app.screen, "#cost"), what="the estimate")
+        await wait_for(pilot, lambda: "≈" in text_of(pilot.app.screen, "#cost"), what="the estimate")
 
     assert snap_compare(GdchaosTui(), terminal_size=size, run_before=estimated)
 
@@ -175,7 +176,7 @@ def test_snapshot_live(snap_compare, live_file, size):
     async def read(pilot):
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, LiveScreen), what="the live screen")
         live = pilot.app.screen
-        await wait_for(pilot, lambda: live.state and live.state.focus == 2 and live.query_one("#lambda").data,
+        await wait_for(pilot, lambda: live.state and live.state.focus == 2 and live.query_one(EtaCharts).known,
                        what="a read of the eta in flight")
 
     assert snap_compare(GdchaosTui(live_file), terminal_size=size, run_before=read)
@@ -185,7 +186,8 @@ def test_snapshot_live(snap_compare, live_file, size):
 def test_snapshot_results(snap_compare, finished_file, size):
     async def fitted(pilot):
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ResultsScreen)
-                       and pilot.app.screen.query_one(FitCurves).fits, what="the fits")
+                       and pilot.app.screen.query(FitCurves) and pilot.app.screen.query_one(FitCurves).fits,
+                       what="the fits")
         await pilot.press("down", "down")
         await wait_for(pilot, lambda: pilot.app.screen.query_one(FitCurves).fits[0].lyapunov > 0.3,
                        what="the fits of eta 8")
@@ -201,7 +203,8 @@ async def test_finished_file_opens_results_with_stored_fits(finished_file):
         lam = run.summary()["lambda_mean"]
     app = GdchaosTui(finished_file)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one(FitCurves).fits)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query(FitCurves)
+                       and app.screen.query_one(FitCurves).fits)
         table = app.screen.query_one("#summary", DataTable)
         assert table.row_count == 4
         assert [fit.start for fit in app.screen.query_one(FitCurves).fits] == list(stored["start"][0].astype(int))
@@ -218,7 +221,8 @@ async def test_file_without_summary_and_fits_opens_results_with_its_own_fits(fin
         del handle["summary"], handle["fit"]
     app = GdchaosTui(path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one(FitCurves).fits)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query(FitCurves)
+                       and app.screen.query_one(FitCurves).fits)
         table = app.screen.query_one("#summary", DataTable)
         assert [fit.start for fit in app.screen.query_one(FitCurves).fits] == list(stored["start"][0].astype(int))
         assert table.get_row_at(2)[1].startswith(f"{lam[2]:.3g} ±")
@@ -229,7 +233,8 @@ async def test_diverged_learning_rates_show_as_diverged(diverged_file):
     """eta 16: every network diverged at epoch 1 (finite, frozen distances); eta 8: one ball of three."""
     app = GdchaosTui(diverged_file)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query_one(FitCurves).fits)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.query(FitCurves)
+                       and app.screen.query_one(FitCurves).fits)
         table = app.screen.query_one("#summary", DataTable)
         assert str(table.get_row_at(3)[1]) == "diverged" and table.get_row_at(3)[-1] == "3"
         assert table.get_row_at(2)[-1] == "1" and table.get_row_at(2)[1] != "diverged"
@@ -358,7 +363,7 @@ BAD_FIELDS = [
 @sync
 async def test_invalid_fields_cannot_start(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     app = GdchaosTui()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
@@ -386,7 +391,7 @@ async def test_invalid_fields_cannot_start(tmp_path, monkeypatch):
 @sync
 async def test_preset_prefills_the_form(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(setup, "estimate_seconds", lambda config: 1.0)
+    monkeypatch.setattr(setup, "estimate_seconds", lambda config, **options: 1.0)
     app = GdchaosTui()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
@@ -415,7 +420,7 @@ async def test_start_stop_resume_then_results(tmp_path, monkeypatch):
         await pilot.click("#start")
         live = app.screen
         assert isinstance(live, LiveScreen) and live.process.running
-        assert (tmp_path / "run.h5.toml").exists()
+        await wait_for(pilot, lambda: (tmp_path / "run.h5.toml").exists(), what="the config, once the run took the file")
         if hasattr(os, "getpriority"):  # the run yields the CPU to the app
             assert os.getpriority(os.PRIO_PROCESS, live.process.pid) > os.getpriority(os.PRIO_PROCESS, 0)
 
@@ -441,8 +446,7 @@ async def test_start_stop_resume_then_results(tmp_path, monkeypatch):
         assert live.process.running
         await wait_for(pilot, lambda: not live.process.running and live.state.complete, what="the resumed run")
         assert live.process.returncode == 0
-        await wait_for(pilot, lambda: all(np.isfinite(live.query_one("#lambda", LabelledSparkline).data)) and
-                       len(live.query_one("#lambda", LabelledSparkline).data) == 2)
+        await wait_for(pilot, lambda: live.query_one(EtaCharts).known == 2)
         assert [row.status for row in live.state.rows] == ["done", "done"]
 
         await pilot.press("v")

@@ -1,7 +1,6 @@
 """Live screen: follows a results file while a run writes it, our own child process or a foreign one."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from textual import on, work
@@ -10,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
+from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from gdchaos.config import from_dict
 from gdchaos.text import duration
@@ -20,6 +19,8 @@ from gdchaos_tui.reader import ReadError, RunReader, RunState
 from gdchaos_tui.screens.dialogs import ResumeScreen
 from gdchaos_tui.screens.results import ResultsScreen
 from gdchaos_tui.timing import EtaClock
+from gdchaos_tui.widgets.title import TitleBar
+from gdchaos_tui.widgets.eta_charts import EtaCharts, eta_points
 from gdchaos_tui.widgets.spark import LabelledSparkline
 
 POLL_SECONDS = 0.5
@@ -36,6 +37,8 @@ class LiveScreen(Screen):
         Binding("r", "resume", "Resume"),
         Binding("c", "follow_work", "Current η"),
         Binding("v", "results", "Results"),
+        Binding("o", "app.open_file", "Open", show=False),
+        Binding("n", "app.new_sweep", "New", show=False),
         Binding("q", "app.quit", "Quit"),
     ]
     DEFAULT_CSS = """
@@ -44,8 +47,10 @@ class LiveScreen(Screen):
     #overall { width: auto; }
     #overall Bar { width: 24; }
     #body { height: 1fr; }
-    #etas { width: 44; height: 1fr; border: round $primary-darken-2; }
-    #curves { width: 1fr; height: 1fr; border: round $primary-darken-2; padding: 0 1; }
+    #left { width: 44; height: 1fr; }
+    #etas { height: auto; max-height: 45%; border: round $primary-darken-2; }
+    #curves { height: 1fr; border: round $primary-darken-2; padding: 0 1; }
+    #charts { width: 1fr; height: 1fr; border: round $primary-darken-2; }
     #message { height: auto; padding: 0 1; color: $error; }
     """
 
@@ -82,18 +87,17 @@ class LiveScreen(Screen):
         return self.reader.path
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         with Horizontal(id="top"):
             yield Static(id="status")
             yield ProgressBar(total=1.0, show_eta=False, id="overall")
         with Horizontal(id="body"):
-            yield DataTable(cursor_type="row", zebra_stripes=True, id="etas")
-            with Vertical(id="curves"):
-                yield LabelledSparkline("ln d(t)", id="log-d")
-                yield LabelledSparkline("loss", id="loss")
-                yield LabelledSparkline("λ(η)", id="lambda")
-                yield LabelledSparkline("ρ(η) %", id="rho")
-                yield LabelledSparkline("τ(η)", id="tau")
+            with Vertical(id="left"):
+                yield DataTable(cursor_type="row", zebra_stripes=True, id="etas")
+                with Vertical(id="curves"):
+                    yield LabelledSparkline("ln d(t)", id="log-d")
+                    yield LabelledSparkline("loss", id="loss")
+            yield EtaCharts(id="charts")
         yield Static(id="message", markup=False)
         yield Footer()
 
@@ -102,6 +106,7 @@ class LiveScreen(Screen):
         table = self.query_one("#etas", DataTable)
         table.border_title = "learning rates"
         self.query_one("#curves").border_title = "curves"
+        self.query_one("#charts").border_title = "against η (log scale)"
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         self._poll_timer = self.set_interval(POLL_SECONDS, self.poll)
@@ -127,12 +132,15 @@ class LiveScreen(Screen):
         if not running and self._stopping:
             self._stopping = False
             self._clock.reset()
+        if self.process is not None and self.process.returncode == 0:
+            self.process.confirm()
         if self.process is not None and (failure := self.process.failure()):
             self._error = failure
             if "being written by another" in failure:  # a foreign writer holds it: follow that one
                 self.process, self._error = None, ""
                 self.notify("another gdchaos run is writing this file; following it")
-        if self.following and not self._reading:
+        settled = self.state is not None and self.state.complete and not running
+        if self.following and not self._reading and not (settled and self._announced):  # a finished file stays
             self._reading = True
             self._read(self._focus)
         self._show_status()
@@ -148,6 +156,8 @@ class LiveScreen(Screen):
 
     def on_live_screen_state_read(self, message: StateRead) -> None:
         self._reading = False
+        if self.process is not None:
+            self.process.confirm(message.state.config)  # the run accepted the output: keep its config
         self._error = "" if self._error.startswith("reading:") else self._error
         self._show(message.state)
 
@@ -179,7 +189,8 @@ class LiveScreen(Screen):
         if changed:  # most polls of a long run find nothing new: leave the widgets alone
             self._fill(state)
             self._follow_work(state)
-        if state.complete and not self._announced and not (self.process and self.process.running):
+        failed = self.process is not None and self.process.failure()
+        if state.complete and not self._announced and not failed and not (self.process and self.process.running):
             self._announced = True
             self.notify("the sweep is complete: press v for the results", title=state.name)
         self._show_status()
@@ -193,9 +204,7 @@ class LiveScreen(Screen):
         self.query_one("#curves").border_title = f"curves · {where}"
         self.query_one("#log-d", LabelledSparkline).show(state.log_d)
         self.query_one("#loss", LabelledSparkline).show(state.loss)
-        for key, field in (("lambda", "lambda_mean"), ("rho", "rho"), ("tau", "tau_mean")):
-            values = [getattr(row, field) for row in state.rows]
-            self.query_one(f"#{key}", LabelledSparkline).show([v for v in values if math.isfinite(v)])
+        self.query_one(EtaCharts).show(eta_points(state.rows), state.config.tau_epochs)
         self.query_one("#overall", ProgressBar).update(progress=state.fraction)
 
     def _follow_work(self, state: RunState) -> None:
@@ -250,10 +259,12 @@ class LiveScreen(Screen):
         state, process = self.state, self.process
         if process is not None and process.running:
             return "[b]stopping…[/b]" if self._stopping else ("[b]running[/b]" if state else "[b]starting…[/b]")
+        if process is not None and process.failure():
+            return "[b]failed[/b]"  # even next to a complete file: that file is not this run's
         if state is not None and state.complete:
             return "[b]finished[/b]"
         if process is not None:
-            return "[b]failed[/b]" if process.failure() else "[b]stopped[/b] (r resumes)"
+            return "[b]stopped[/b] (r resumes)"
         return "[b]following[/b]" if self.following else "[b]not following[/b]"
 
     # ---------------------------------------------------------------- actions
@@ -261,23 +272,28 @@ class LiveScreen(Screen):
         owned = self.process is not None
         complete = self.state is not None and self.state.complete
         if action == "stop":
-            return (True if self.process.running and not self._stopping else None) if owned else False
+            return owned and self.process.running and not self._stopping
         if action == "unfollow":
-            return not owned and self.following
+            return not owned and self.following and not complete
         if action == "follow":
             return not owned and not self.following
         if action == "resume":
-            return None if complete or (owned and self.process.running) else True
+            return not (complete or (owned and self.process.running))
         if action == "follow_work":
             return self._auto_focus is None
         if action == "results":
-            return True if self.state is not None else None
+            return self.state is not None
         return True
 
     def action_stop(self) -> None:
         """SIGTERM to our run: it finishes the epoch in hand, flushes and exits; the file stays resumable."""
         self._stopping = True
         self.process.stop()
+        if self.state is not None:
+            flight = [f"{row.eta:g}" for row in self.state.rows if row.status == "running"]
+            if flight:
+                self.notify(f"stopping: the work in flight at η = {', '.join(flight)} is redone on resume; "
+                            "finished learning rates are kept", timeout=8)
         self._show_status()
         self.refresh_bindings()
 

@@ -8,10 +8,12 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Footer, Static
 
 from gdchaos_tui.fmt import num, pm
 from gdchaos_tui.reader import IcFit, ReadError, RunReader, RunState
+from gdchaos_tui.widgets.title import TitleBar
+from gdchaos_tui.widgets.eta_charts import EtaCharts, eta_points
 from gdchaos_tui.widgets.fit_curves import FitCurves
 
 COLUMNS = ("η", "λ ± std", "ρ %", "τ ± std", "reached", "diverged")
@@ -20,12 +22,16 @@ COLUMNS = ("η", "λ ± std", "ρ %", "τ ± std", "reached", "diverged")
 class ResultsScreen(Screen):
     """lambda, rho and tau per learning rate; per-IC fits of the highlighted one."""
 
-    BINDINGS = [Binding("escape", "back", "Back"), Binding("q", "app.quit", "Quit")]
+    BINDINGS = [Binding("escape", "back", "Back"), Binding("g", "charts", "Charts"), Binding("i", "ics", "ICs"), Binding("o", "app.open_file", "Open", show=False),
+                Binding("n", "app.new_sweep", "New", show=False), Binding("q", "app.quit", "Quit")]
     DEFAULT_CSS = """
     #summary { height: auto; max-height: 45%; border: round $primary-darken-2; }
     #note { height: auto; padding: 0 1; color: $text-muted; display: none; }
     #detail { height: 1fr; border: round $primary-darken-2; padding: 0 1; }
     #detail-title { color: $text-muted; }
+    #charts { height: 1fr; border: round $primary-darken-2; display: none; }
+    ResultsScreen.charts #charts { display: block; }
+    ResultsScreen.charts #detail { display: none; }
     """
 
     class StateRead(Message):
@@ -50,19 +56,21 @@ class ResultsScreen(Screen):
         self._shown_eta: int | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         yield DataTable(cursor_type="row", zebra_stripes=True, id="summary")
         yield Static(id="note")
         with VerticalScroll(id="detail"):
             yield Static("pick a learning rate above", id="detail-title")
             yield FitCurves()
+        yield EtaCharts(id="charts")
         yield Footer()
 
     def on_mount(self) -> None:
         self.title, self.sub_title = "gdchaos", f"results · {self.reader.path.name}"
         table = self.query_one("#summary", DataTable)
         table.border_title = "summary (↑↓ picks a learning rate)"
-        self.query_one("#detail").border_title = "initial conditions"
+        self.query_one("#detail").border_title = "initial conditions (g: charts)"
+        self.query_one("#charts").border_title = "against η (log scale) (i: initial conditions)"
         for label in COLUMNS:
             table.add_column(label)
         if self.state is not None:
@@ -125,6 +133,7 @@ class ResultsScreen(Screen):
                           pm(row.tau_mean, row.tau_std, 4), reached,
                           "-" if row.n_diverged is None else str(row.n_diverged))
         table.move_cursor(row=min(cursor, len(state.rows) - 1))
+        self.query_one(EtaCharts).show(eta_points(state.rows), state.config.tau_epochs)
         done = sum(row.status == "done" for row in state.rows)
         note = "" if state.complete else (f"run in progress: {done} of {len(state.rows)} learning rates "
                                           "complete (escape and v again to refresh)")
@@ -151,7 +160,18 @@ class ResultsScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
             return len(self.app.screen_stack) > 2
+        if action in ("charts", "ics"):
+            return self.has_class("charts") == (action == "ics")
         return True
+
+    def action_charts(self) -> None:
+        """lambda, rho and tau against eta in place of the initial conditions."""
+        self.add_class("charts")
+        self.refresh_bindings()
+
+    def action_ics(self) -> None:
+        self.remove_class("charts")
+        self.refresh_bindings()
 
     def action_back(self) -> None:
         self.app.pop_screen()

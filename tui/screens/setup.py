@@ -9,15 +9,19 @@ from textual.binding import Binding
 from textual.containers import Grid, Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from gdchaos import data, presets
 from gdchaos.config import ACTIVATIONS, SweepConfig, from_dict
-from gdchaos.errors import GdchaosError
+from gdchaos.errors import DataError, GdchaosError
+from gdchaos.engine.build import build_for_dataset
 from gdchaos.engine.estimate import estimate_seconds, network_size
+from gdchaos.engine.units import plan_units
 from gdchaos.text import duration
 from gdchaos_tui.reader import ReadError, RunReader
+from gdchaos_tui.screens.dialogs import OutputTakenScreen
+from gdchaos_tui.widgets.title import TitleBar
 
 # form inputs: widget id -> label; the id is the config field an error message names (less "model.")
 INPUTS = {"hidden": "hidden", "ics": "q (ICs)", "etas": "eta grid", "replicas": "M replicas", "eps": "eps",
@@ -51,11 +55,13 @@ class SetupScreen(Screen):
     class StartRequested(Message):
         """The user asked to run ``config``."""
 
-        def __init__(self, config: SweepConfig) -> None:
+        def __init__(self, config: SweepConfig, overwrite: bool = False) -> None:
             super().__init__()
             self.config = config
+            self.overwrite = overwrite  # replace a results file of another sweep
 
-    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+q", "app.quit", "Quit", priority=True)]
+    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+o", "app.open_file", "Open file"),
+                Binding("ctrl+q", "app.quit", "Quit", priority=True)]
     DEFAULT_CSS = """
     SetupScreen { align-horizontal: center; }
     #form {
@@ -72,14 +78,18 @@ class SetupScreen(Screen):
     #actions { height: 3; max-width: 110; padding: 0 2; }
     """
 
-    def __init__(self, base: SweepConfig | None = None, preset: str | None = None) -> None:
+    def __init__(self, base: SweepConfig | None = None, preset: str | None = None, *, start: bool = False,
+                 overwrite: bool = False) -> None:
         super().__init__()
+        self._start_now, self._overwrite = start, overwrite  # gdchaos run: start at once, as ctrl+s
+        self._keep_plan = start  # gdchaos run keeps its units as planned: the same file as --headless
+        self._as_given: SweepConfig | None = None
         self._preset = preset if preset or base else "iris-tanh"
         self._base = base or presets.get(self._preset)
         self.config: SweepConfig | None = None
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield TitleBar()
         values = form_values(self._base)
         with Grid(id="form"):
             yield Label("preset")
@@ -106,6 +116,9 @@ class SetupScreen(Screen):
         self.title, self.sub_title = "gdchaos", "new sweep"
         self._show_model_kind()
         self.validate_form()
+        if self._start_now:  # a problem (missing data, ...) stays on the form instead
+            self._start_now = False
+            self.call_after_refresh(self.action_start)
 
     # ------------------------------------------------------------------ editing
     @on(Select.Changed, "#preset")
@@ -143,10 +156,18 @@ class SetupScreen(Screen):
             self.query_one("#problem", Static).update(f"✗ {message}")
             self.query_one("#cost", Static).update("")
         else:
+            try:
+                data.check_present(self.config.dataset, self.config.data_dir)
+            except DataError as exc:  # caught here, not after Start
+                self.config = None
+                self.query_one("#problem", Static).update(f"✗ dataset: {exc}")
+                self.query_one("#cost", Static).update("")
+        if self.config is not None:
             self.query_one("#problem", Static).update("")
             self.query_one("#cost", Static).update("estimating the cost…")
-            self._estimate(self.config)
+            self._estimate(self.config, self._as_given)
         self.query_one("#start", Button).disabled = self.config is None
+        self.refresh_bindings()
 
     def _build(self) -> SweepConfig:
         text = {key: self.query_one(f"#{key}", Input).value.strip() for key in INPUTS}
@@ -160,7 +181,9 @@ class SetupScreen(Screen):
             "etas": text["etas"], "output": text["output"],
             **{key: _number(text[key]) for key in ("ics", "replicas", "eps", "epochs", "target", "tau_epochs")},
         }
-        return from_dict(values, self._base).validate()
+        config = from_dict(values, self._base).validate()
+        self._as_given = config  # before per_eta_units: what a file started elsewhere may hold
+        return config if self._keep_plan else per_eta_units(config)
 
     # --------------------------------------------------------------------- cost
     class CostKnown(Message):
@@ -169,7 +192,7 @@ class SetupScreen(Screen):
             self.text = text
 
     @work(thread=True, exclusive=True, group="estimate")
-    def _estimate(self, config: SweepConfig) -> None:
+    def _estimate(self, config: SweepConfig, as_given: SweepConfig | None = None) -> None:
         """Network, size and estimated time (measures this machine once), and what Start does to the file."""
         networks = len(config.etas) * config.ics * (config.replicas + 1)
         text = f"{len(config.etas)} η × {config.ics} ICs × {config.replicas + 1} = {networks:,} networks"
@@ -178,11 +201,16 @@ class SetupScreen(Screen):
             features, classes = spec.features, spec.classes
             shape = ("CNN" if config.model.kind == "cnn"
                      else "-".join(str(n) for n in (features, *config.model.hidden, classes)))
-            text = (f"network {shape}, {network_size(config):,} parameters · {text} · "
-                    f"about {duration(estimate_seconds(config))}")
+            text = f"{shape}, {network_size(config):,} params · {text}"
+            seconds = estimate_seconds(config, measure=False)  # this machine's stored timing: at once
+            if seconds is None and not get_current_worker().is_cancelled:
+                self.post_message(self.CostKnown(f"{text} · timing this network on this machine (once)…"))
+            if seconds is None:
+                seconds = estimate_seconds(config)
+            text = f"{text} · ≈ {duration(seconds)}"
         except Exception:  # an estimate is a hint: never let it break the form
             pass
-        note = _file_note(Path(config.output), config)
+        note = _file_note(Path(config.output), config, as_given)
         if not get_current_worker().is_cancelled:
             self.post_message(self.CostKnown(text + (f"\n{note}" if note else "")))
 
@@ -191,22 +219,86 @@ class SetupScreen(Screen):
             self.query_one("#cost", Static).update(message.text)
 
     # -------------------------------------------------------------------- start
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.config is not None if action == "start" else True
+
     @on(Button.Pressed, "#start")
     @on(Input.Submitted)
     def action_start(self) -> None:
-        """Ask the app to run the config, if it is valid."""
-        if self.config is not None:
-            self.post_message(self.StartRequested(self.config))
+        """Ask the app to run the config, if it is valid; an output that holds something else is not
+        touched before the user chose a new name or to overwrite it."""
+        config = self.config
+        if config is None:
+            return
+        problem, can_overwrite = output_taken(Path(config.output), config)
+        if problem is not None and self._as_given is not None and self._as_given != config:
+            if output_taken(Path(config.output), self._as_given)[0] is None:  # started with the plain plan
+                config, problem = self._as_given, None
+        if problem is not None and can_overwrite and self._overwrite:  # asked for on the command line
+            self.post_message(self.StartRequested(config, overwrite=True))
+            return
+        if problem is None:
+            self.post_message(self.StartRequested(config))
+            return
+        free = free_name(Path(config.output))
+
+        def chosen(choice: str | None) -> None:
+            if choice == "rename":
+                self.query_one("#output", Input).value = str(free)
+                self.validate_form()
+                if self.config is not None:
+                    self.post_message(self.StartRequested(self.config))
+            elif choice == "overwrite":
+                self.post_message(self.StartRequested(config, overwrite=True))
+
+        self.app.push_screen(OutputTakenScreen(problem, str(free), can_overwrite), chosen)
 
 
-def _file_note(path: Path, config: SweepConfig) -> str:
-    """What starting does to an existing output file."""
-    if not path.exists():
-        return ""
+def per_eta_units(config: SweepConfig) -> SweepConfig:
+    """The config with one learning rate per unit where the automatic plan would put several in one
+    (Iris: the whole grid), so that the live charts fill as each learning rate completes and a stop
+    loses only the learning rate in flight; a config that sets ``etas_per_unit`` keeps it."""
+    if config.etas_per_unit or len(config.etas) < 2:
+        return config
+    units = plan_units(config, build_for_dataset(config), data.dataset_spec(config.dataset).train)
+    if all(unit.eta_stop - unit.eta_start == 1 for unit in units):
+        return config
+    return from_dict({"etas_per_unit": 1}, config).validate()
+
+
+def output_taken(path: Path, config: SweepConfig) -> tuple[str | None, bool]:
+    """Why ``path`` cannot simply receive this sweep (None: it is free or holds this very sweep), and
+    whether Start may replace it (only a gdchaos results file of another sweep)."""
+    if not path.exists() and not path.is_symlink():
+        return None, False
+    if not path.is_file() or path.is_symlink():
+        return f"{path} is not a regular file.", False
     try:
         same = RunReader(path).config().identity() == config.identity()
+    except ReadError as exc:
+        return f"{path} is not a gdchaos results file of this sweep ({exc}).", False
+    return (None, False) if same else (f"{path} holds a different sweep.", True)
+
+
+def free_name(path: Path) -> Path:
+    """``NAME-2.h5``, ``NAME-3.h5``, ...: the first that does not exist."""
+    for n in range(2, 10_000):
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    return path.with_name(f"{path.stem}-new{path.suffix}")
+
+
+def _file_note(path: Path, config: SweepConfig, as_given: SweepConfig | None = None) -> str:
+    """What starting does to the output: a new folder, or an existing file resumed or refused."""
+    if not path.exists():
+        missing = next((p for p in reversed(path.absolute().parents) if not p.exists()), None)
+        return f"Start creates the folder {missing}" if missing is not None else ""
+    try:
+        stored = RunReader(path).config().identity()
+        same = stored in (config.identity(), as_given.identity() if as_given else None)
     except ReadError:
-        return f"⚠ {path} exists and is not a gdchaos results file: the run will refuse it"
+        return f"⚠ {path} exists and is not a gdchaos results file: Start offers another name"
     if same:
         return f"{path} exists with this config: Start resumes it"
-    return f"⚠ {path} holds a different sweep: the run will refuse it; choose another output"
+    return f"⚠ {path} holds a different sweep: Start asks to overwrite it or use another name"

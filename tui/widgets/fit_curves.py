@@ -12,8 +12,8 @@ from gdchaos_tui.fmt import fixed
 from gdchaos_tui.reader import IcFit
 
 BARS = " ▁▂▃▄▅▆▇█"
-LABEL_WIDTH = 6  # "IC 12 "
-STATS_WIDTH = 30  # " Λ  0.417  R² 0.998  t 12-35"
+LABEL_WIDTH = 6  # at least "IC 12 "; wider for more ICs
+STATS_WIDTH = 30  # at least " Λ  0.417  R² 0.998  t 12-35"; wider for longer windows
 
 
 class FitCurves(Widget):
@@ -40,13 +40,18 @@ class FitCurves(Widget):
             return Text("no initial condition computed yet", style="dim")
         values = [v for fit in self.fits for v in fit.log_d]
         low, high = (min(values), max(values)) if values else (0.0, 1.0)
-        width = max(8, self.size.width - LABEL_WIDTH - STATS_WIDTH)
+        label = max(LABEL_WIDTH, len(f"IC {max(fit.ic for fit in self.fits)} "))
+        stats = max(STATS_WIDTH, *(len(_stats(fit)) for fit in self.fits))  # long epochs: wider, never wrapped
+        width = max(8, self.size.width - label - stats)
         styles = (self.get_component_rich_style("fit-curves--window"),
                   self.get_component_rich_style("fit-curves--outside"))
-        lines = [line for fit in self.fits for line in self._plot(fit, low, high, width, styles)]
-        return Text("\n").join(lines)
+        lines = [line for fit in self.fits for line in self._plot(fit, low, high, width, label, styles)]
+        text = Text("\n").join(lines)
+        text.no_wrap, text.overflow = True, "ellipsis"  # one line per row, so every IC stays reachable
+        return text
 
-    def _plot(self, fit: IcFit, low: float, high: float, width: int, styles: tuple[Style, Style]) -> list[Text]:
+    def _plot(self, fit: IcFit, low: float, high: float, width: int, label_width: int,
+              styles: tuple[Style, Style]) -> list[Text]:
         """``rows`` lines: bars (column means of ln D) with the label and the fit on the bottom line."""
         window, outside = styles
         steps = (len(BARS) - 1) * self.rows
@@ -62,7 +67,7 @@ class FitCurves(Widget):
         lines = []
         for row in reversed(range(self.rows)):
             label = f"IC {fit.ic}" if row == 0 else ""
-            line = Text(label[:LABEL_WIDTH].ljust(LABEL_WIDTH))
+            line = Text(label.ljust(label_width))
             for height, inside in columns:
                 part = min(len(BARS) - 1, max(0, height - row * (len(BARS) - 1)))
                 line.append(BARS[part], window if inside else outside)
