@@ -21,7 +21,7 @@ import numpy as np
 from gdchaos import data
 from gdchaos.config import SweepConfig, from_dict
 from gdchaos.engine.build import build_for_dataset
-from gdchaos.engine.units import plan_units
+from gdchaos.engine.units import unit_shape
 
 CALIBRATION_SAMPLES = {"mlp": 8192, "cnn": 512}  # samples of the timed evaluations
 CALIBRATION_SECONDS = 0.1  # time evaluations for at least this long (tiny ones: up to 50)
@@ -87,8 +87,8 @@ def seconds_per_network_sample(config: SweepConfig, *, measure: bool = True) -> 
 def calibration_key(config: SweepConfig) -> str:
     """What a calibration depends on: this machine, the data set's shape, the network and the batch."""
     model = build_for_dataset(config)
-    unit = plan_units(config, model, data.dataset_spec(config.dataset).train)[0]
-    networks = min(unit.size * (config.replicas + 1), MAX_CALIBRATION_NETWORKS)
+    etas_per_unit, ics_per_unit = unit_shape(config, model, data.dataset_spec(config.dataset).train)
+    networks = min(etas_per_unit * ics_per_unit * (config.replicas + 1), MAX_CALIBRATION_NETWORKS)
     machine = f"{platform.node()}/{platform.machine()}/{os.cpu_count()}/{os.environ.get('NUMBA_NUM_THREADS', '')}"
     return json.dumps([machine, config.dataset, json.dumps(config.to_dict()["model"], sort_keys=True), networks])
 

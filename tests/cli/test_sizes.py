@@ -46,9 +46,11 @@ def test_a_refused_run_leaves_the_existing_file_as_it_was(tmp_path):
 
 def _peak_rss_run(tmp_path, *args) -> tuple[subprocess.CompletedProcess, int]:
     """Run gdchaos in a child that reports its own peak resident size (bytes) on its last stderr line."""
-    code = ("import resource, runpy, sys\n"
+    # VmHWM, not ru_maxrss: Linux carries the parent's (pytest's) peak over into ru_maxrss across exec
+    code = ("import re, runpy, sys\n"
             "try:\n    runpy.run_module('gdchaos', run_name='__main__')\n"
-            "finally:\n    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, file=sys.stderr)\n")
+            "finally:\n    status = open('/proc/self/status').read()\n"
+            "    print(int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) * 1024, file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path,
                             timeout=300)
     return result, int(result.stderr.strip().splitlines()[-1])
@@ -64,6 +66,7 @@ def test_dry_run_plans_the_file_and_memory_a_run_takes(tmp_path):
     assert not (tmp_path / "r.h5").exists()
     warm = gdchaos("run", "--headless", "-o", "warm.h5", *TINY, cwd=tmp_path)  # compiles what is not cached
     assert warm.returncode == 0, warm.stderr
+    (tmp_path / "warm.h5").unlink()
     result, peak = _peak_rss_run(tmp_path, *args)
     assert result.returncode == 0, result.stderr
     size = (tmp_path / "r.h5").stat().st_size

@@ -353,9 +353,9 @@ BAD_FIELDS = [
     ("#etas", "log:0:1:5", "etas: log spacing"),
     ("#hidden", "0", "model.hidden:"),
     ("#ics", "two", "ics: must be an integer"),
-    ("#epochs", "1", "epochs: must be an integer >= 2"),
+    ("#epochs", "1", "epochs: must be an integer in [2, 2147483646]"),
     ("#target", "1.5", "target:"),
-    ("#tau_epochs", "100", "tau_epochs: must be an integer >= 201"),
+    ("#tau_epochs", "100", "tau_epochs: must be an integer in [201, 2147483646]"),
     ("#output", "", "output:"),
 ]
 
