@@ -84,6 +84,12 @@ def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: i
         specs["trajectories"] = Spec(
             (n_eta, len(ics), m + 1, len(epochs), n_params), np.dtype(config.trajectory_dtype).str[1:],
             (1, 1, m + 1, 1, n_params), np.nan)
+    if config.tangent:
+        specs["tangent_log_distance"] = Spec((n_eta, q, t1), "f8", (1, 1, t1), np.nan)
+    if config.tangent_k:
+        k = config.tangent_k
+        specs["lyapunov_spectrum"] = Spec((n_eta, q, k), "f8", (1, 1, k), np.nan)
+        specs["tangent_condition"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan)
     for name in SUMMARY_FIELDS:
         specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan)
     for name in FIT_FIELDS:
