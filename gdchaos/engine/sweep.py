@@ -70,9 +70,8 @@ def run_unit(model: Network, config: SweepConfig, unit: Unit, data, balls: np.nd
     warm_start = None
     trajectory_epochs = config.trajectory_epochs()
     tangents = _tangents(config, unit, theta.reshape(ne, ni, ball, model.n_params), arrays)
-    tangent_epochs = tuple(range(epochs)) if tangents else ()  # J_t needs theta(t) at every epoch
     for record in train_balls(model, theta, eta, x, y, epochs, ball, x_test=x_test, y_test=y_test,
-                              stops=(*sharpness_epochs, *trajectory_epochs, *tangent_epochs),
+                              stops=(*sharpness_epochs, *trajectory_epochs), keep_references=bool(tangents),
                               memory_budget=config.memory_budget_bytes):
         t = record.epoch
         arrays["distances"][..., t] = record.distances.reshape(ne, ni, m)
@@ -86,7 +85,7 @@ def run_unit(model: Network, config: SweepConfig, unit: Unit, data, balls: np.nd
             warm_start = _record_sharpness(model, config, theta[refs], x, y, warm_start, arrays,
                                            sharpness_epochs.index(t))
         if tangents:
-            _step_tangents(model, config, tangents, theta[refs], eta[refs], record.loss[refs], x, y, t, arrays)
+            _step_tangents(model, config, tangents, record.references, eta[refs], record.loss[refs], x, y, t, arrays)
         snapshot = None
         if t in trajectory_epochs:  # streamed to the file by the runner, never kept in memory
             snapshot = (trajectory_epochs.index(t), theta.reshape(ne, ni, ball, model.n_params))
