@@ -19,7 +19,8 @@ import h5py
 import numpy as np
 
 from gdchaos import __version__
-from gdchaos.analysis.fields import FIT_FIELDS, NOT_COMPUTED, SUMMARY_FIELDS
+from gdchaos.analysis.fields import (FIT_FIELDS, NOT_COMPUTED, SUMMARY_FIELDS, TANGENT_FIT_FIELDS,
+                                    TANGENT_SUMMARY_FIELDS)
 from gdchaos.config import SweepConfig
 from gdchaos.engine.units import Unit
 
@@ -94,6 +95,11 @@ def datasets(config: SweepConfig, units: list[Unit], n_params: int, n_tensors: i
         specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan)
     for name in FIT_FIELDS:
         specs[f"fit/{name}"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan)
+    if config.tangent:
+        for name in TANGENT_SUMMARY_FIELDS:
+            specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan)
+        for name in TANGENT_FIT_FIELDS:
+            specs[f"fit/{name}"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan)
     return specs
 
 

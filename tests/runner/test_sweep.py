@@ -349,6 +349,23 @@ def test_tangent_datasets_exist_only_when_asked_and_the_default_config_is_unchan
         # d_1(0) is the L1 norm of the first replica's perturbation
         np.testing.assert_allclose(run["tangent_log_distance"][..., 0], np.log(run["distances"][:, :, 0, 0]),
                                    rtol=1e-14)
+        curves = run["tangent_log_distance"]
+        lam = (curves[..., -1] - curves[..., 0]) / 30
+        np.testing.assert_allclose(run.file["fit/lambda_tangent"][()], lam, rtol=1e-12)
+        np.testing.assert_allclose(run.file["summary/lambda_tangent_mean"][()], lam.mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(run.file["summary/rho_tangent"][()], 100 * (lam > 0.05).mean(axis=1))
+        assert run.summary()["lambda_tangent_mean"] == pytest.approx(lam.mean(axis=1), rel=1e-12)
+    shown = subprocess.run([sys.executable, "-m", "gdchaos", "analyze", str(config.output), "--json"],
+                           capture_output=True, text=True)
+    rows = json.loads(shown.stdout)
+    assert [row["lambda_tangent_mean"] for row in rows] == pytest.approx(lam.mean(axis=1), rel=1e-12)
+    assert all(row["rho_tangent_ci_low"] <= row["rho_tangent"] <= row["rho_tangent_ci_high"] for row in rows)
+    table = subprocess.run([sys.executable, "-m", "gdchaos", "analyze", str(config.output)],
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert table.returncode == 0 and "lambda_tangent" in table.stdout and "rho_t %" in table.stdout
+    plain = subprocess.run([sys.executable, "-m", "gdchaos", "analyze", str(plain), "--json"],
+                           capture_output=True, text=True)
+    assert "lambda_tangent_mean" not in json.loads(plain.stdout)[0]
     with pytest.raises(GdchaosError, match="tangent_k: must be"):
         runner.run(tiny(tmp_path, "big.h5", tangent_k=84))  # more vectors than parameters (83)
 
