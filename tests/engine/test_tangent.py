@@ -137,3 +137,24 @@ def test_divergence_gives_nan_from_the_first_non_finite_epoch():
     for i, t in enumerate(first):
         assert np.isfinite(tangent[1, i, :t]).all() and np.isnan(tangent[1, i, t:]).all()
     assert np.isnan(arrays["lyapunov_spectrum"][1]).all()
+
+
+@pytest.mark.slow
+def test_mnist_curve_is_the_small_ball_limit():
+    """As on Iris, for 784-64-10 tanh on MNIST: a chaotic (10) and a regular (1) learning rate."""
+    import gdchaos.data
+
+    if not (gdchaos.data.dataset_dir("mnist") / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("MNIST is not in $GDCHAOS_DATA")
+    config = from_dict(dict(etas=[1.0, 10.0], ics=1, replicas=1, epochs=8, tau_epochs=8, etas_per_unit=1, tangent=True),
+                       presets.get("mnist-tanh")).validate()
+    model, data, units = prepare(config)
+    balls = initial_conditions(model, config, 0, 1)
+    arrays = {}
+    for unit in units:
+        for event in run_unit(model, config, unit, data, balls):
+            pass
+        arrays[unit.eta_start] = event.arrays
+    for e in range(2):
+        tangent, ball = arrays[e]["tangent_log_distance"], np.log(arrays[e]["distances"][:, :, 0])
+        assert np.abs(np.expm1(tangent - ball)).max() < 1e-5
