@@ -5,6 +5,7 @@ never reached within the budget, or the network never diverged; NOT_COMPUTED, th
 yet. SUMMARY_FIELDS are the per-eta statistics (n_eta,) stored under ``summary/`` and FIT_FIELDS the
 per-initial-condition fit results (n_eta, q) under ``fit/`` (docs/results-format.md); their
 DESCRIPTIONS give each field's ``long_name`` and ``units`` (the attributes a results file stores).
+The TANGENT_* fields are stored beside them only in files made with ``tangent`` on (docs/tangent.md).
 """
 from __future__ import annotations
 
@@ -44,4 +45,21 @@ FIT_DESCRIPTIONS = {
     "end": ("last epoch of the exponential-phase window", "epochs"),
     "tau": ("saturation time of Eq. 3", "epochs"),
     "saturation": ("saturation cut of the slope criterion (-1: none)", "epochs"),
+}
+TANGENT_SUMMARY_FIELDS = ("lambda_tangent_mean", "lambda_tangent_std", "lambda_tangent_ci_low",
+                          "lambda_tangent_ci_high", "rho_tangent", "rho_tangent_ci_low", "rho_tangent_ci_high",
+                          "lambda_tangent_window_mean", "lambda_tangent_window_std")
+TANGENT_FIT_FIELDS = ("lambda_tangent", "lambda_tangent_window")
+TANGENT_DESCRIPTIONS = {
+    "lambda_tangent_mean": ("mean finite-time tangent exponent over [0, T] (ICs not diverged)", "1/epoch"),
+    "lambda_tangent_std": ("standard deviation of the tangent exponents over [0, T] (ddof 0)", "1/epoch"),
+    "lambda_tangent_ci_low": ("bootstrap interval of the mean tangent exponent: lower end", "1/epoch"),
+    "lambda_tangent_ci_high": ("bootstrap interval of the mean tangent exponent: upper end", "1/epoch"),
+    "rho_tangent": ("share of ICs whose tangent exponent exceeds lambda_min", "%"),
+    "rho_tangent_ci_low": ("interval of rho_tangent: lower end", "%"),
+    "rho_tangent_ci_high": ("interval of rho_tangent: upper end", "%"),
+    "lambda_tangent_window_mean": ("mean tangent exponent over each ball fit's window", "1/epoch"),
+    "lambda_tangent_window_std": ("standard deviation of the tangent exponents over the fit windows", "1/epoch"),
+    "lambda_tangent": ("finite-time tangent exponent over [0, T]", "1/epoch"),
+    "lambda_tangent_window": ("tangent exponent over the ball fit's window", "1/epoch"),
 }

@@ -20,7 +20,7 @@ FIT_OPTIONS = {
 def register(subparsers) -> None:
     """Add the analyze sub-command."""
     parser = subparsers.add_parser(
-        "analyze", help="lambda_nMLE, rho and tau per learning rate from results files",
+        "analyze", help="lambda_nMLE, rho and tau per learning rate from results files (and lambda_tangent)",
         description="Refit every complete learning rate of gdchaos results files, or of the authors' per-eta "
                     "files (dataset 'weights'), with the fit options given (defaults: the file's config).")
     parser.add_argument("files", nargs="+", metavar="FILE")

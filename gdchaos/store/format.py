@@ -22,7 +22,7 @@ import numpy as np
 
 from gdchaos import __version__
 from gdchaos.analysis.fields import (FIT_DESCRIPTIONS, FIT_FIELDS, NEVER, NOT_COMPUTED, SUMMARY_DESCRIPTIONS,
-                                     SUMMARY_FIELDS)
+                                     SUMMARY_FIELDS, TANGENT_DESCRIPTIONS, TANGENT_FIT_FIELDS, TANGENT_SUMMARY_FIELDS)
 from gdchaos.config import SweepConfig
 from gdchaos.engine.units import Unit
 
@@ -148,6 +148,16 @@ def shapes(config: SweepConfig, n_units: int, n_params: int, n_tensors: int,
             (n_eta, len(ics), m + 1, len(epochs), n_params), np.dtype(config.trajectory_dtype).str[1:],
             (1, 1, m + 1, 1, n_params), np.nan, ("eta", "trajectory_ic", "network", "trajectory_epoch", "param"),
             "parameters of the ball's networks")
+    if config.tangent:
+        specs["tangent_log_distance"] = Spec((n_eta, q, t1), "f8", (1, 1, t1), np.nan, (*ball, "epoch"),
+                                             "ln ||Phi_t xi_1||_1: the linearised perturbation of replica 1")
+    if config.tangent_k:
+        k = config.tangent_k
+        specs["exponent"] = coordinate("exponent", index(k), "index of the tangent exponent (0: the largest)")
+        specs["lyapunov_spectrum"] = Spec((n_eta, q, k), "f8", (1, 1, k), np.nan, (*ball, "exponent"),
+                                          "finite-time Lyapunov exponents over [0, T] (L2 norm)", "1/epoch")
+        specs["tangent_condition"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan, ball,
+                                          "largest condition number of the QR factors seen")
     # each group carries its own coordinates, so that it opens as a dataset of its own
     specs["summary/eta"] = coordinate("eta", eta, "learning rate")
     for name in SUMMARY_FIELDS:
@@ -158,6 +168,13 @@ def shapes(config: SweepConfig, n_units: int, n_params: int, n_tensors: int,
     for name in FIT_FIELDS:
         long_name, unit = FIT_DESCRIPTIONS[name]
         specs[f"fit/{name}"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan, ball, long_name, unit)
+    if config.tangent:
+        for name in TANGENT_SUMMARY_FIELDS:
+            long_name, unit = TANGENT_DESCRIPTIONS[name]
+            specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan, ("eta",), long_name, unit)
+        for name in TANGENT_FIT_FIELDS:
+            long_name, unit = TANGENT_DESCRIPTIONS[name]
+            specs[f"fit/{name}"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan, ball, long_name, unit)
     return specs
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import h5py
 
+from gdchaos.analysis.fields import TANGENT_SUMMARY_FIELDS
 from gdchaos.analysis.sweep import SweepAnalysis
 from gdchaos.checks import check_choice
 from gdchaos.config import SweepConfig
@@ -47,6 +49,11 @@ def summary_rows(config: SweepConfig, analysis: SweepAnalysis, *, sharpness: boo
         if sharpness and analysis.complete[e]:
             median = float(analysis.summary["sharpness_late_median"][e])
             row.update(sharpness_late_median=median if median == median else None, two_over_eta=2.0 / eta)
+        if analysis.complete[e]:  # tangent files: the tangent exponents beside the ball's (docs/tangent.md)
+            for name in TANGENT_SUMMARY_FIELDS:
+                if name in analysis.summary:
+                    value = float(analysis.summary[name][e])
+                    row[name] = value if math.isfinite(value) else None
         rows.append(row)
     return rows
 
