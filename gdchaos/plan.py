@@ -25,12 +25,14 @@ from gdchaos.store.writer import check_space
 
 BASE_BYTES = 256 << 20  # the interpreter, NumPy, Numba and h5py once imported
 PARAM_COPIES = 4  # the ball, the parameters, their gradient and the update of every network of a unit
+TANGENT_COPIES = 3  # the tangent vectors, their images under J_t and the QR's work
 MAX_CHUNK_BYTES = 2**32 - 1  # HDF5's limit on one chunk
 # what to lower when a figure is too large: the flags (or config keys) that set it
 LOWER = {
     "parameters": "--replicas, --hidden, or ics_per_unit / etas_per_unit in a config file",
     "activations": "--memory-budget-mb",
     "curves": "--epochs or --replicas",
+    "tangents": "--tangent-k",
     "analysis": "--ics, --replicas or --epochs",
     "bootstrap": "[analysis] n_boot or --ics",
     "chunk": "--replicas, --epochs or --hidden",
@@ -53,7 +55,7 @@ class Plan:
     @property
     def peak_memory_bytes(self) -> int:
         """The largest resident size of the run: the base, the data, then training or analysis."""
-        training = sum(self.memory[part] for part in ("parameters", "activations", "curves"))
+        training = sum(self.memory[part] for part in ("parameters", "activations", "curves", "tangents"))
         analysis = self.memory["analysis"] + self.memory["bootstrap"]
         return self.memory["base"] + self.memory["data"] + max(training, analysis)
 
@@ -69,7 +71,8 @@ def plan(config: SweepConfig) -> Plan:
 
     Peak memory (:attr:`Plan.peak_memory_bytes`) = base + data + max(training, analysis), where
     training holds ``PARAM_COPIES`` parameter vectors of each of the N networks of the largest unit,
-    their activations (``work_bytes``) and the unit's recorded curves; the analysis holds one
+    their activations (``work_bytes``), the unit's recorded curves and its references' tangent
+    vectors (``tangent_k`` + ``tangent``, each of P); the analysis holds one
     learning rate's distances and the bootstrap's n_boot x q draws.
     """
     model = build_for_dataset(config)
@@ -90,6 +93,7 @@ def plan(config: SweepConfig) -> Plan:
         "parameters": PARAM_COPIES * unit_networks * n_params * itemsize,
         "activations": model.work_bytes(unit_networks, spec.train, config.memory_budget_bytes),
         "curves": etas_per_unit * ics_per_unit * m * (n_tensors + 1) * t1 * 8,
+        "tangents": TANGENT_COPIES * etas_per_unit * ics_per_unit * (config.tangent_k + config.tangent) * n_params * 8,
         "analysis": q * m * t1 * 8, "bootstrap": config.fit_params().n_boot * q * BOOTSTRAP_BYTES,
     }
     return Plan(units=units, networks=n_eta * q * ball, unit_networks=unit_networks, n_params=n_params,
