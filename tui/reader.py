@@ -69,6 +69,8 @@ class RunState:
     focus_ic: int | None  # initial condition shown (the one in flight, else the last done)
     log_d: tuple[float, ...]  # ln of the replicas' mean distance D(t) of that IC, epochs so far
     loss: tuple[float, ...]  # training loss of that IC's reference, epochs so far
+    log_d1: tuple[float, ...] = ()  # ln d_1(t) of that IC's first replica (runs with tangent curves)
+    log_tangent: tuple[float, ...] = ()  # its tangent curve ln ||Phi_t xi_1||_1, epochs so far
 
     @property
     def complete(self) -> bool:
@@ -183,11 +185,17 @@ class RunReader:
         focus_ic = _focus_ic(units, done, epochs, focus)
         log_d: tuple[float, ...] = ()
         loss: tuple[float, ...] = ()
+        log_d1: tuple[float, ...] = ()
+        log_tangent: tuple[float, ...] = ()
         if focus_ic is not None:
-            log_d = log_mean(run.file["distances"][focus, focus_ic])
+            ball = run.file["distances"][focus, focus_ic]
+            log_d = log_mean(ball)
             loss = finite_prefix(run.file["loss"][focus, focus_ic])
+            if "tangent_log_distance" in run.file:
+                log_d1 = log_mean(ball[:1])
+                log_tangent = finite_prefix(run.file["tangent_log_distance"][focus, focus_ic])
         return RunState(self.path.name, config, rows, int(done.sum()), len(units), fraction, finished, focus,
-                        focus_ic, log_d, loss)
+                        focus_ic, log_d, loss, log_d1, log_tangent)
 
 
 def _statistics(summary: dict[str, np.ndarray], e: int) -> dict:

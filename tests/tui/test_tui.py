@@ -293,6 +293,28 @@ async def test_partial_file_opens_live_with_own_fits_of_complete_etas(live_file)
 
 
 @sync
+async def test_live_view_draws_the_tangent_curve_beside_d1(tmp_path):
+    from gdchaos import runner
+    from gdchaos_tui.widgets.tangent_chart import TangentChart
+
+    config = from_dict({"etas": [0.5, 10.0], "ics": 2, "replicas": 2, "epochs": 20, "tau_epochs": 30,
+                        "ics_per_unit": 1, "etas_per_unit": 1, "tangent": True,
+                        "output": str(tmp_path / "tangent.h5")}, presets.get("iris-tanh")).validate()
+    path = runner.run(config).path
+    with h5py.File(path, "r+") as handle:  # the last unit back in flight: the file opens live
+        handle["unit_done"][-1] = 0
+    app = GdchaosTui(path)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.state
+                       and app.screen.state.log_tangent, what="the tangent curve")
+        state, chart = app.screen.state, app.screen.query_one(TangentChart)
+        assert chart.display and chart.curves == (state.log_d1, state.log_tangent)
+        assert len(state.log_tangent) == 21 and len(state.log_d1) == 21
+        # the eps -> 0 limit of the first replica's distance: equal while the ball is small
+        np.testing.assert_allclose(state.log_tangent[:3], state.log_d1[:3], rtol=1e-4)
+
+
+@sync
 async def test_resume_here_continues_a_stopped_file(live_file, tmp_path):
     """r on a file nobody writes starts the run here; the app keeps reading while it resumes."""
     path = tmp_path / "stopped.h5"

@@ -22,6 +22,7 @@ from gdchaos_tui.timing import EtaClock
 from gdchaos_tui.widgets.title import TitleBar
 from gdchaos_tui.widgets.eta_charts import EtaCharts, eta_points
 from gdchaos_tui.widgets.spark import LabelledSparkline
+from gdchaos_tui.widgets.tangent_chart import TangentChart
 
 POLL_SECONDS = 0.5
 COLUMNS = (("eta", "η"), ("status", "status"), ("done", "done"), ("lambda", "λ"), ("rho", "ρ %"), ("tau", "τ"))
@@ -96,6 +97,7 @@ class LiveScreen(Screen):
                 yield DataTable(cursor_type="row", zebra_stripes=True, id="etas")
                 with Vertical(id="curves"):
                     yield LabelledSparkline("ln d(t)", id="log-d")
+                    yield TangentChart(id="tangent")
                     yield LabelledSparkline("loss", id="loss")
             yield EtaCharts(id="charts")
         yield Static(id="message", markup=False)
@@ -106,6 +108,7 @@ class LiveScreen(Screen):
         table = self.query_one("#etas", DataTable)
         table.border_title = "learning rates"
         self.query_one("#curves").border_title = "curves"
+        self.query_one(TangentChart).display = False  # until a state with tangent curves arrives
         self.query_one("#charts").border_title = "against η (log scale)"
         for key, label in COLUMNS:
             table.add_column(label, key=key)
@@ -203,6 +206,10 @@ class LiveScreen(Screen):
         where = f"IC {state.focus_ic} at η={eta:g}" if state.focus_ic is not None else f"η={eta:g}"
         self.query_one("#curves").border_title = f"curves · {where}"
         self.query_one("#log-d", LabelledSparkline).show(state.log_d)
+        tangent = self.query_one(TangentChart)
+        tangent.display = bool(state.log_tangent)  # runs made with --tangent
+        if state.log_tangent:
+            tangent.show(state.log_d1, state.log_tangent)
         self.query_one("#loss", LabelledSparkline).show(state.loss)
         self.query_one(EtaCharts).show(eta_points(state.rows), state.config.tau_epochs)
         self.query_one("#overall", ProgressBar).update(progress=state.fraction)
