@@ -47,6 +47,7 @@ class EtaRow:
     n_reached: int | None = None
     n_ic: int | None = None
     n_diverged: int | None = None
+    lambda_tangent: float = math.nan  # mean tangent exponent over [0, T] (runs with tangent curves)
 
     @property
     def all_diverged(self) -> bool:
@@ -202,7 +203,10 @@ def _statistics(summary: dict[str, np.ndarray], e: int) -> dict:
     """The row values of learning rate ``e`` (none while it is not analysed)."""
     if math.isnan(summary["n_ic"][e]):
         return {}
-    return {name: float(summary[name][e]) if name in VALUES else _count(summary[name][e]) for name in SUMMARY}
+    values = {name: float(summary[name][e]) if name in VALUES else _count(summary[name][e]) for name in SUMMARY}
+    if "lambda_tangent_mean" in summary:
+        values["lambda_tangent"] = float(summary["lambda_tangent_mean"][e])
+    return values
 
 
 def _focus_ic(units: list, done: np.ndarray, epochs: np.ndarray, e: int) -> int | None:

@@ -306,12 +306,19 @@ async def test_live_view_draws_the_tangent_curve_beside_d1(tmp_path):
     app = GdchaosTui(path)
     async with app.run_test(size=(100, 40)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.state
-                       and app.screen.state.log_tangent, what="the tangent curve")
+                       and any(chart.curves[1] for chart in app.screen.query(TangentChart)), what="the tangent curve")
         state, chart = app.screen.state, app.screen.query_one(TangentChart)
         assert chart.display and chart.curves == (state.log_d1, state.log_tangent)
         assert len(state.log_tangent) == 21 and len(state.log_d1) == 21
         # the eps -> 0 limit of the first replica's distance: equal while the ball is small
         np.testing.assert_allclose(state.log_tangent[:3], state.log_d1[:3], rtol=1e-4)
+        # lambda_tangent beside lambda_nMLE against eta: the complete learning rate has both
+        with store.open(path) as run:
+            expected = run.analysis().summary["lambda_tangent_mean"][0]
+        await wait_for(pilot, lambda: any(charts.points for charts in app.screen.query(EtaCharts)),
+                       what="the charts")
+        points = app.screen.query_one(EtaCharts).points
+        assert points[0].lam_tangent == expected and np.isfinite(points[0].lam) and np.isnan(points[1].lam_tangent)
 
 
 @sync

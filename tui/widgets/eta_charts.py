@@ -32,12 +32,13 @@ class EtaPoint:
     tau: float = math.nan
     n_reached: int | None = None
     n_ic: int | None = None
+    lam_tangent: float = math.nan  # mean tangent exponent (runs with tangent curves)
 
 
 def eta_points(rows: Sequence) -> list[EtaPoint]:
     """The points of a run's per-eta rows (``gdchaos_tui.reader.EtaRow``; NaN where not analysed yet)."""
-    return [EtaPoint(row.eta, row.lambda_mean, row.lambda_std, row.rho, row.tau_mean, row.n_reached, row.n_ic)
-            for row in rows]
+    return [EtaPoint(row.eta, row.lambda_mean, row.lambda_std, row.rho, row.tau_mean, row.n_reached, row.n_ic,
+                     getattr(row, "lambda_tangent", math.nan)) for row in rows]
 
 
 def log_ticks(low: float, high: float, most: int = 7) -> list[float]:
@@ -122,6 +123,9 @@ class EtaCharts(Vertical):
         return sum(math.isfinite(p.lam) for p in self.points)
 
     def _draw(self) -> None:
+        if len(self.query(Chart)) < 3:  # data arrived before the charts were mounted: draw once they are
+            self.call_after_refresh(self._draw)
+            return
         points = self.points
         etas = [p.eta for p in points if p.eta > 0]
         x = [math.log10(p.eta) if p.eta > 0 else math.nan for p in points]
@@ -129,7 +133,9 @@ class EtaCharts(Vertical):
         legend = ["⟨τ⟩ (epochs)", "△ some censored"] + ([f"▲ none ≥ {self.budget}"] if self.budget else [])
         while len("  ".join(legend)) > room and len(legend) > 1:
             legend[-1:] = [] if len(legend) > 2 or "some" not in legend[-1] else ["△ censored"]
-        charts = (("lambda", "λ_nMLE (1/epoch) ± std", [p.lam for p in points]),
+        tangent = any(math.isfinite(p.lam_tangent) for p in points)
+        lam_title = "λ_nMLE (1/epoch) ± std" + ("  ◆ λ_tangent" if tangent else "")
+        charts = (("lambda", lam_title, [p.lam for p in points]),
                   ("rho", "ρ (% chaotic ICs)", [p.rho for p in points]),
                   ("tau", "  ".join(legend), [p.tau for p in points]))
         for key, title, values in charts:
@@ -153,6 +159,7 @@ class EtaCharts(Vertical):
             drawn = self._series(plt, x, values)
             if key == "lambda":
                 drawn += self._error_bars(plt, x)
+                drawn += self._tangent(plt, x)
             if key == "rho":
                 drawn += [0.0, 100.0]
             if key == "tau":
@@ -170,6 +177,15 @@ class EtaCharts(Vertical):
             plt.scatter(xs, ys, marker="●", color="cyan")
             drawn += ys
         return drawn
+
+    def _tangent(self, plt, x: list[float]) -> list[float]:
+        """lambda_tangent beside lambda_nMLE (docs/tangent.md), where the run has tangent curves."""
+        known = [k for k, p in enumerate(self.points) if math.isfinite(p.lam_tangent)]
+        if not known:
+            return []
+        ys = [self.points[k].lam_tangent for k in known]
+        plt.scatter([x[k] for k in known], ys, marker="◆", color="magenta")
+        return ys
 
     def _error_bars(self, plt, x: list[float]) -> list[float]:
         known = [k for k, p in enumerate(self.points) if math.isfinite(p.lam) and math.isfinite(p.lam_std)]
