@@ -28,6 +28,8 @@ MODEL_KINDS = ("mlp", "cnn")
 EPS_RESOLUTION_ULPS = 100
 SEED_MAX = 2**63 - 1  # seeds are stored as a signed 64-bit attribute
 STORED_INT_MAX = 2**31 - 1  # counts and epochs are stored as int32 (epochs up to one less: T + 1 columns)
+# fields stored only when set: files made without them keep the config (and identity) of older versions
+OMITTED_AT_DEFAULT = ("tangent", "tangent_k", "tangent_qr_every")
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,9 @@ class SweepConfig:
     trajectory_ics: tuple[int, ...] = ()
     trajectory_every: int = 1
     trajectory_dtype: str = "float64"
+    tangent: bool = False
+    tangent_k: int = 0
+    tangent_qr_every: int = 1
     analysis: dict = field(default_factory=dict)
 
     def validate(self) -> SweepConfig:
@@ -120,6 +125,9 @@ class SweepConfig:
         check_int("sharpness_max_iter", self.sharpness_max_iter, 1)
         check_int("trajectory_every", self.trajectory_every, 1)
         check_choice("trajectory_dtype", self.trajectory_dtype, DTYPES)
+        check_bool("tangent", self.tangent)
+        check_int("tangent_k", self.tangent_k, 0)
+        check_int("tangent_qr_every", self.tangent_qr_every, 1)
         for ic in self.trajectory_ics:
             check_int("trajectory_ics", ic, 0, self.ics - 1)
         if len(set(self.trajectory_ics)) != len(self.trajectory_ics):
@@ -137,7 +145,14 @@ class SweepConfig:
 
     # ------------------------------------------------------------ conversion
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (lists, no tuples) in field order."""
+        """Plain nested dict (lists, no tuples) in field order; :data:`OMITTED_AT_DEFAULT` fields only when set."""
+        result = self._all_fields()
+        for name in OMITTED_AT_DEFAULT:
+            if result[name] == _DEFAULTS[name]:
+                del result[name]
+        return result
+
+    def _all_fields(self) -> dict[str, Any]:
         result = asdict(self)
         result["model"]["hidden"] = list(self.model.hidden)
         result["model"]["layers"] = [dict(layer) for layer in self.model.layers]
@@ -182,7 +197,7 @@ class SweepConfig:
 
     def to_toml(self) -> str:
         """A complete TOML document that :func:`load_toml` reads back to the same config."""
-        values = self.to_dict()
+        values = self._all_fields()
         model, analysis = values.pop("model"), values.pop("analysis")
         lines = [f"{key} = {_toml_value(value)}" for key, value in values.items() if value is not None]
         lines += ["", "[model]"]
@@ -193,6 +208,9 @@ class SweepConfig:
         defaults.update(analysis)
         lines += [f"{key} = {_toml_value(value)}" for key, value in defaults.items()]
         return "\n".join(lines) + "\n"
+
+
+_DEFAULTS = asdict(SweepConfig())
 
 
 def from_dict(values: dict[str, Any], base: SweepConfig | None = None) -> SweepConfig:

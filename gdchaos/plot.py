@@ -272,13 +272,17 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
     ax_lam, ax_rho, ax_tau = fig.subplots(1, 3)
     labels, common = legend_labels(runs)
     log_axis = log_eta_axis(runs)
-    censored_any = none_any = False
+    censored_any = none_any = tangent_any = False
     for k, (run, label) in enumerate(zip(runs, labels)):
         style = dict(color=PALETTE[k % len(PALETTE)], marker=MARKERS[k % len(MARKERS)], capsize=1.5,
                      elinewidth=0.6, capthick=0.6, lw=0.9, ms=3.2)
         s = run.summary
         eta = _eta_positions(run.eta, DODGE ** (k - (len(runs) - 1) / 2), log_axis)
         ax_lam.errorbar(eta, s["lambda_mean"], yerr=s["lambda_std"], label=label, **style)
+        if "lambda_tangent_mean" in s:  # docs/tangent.md: the eps -> 0 exponent, hollow and dashed
+            ax_lam.errorbar(eta, s["lambda_tangent_mean"], yerr=s["lambda_tangent_std"],
+                            **{**style, "ls": "--", "mfc": "white"})
+            tangent_any = True
         rho = s["rho"]
         rho_err = np.clip([rho - s["rho_ci_low"], s["rho_ci_high"] - rho], 0, None)
         ax_rho.errorbar(eta, rho, yerr=np.where(np.isfinite(rho_err), rho_err, 0), **style)
@@ -300,6 +304,9 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
     for ax in (ax_lam, ax_rho, ax_tau):
         _eta_axis(ax, log_axis)
     diverged = _mark_diverged((ax_lam, ax_rho, ax_tau), runs, log_axis)
+    if tangent_any:
+        diverged.append(Line2D([], [], color="0.3", marker="o", mfc="white", ls="--", lw=0.9, ms=3.2,
+                               label=r"$\lambda_{\mathrm{tangent}}$ ($\epsilon \to 0$)"))
     if diverged:
         ax_lam.legend(handles=diverged, loc="best", fontsize=6, handlelength=1.5, frameon=True, framealpha=0.85,
                       edgecolor="none", borderpad=0.3)
@@ -427,6 +434,13 @@ def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
             y = np.log(mean[window])
             intercept = np.mean(y) - slope[k] * np.mean(window)
             ax.plot(window, np.exp(intercept + slope[k] * window), color="k", lw=0.7, ls=(0, (2.5, 1.5)))
+    tangent = "tangent_log_distance" in run.results.file
+    if tangent:  # ln ||Phi_t xi_1||_1: the eps -> 0 limit of replica 1's d_1(t) (docs/tangent.md)
+        with np.errstate(over="ignore"):
+            linear = np.exp(run.array("tangent_log_distance", e, ics))
+        linear[~np.isfinite(linear)] = np.nan
+        for k in range(len(ics)):
+            ax.plot(t, linear[k], color=colour(lam[k]), lw=0.7, ls=(0, (1, 1)))
     ax.set_yscale("log")
     ax.set_xlim(0, t[-1])
     ax.set_xlabel("epoch $t$")
@@ -434,6 +448,8 @@ def distances_figure(run: Run, e: int, ics: np.ndarray) -> Figure:
     which = f"{len(ics)} ICs" if len(ics) > 1 else f"IC {int(ics[0])}"
     ax.set_title(rf"{run.label}; $\eta$ = {run.eta[e]:g}; {which}", fontsize=7)
     key = [Line2D([], [], color="k", lw=0.7, ls=(0, (2.5, 1.5)), label="fit window")]
+    if tangent:
+        key.append(Line2D([], [], color="0.3", lw=0.7, ls=(0, (1, 1)), label=r"tangent $\|\Phi_t \xi_1\|_1$"))
     if diverged.any():
         key.append(Line2D([], [], color="0.6", lw=0.9, ls=":", marker="x", mec="0.4", ms=4,
                           label=f"diverged after x, not fitted ({diverged.sum()})"))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gdchaos import data as datasets
+from gdchaos.checks import check_int
 from gdchaos.config import SweepConfig
 from gdchaos.engine.build import build_model
 from gdchaos.engine.compute import UnitResult, machine
@@ -72,6 +73,7 @@ def prepare(config: SweepConfig):
     model = build_model(config, x.shape[1], n_classes)
     model.check_data(x, y)
     model.check_data(x_test, y_test)
+    check_int("tangent_k", config.tangent_k, 0, model.n_params)  # K vectors of P dimensions
     units = plan_units(config, model, x.shape[0])
     return model, (x, y, x_test, y_test), units
 

@@ -277,3 +277,17 @@ def test_cubic_figure_plots_the_orbits_and_the_exponent(files: dict[str, Path]) 
     np.testing.assert_array_equal(points.get_ydata(), cubic.bifurcation.ravel())
     _line_with_y(ax_lam.lines, cubic.lyapunov)
     _line_with_y(ax_lam.lines, np.where(cubic.lyapunov > 0, cubic.lyapunov, np.nan))  # the chaotic part
+
+
+def test_tangent_curve_and_exponent_are_drawn_beside_the_ball(tmp_path: Path) -> None:
+    path = tmp_path / "tangent.h5"
+    assert main(["run", "--headless", "--quiet", "--etas", "0.05,1", "--ics", "3", "--replicas", "2",
+                 "--epochs", "30", "--tau-epochs", "30", "--tangent", "-o", str(path)]) == 0
+    with store.open(path) as handle:
+        run = plot.load_run(handle)
+        ax = plot.distances_figure(run, 1, np.array([0, 1])).axes[0]
+        for curve in handle["tangent_log_distance"][1][[0, 1]]:
+            _line_with_y(ax.lines, np.exp(curve))  # on the axis of d(t)
+        ax_lam = plot.sweep_figure([run]).axes[0]
+        _line_with_y(ax_lam.lines, run.summary["lambda_tangent_mean"])
+        _line_with_y(ax_lam.lines, run.summary["lambda_mean"])

@@ -6,12 +6,15 @@ Lambda, R^2, window; its window search is one Numba pass, :func:`gdchaos.backend
 (a whole sweep, and the one refit policy), :mod:`.fields` (names and record codes), :mod:`.authors`
 (the authors' per-eta distance files). The method and its parameters are in docs/analysis.md.
 """
-from gdchaos.analysis.fields import FIT_FIELDS, NEVER, NOT_COMPUTED, SUMMARY_FIELDS
+from gdchaos.analysis.fields import (FIT_FIELDS, NEVER, NOT_COMPUTED, SUMMARY_FIELDS, TANGENT_FIT_FIELDS,
+                                     TANGENT_SUMMARY_FIELDS)
 from gdchaos.analysis.fit import FitDebug, LocalFit, first_divergence, fit_ball, fit_local_exponent, fit_table
 from gdchaos.analysis.params import ESTIMATORS, FitParams
 from gdchaos.analysis.summary import EtaSummary, summarize
 from gdchaos.analysis.sweep import SweepAnalysis, analyse_arrays, analyse_sweep, late_median, summary_arrays
+from gdchaos.analysis.tangent import finite_time_exponents, tangent_statistics, window_exponents
 
 __all__ = ["ESTIMATORS", "EtaSummary", "FIT_FIELDS", "FitDebug", "FitParams", "LocalFit", "NEVER", "NOT_COMPUTED",
-           "SUMMARY_FIELDS", "SweepAnalysis", "analyse_arrays", "analyse_sweep", "first_divergence", "fit_ball",
-           "fit_local_exponent", "fit_table", "late_median", "summarize", "summary_arrays"]
+           "SUMMARY_FIELDS", "SweepAnalysis", "TANGENT_FIT_FIELDS", "TANGENT_SUMMARY_FIELDS", "analyse_arrays", "analyse_sweep", "first_divergence", "fit_ball",
+           "fit_local_exponent", "fit_table", "finite_time_exponents", "late_median", "summarize",
+           "summary_arrays", "tangent_statistics", "window_exponents"]

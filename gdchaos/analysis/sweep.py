@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gdchaos.analysis.fields import FIT_FIELDS, NEVER, SUMMARY_FIELDS
+from gdchaos.analysis.fields import FIT_FIELDS, NEVER, SUMMARY_FIELDS, TANGENT_FIT_FIELDS, TANGENT_SUMMARY_FIELDS
 from gdchaos.analysis.fit import first_divergence, fit_ball, fit_table
 from gdchaos.analysis.params import FitParams
 from gdchaos.analysis.summary import EtaSummary, summarize
+from gdchaos.analysis.tangent import tangent_statistics
 
 # (distances (k, q, M, T+1), reached_epoch (k, q)) of the learning rates with the given indices
 Loader = Callable[[list[int]], tuple[np.ndarray, np.ndarray | None]]
@@ -44,7 +45,7 @@ def analyse_sweep(eta: np.ndarray, complete: np.ndarray, n_ic: int, load: Loader
                   budget: int | None, stored: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
                   sharpness: np.ndarray | None = None,
                   cache: MutableMapping[int, tuple[EtaSummary, dict[str, np.ndarray]]] | None = None,
-                  diverged_epoch: np.ndarray | None = None) -> SweepAnalysis:
+                  diverged_epoch: np.ndarray | None = None, tangent: np.ndarray | None = None) -> SweepAnalysis:
     """The refit policy (module docstring) for the learning rates ``eta`` with ``complete`` flags.
 
     ``stored`` is the (summary, fits) a run wrote with ``params``, or None; a stored learning rate is
@@ -52,7 +53,9 @@ def analyse_sweep(eta: np.ndarray, complete: np.ndarray, n_ic: int, load: Loader
     (eta index -> fit) keeps fits across calls of a reader that comes back to the same file and
     parameters. ``sharpness`` (n_eta, q, n_s; an array or an HDF5 dataset, sliced per learning rate) gives
     ``sharpness_late_median`` (:func:`late_median`). ``diverged_epoch`` (n_eta, q, M+1; an array or an
-    HDF5 dataset) says which balls diverged (None: only non-finite distances tell).
+    HDF5 dataset) says which balls diverged (None: only non-finite distances tell). ``tangent``
+    (n_eta, q, T+1; an array or an HDF5 dataset) adds the TANGENT_* fields of every complete learning
+    rate (:func:`gdchaos.analysis.tangent.tangent_statistics`; no fit: computed again on each call).
     """
     n_eta = len(eta)
     summary = {name: np.full(n_eta, np.nan) for name in SUMMARY_FIELDS}
@@ -85,7 +88,24 @@ def analyse_sweep(eta: np.ndarray, complete: np.ndarray, n_ic: int, load: Loader
             fits[name][e] = row[name]
         if sharpness is not None:
             summary["sharpness_late_median"][e] = late_median(sharpness[e:e + 1])[0]
+    if tangent is not None:
+        add_tangent(summary, fits, tangent, complete, params)
     return SweepAnalysis(np.asarray(eta), summary, fits, tuple(summaries), complete)
+
+
+def add_tangent(summary: dict[str, np.ndarray], fits: dict[str, np.ndarray], tangent: np.ndarray,
+                complete: np.ndarray, params: FitParams) -> None:
+    """The TANGENT_* fields of the ``complete`` learning rates into ``summary`` and ``fits`` (NaN elsewhere),
+    over the windows in ``fits`` (``start``, ``end``)."""
+    n_eta, n_ic = fits["start"].shape
+    summary.update({name: np.full(n_eta, np.nan) for name in TANGENT_SUMMARY_FIELDS})
+    fits.update({name: np.full((n_eta, n_ic), np.nan) for name in TANGENT_FIT_FIELDS})
+    for e in np.flatnonzero(complete):
+        values, rows = tangent_statistics(np.asarray(tangent[e]), fits["start"][e], fits["end"][e], params)
+        for name, value in values.items():
+            summary[name][e] = value
+        for name, value in rows.items():
+            fits[name][e] = value
 
 
 def analyse_arrays(eta: np.ndarray, distances: np.ndarray, reached_epoch: np.ndarray | None,

@@ -280,7 +280,8 @@ def _small_train(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2
 
 @kernel(parallel=True)
 def _small_train_balls(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, code, l2, ball, bounds,
-                       first_update, grad_last, loss_out, correct_out, penalty_out, test_out, dist_out, n_chunks):
+                       first_update, grad_last, loss_out, correct_out, penalty_out, test_out, dist_out, ref_out,
+                       n_chunks):
     n_records = loss_out.shape[0]
     n_balls = theta.shape[0] // ball
     n_samples = x_t.shape[1]
@@ -295,6 +296,8 @@ def _small_train_balls(theta, eta, grad, x_t, labels, x_test_t, labels_test, siz
                     sgd_step(theta[r], grad[r], eta[r])
             for k in range(n_records):
                 mode = GRADIENT if k < n_records - 1 or grad_last else LOSS
+                if ref_out.shape[0]:
+                    ref_out[k, b] = theta[first]
                 for r in range(first, first + ball):
                     loss_out[k, r], correct_out[k, r] = _network(
                         theta[r], grad[r], mode, x_t, labels, sizes, act_offsets, param_offsets, code,
@@ -375,12 +378,13 @@ class BallRecords(NamedTuple):
     penalty: np.ndarray  # (K, R) sum_l ||W_l||^2 (0 when l2 = 0)
     test_correct: np.ndarray  # (K, n_balls) correct counts of each reference on the test set
     distances: np.ndarray  # (K, n_balls * (ball - 1), n_segments) L1 distances of each replica to its reference
+    references: np.ndarray | None  # (K, n_balls, P) parameters of each reference, when asked
 
 
 def small_train_balls(theta: np.ndarray, eta: np.ndarray, grad: np.ndarray, x: np.ndarray, labels: np.ndarray,
                       x_test: np.ndarray, labels_test: np.ndarray, sizes: tuple[int, ...], activation: str,
                       l2: float, ball: int, bounds: np.ndarray, records: int, first_update: bool,
-                      grad_last: bool) -> BallRecords:
+                      grad_last: bool, keep_references: bool = False) -> BallRecords:
     """``records`` epochs of full-batch GD of balls of small MLPs (networks [b ball, (b+1) ball), the
     reference first), each ball trained by one thread, in place.
 
@@ -398,10 +402,11 @@ def small_train_balls(theta: np.ndarray, eta: np.ndarray, grad: np.ndarray, x: n
     n_balls = n_nets // ball
     out = BallRecords(np.empty((records, n_nets)), np.empty((records, n_nets), dtype=np.int64),
                       np.empty((records, n_nets)), np.zeros((records, n_balls), dtype=np.int64),
-                      np.empty((records, n_balls * (ball - 1), len(bounds) - 1)))
+                      np.empty((records, n_balls * (ball - 1), len(bounds) - 1)),
+                      np.empty((records if keep_references else 0, n_balls, n_params), dtype=theta.dtype))
     launch(_small_train_balls, n_nets * records * (x.shape[0] + x_test.shape[0]) * n_params, theta,
             np.ascontiguousarray(eta, dtype=np.float64), grad, _transposed(x), np.ascontiguousarray(labels),
             _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
             activation_code(activation), l2, ball, np.asarray(bounds, dtype=np.int64), first_update, grad_last,
-            out.loss, out.correct, out.penalty, out.test_correct, out.distances, _n_chunks(n_balls))
-    return out
+            out.loss, out.correct, out.penalty, out.test_correct, out.distances, out.references, _n_chunks(n_balls))
+    return out if keep_references else out._replace(references=None)

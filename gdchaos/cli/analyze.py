@@ -18,7 +18,7 @@ FIT_OPTIONS = {
 def register(subparsers) -> None:
     """Add the analyze sub-command."""
     parser = subparsers.add_parser(
-        "analyze", help="lambda_nMLE, rho and tau per learning rate from results files",
+        "analyze", help="lambda_nMLE, rho and tau per learning rate from results files (and lambda_tangent)",
         description="Refit every complete learning rate of gdchaos results files, or of the authors' per-eta "
                     "files (dataset 'weights'), with the fit options given (defaults: the file's config).")
     parser.add_argument("files", nargs="+", metavar="FILE")
@@ -49,7 +49,7 @@ def analyse_path(path: str, args) -> list[dict]:
     import numpy as np
 
     from gdchaos import store
-    from gdchaos.analysis import analyse_arrays
+    from gdchaos.analysis import TANGENT_SUMMARY_FIELDS, analyse_arrays
     from gdchaos.analysis.authors import is_authors_file, read_authors_file
     from gdchaos.errors import GdchaosError
 
@@ -75,6 +75,7 @@ def analyse_path(path: str, args) -> list[dict]:
         params = _fit_params(args, config.analysis)
         analysis = run.analysis(params, refit=True, distances=_distances(run, config, args.norm))
         has_sharpness = "sharpness" in run.file
+    tangent = [name for name in TANGENT_SUMMARY_FIELDS if name in analysis.summary]
     rows = []
     for e, (eta, summary) in enumerate(zip(config.etas, analysis.summaries)):
         row = {"eta": eta, "complete": False} if summary is None else {**summary.to_json_dict(), "complete": True}
@@ -82,6 +83,8 @@ def analyse_path(path: str, args) -> list[dict]:
         if has_sharpness and analysis.complete[e]:
             row.update(sharpness_late_median=_finite(analysis.summary["sharpness_late_median"][e]),
                        two_over_eta=2.0 / eta)
+        if analysis.complete[e]:
+            row.update({name: _finite(analysis.summary[name][e]) for name in tangent})
         rows.append(row)
     return rows
 

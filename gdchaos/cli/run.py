@@ -40,6 +40,12 @@ def register(subparsers) -> None:
     run.add_argument("--trajectory-ics", help="which ICs to store, e.g. 0,3 or 0:10 (default all)")
     run.add_argument("--trajectory-every", type=integer, help="store every k-th epoch")
     run.add_argument("--trajectory-dtype", help="float64 (default) or float32 storage")
+    run.add_argument("--tangent", action="store_true", default=None,
+                     help="follow the first replica's perturbation in tangent space: ln ||Phi_t xi_1||_1, the "
+                          "eps -> 0 limit of d_1(t) (docs/tangent.md)")
+    run.add_argument("--tangent-k", type=integer,
+                     help="top-K Lyapunov spectrum of each reference (K tangent vectors, QR; 0: off)")
+    run.add_argument("--tangent-qr-every", type=integer, help="QR re-orthonormalisation of the spectrum every m epochs")
     run.add_argument("-o", "--output", help="results file (default: PRESET.h5 or a name from the config)")
     run.add_argument("--overwrite", action="store_true", help="replace an existing file made with another config")
     run.add_argument("--quiet", action="store_true", help="print only the file name and the summary")
@@ -71,7 +77,7 @@ def config_from_args(args):
     flags = {key: getattr(args, key) for key in (
         "dataset", "data_dir", "etas", "ics", "replicas", "eps", "perturb_biases", "epochs", "target",
         "tau_epochs", "seed", "dtype", "memory_budget_mb", "sharpness_every", "sharpness_subset", "save_trajectories", "trajectory_ics",
-        "trajectory_every", "trajectory_dtype", "output") if getattr(args, key) is not None}
+        "trajectory_every", "trajectory_dtype", "tangent", "tangent_k", "tangent_qr_every", "output") if getattr(args, key) is not None}
     model = {key: getattr(args, key) for key in ("hidden", "activation", "l2", "init_std")
              if getattr(args, key) is not None}
     if model:

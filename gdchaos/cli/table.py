@@ -17,16 +17,23 @@ def all_diverged(row: dict) -> bool:
 
 def summary_table(rows: list[dict], title: str) -> Table:
     """Rows with eta, lambda_mean/std, rho, tau_mean/std/median, n_reached, n_ic, n_diverged; lambda
-    reads "diverged" where every initial condition diverged."""
+    reads "diverged" where every initial condition diverged. With tangent curves, lambda_tangent
+    +- std and rho_tangent beside lambda_nMLE (docs/tangent.md)."""
     table = Table(title=title)
     sharpness = any(row.get("sharpness_late_median") is not None for row in rows)
-    columns = ["eta", "lambda_nMLE", "± std", "rho %", "<tau>", "± std", "median", "reached", "diverged"]
+    tangent = any(row.get("lambda_tangent_mean") is not None for row in rows)
+    columns = ["eta", "lambda_nMLE", "± std", "rho %"]
+    columns += ["lambda_tangent", "± std", "rho_t %"] if tangent else []
+    columns += ["<tau>", "± std", "median", "reached", "diverged"]
     for column in columns + (["sharpness", "2/eta"] if sharpness else []):
         table.add_column(column, justify="right")
     for row in rows:
         lam = "diverged" if all_diverged(row) else number(row["lambda_mean"])
-        cells = [f"{row['eta']:.4g}", lam, number(row["lambda_std"], 2),
-                 number(row["rho"], 3), number(row["tau_mean"], 4), number(row["tau_std"], 3),
+        cells = [f"{row['eta']:.4g}", lam, number(row["lambda_std"], 2), number(row["rho"], 3)]
+        if tangent:
+            cells += [number(row.get("lambda_tangent_mean")), number(row.get("lambda_tangent_std"), 2),
+                      number(row.get("rho_tangent"), 3)]
+        cells += [number(row["tau_mean"], 4), number(row["tau_std"], 3),
                  number(row["tau_median"], 4),
                  f"{row['n_reached']}/{row['n_ic']}" if row["n_ic"] else "-",
                  "-" if row.get("n_diverged") is None else str(row["n_diverged"])]
@@ -47,8 +54,9 @@ def rows_from_file(path: str | Path) -> list[dict]:
         row = {name: float(values[e]) for name, values in summary.items()}
         for name in ("n_reached", "n_ic", "n_diverged"):
             row[name] = None if math.isnan(row[name]) else int(row[name])
-        if math.isnan(row["sharpness_late_median"]):
-            row["sharpness_late_median"] = None
+        for name in ("sharpness_late_median", "lambda_tangent_mean", "lambda_tangent_std", "rho_tangent"):
+            if name in row and math.isnan(row[name]):
+                row[name] = None
         row["eta"] = float(eta)
         rows.append(row)
     return rows

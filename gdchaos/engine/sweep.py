@@ -14,6 +14,7 @@ import numpy as np
 
 from gdchaos.analysis.fields import NEVER, NOT_COMPUTED
 from gdchaos.config import SweepConfig
+from gdchaos.engine.tangent import TangentCurve, TangentSpectrum, hessian_product, spectrum_vectors
 from gdchaos.engine.train import next_call_epochs, train_balls, train_to_target
 from gdchaos.engine.units import Unit
 from gdchaos.nn import Network, top_eigenvalue
@@ -39,7 +40,9 @@ def run_unit(model: Network, config: SweepConfig, unit: Unit, data, balls: np.nd
     Arrays (n_eta_unit, n_ic_unit, ...): ``distances`` (M, T+1) L1 distance of each replica to its
     reference; ``layer_distances`` (M, n_tensors, T+1) the same per parameter tensor; ``loss``, ``train_accuracy``, ``test_accuracy`` (T+1) of the reference;
     ``reached_epoch`` first epoch with test accuracy >= target (-1: not within ``tau_epochs``);
-    ``diverged_epoch`` (M+1) first epoch with a non-finite loss (-1: never).
+    ``diverged_epoch`` (M+1) first epoch with a non-finite loss (-1: never). With ``tangent``:
+    ``tangent_log_distance`` (T+1) ln ||Phi_t xi_1||_1; with ``tangent_k`` K: ``lyapunov_spectrum``
+    (K) and ``tangent_condition`` (:mod:`gdchaos.engine.tangent`).
     """
     x, y, x_test, y_test = data
     ne, ni = unit.eta_stop - unit.eta_start, unit.ic_stop - unit.ic_start
@@ -66,8 +69,9 @@ def run_unit(model: Network, config: SweepConfig, unit: Unit, data, balls: np.nd
         arrays["sharpness_iterations"] = np.zeros((ne, ni, len(sharpness_epochs)), dtype=np.int32)
     warm_start = None
     trajectory_epochs = config.trajectory_epochs()
+    tangents = _tangents(config, unit, theta.reshape(ne, ni, ball, model.n_params), arrays)
     for record in train_balls(model, theta, eta, x, y, epochs, ball, x_test=x_test, y_test=y_test,
-                              stops=(*sharpness_epochs, *trajectory_epochs),
+                              stops=(*sharpness_epochs, *trajectory_epochs), keep_references=bool(tangents),
                               memory_budget=config.memory_budget_bytes):
         t = record.epoch
         arrays["distances"][..., t] = record.distances.reshape(ne, ni, m)
@@ -80,12 +84,57 @@ def run_unit(model: Network, config: SweepConfig, unit: Unit, data, balls: np.nd
         if t in sharpness_epochs:
             warm_start = _record_sharpness(model, config, theta[refs], x, y, warm_start, arrays,
                                            sharpness_epochs.index(t))
+        if tangents:
+            _step_tangents(model, config, tangents, record.references, eta[refs], record.loss[refs], x, y, t, arrays)
         snapshot = None
         if t in trajectory_epochs:  # streamed to the file by the runner, never kept in memory
             snapshot = (trajectory_epochs.index(t), theta.reshape(ne, ni, ball, model.n_params))
         yield UnitProgress("ball", t, arrays, theta.shape[0], snapshot)
     yield from _train_to_target(model, config, theta[refs], eta[refs], data, reached,
                                 diverged[refs], arrays)
+
+
+def _tangents(config: SweepConfig, unit: Unit, balls: np.ndarray, arrays: dict) -> tuple:
+    """The tangent curve and spectrum of the unit's references (None where off), their arrays in ``arrays``.
+
+    Both start from the first replica's perturbation xi_1 = theta_1(0) - theta_0(0) of each ball.
+    """
+    if not (config.tangent or config.tangent_k):
+        return ()
+    ne, ni, _, n_params = balls.shape
+    xi = (balls[:, :, 1] - balls[:, :, 0]).reshape(-1, n_params)
+    curve = spectrum = None
+    if config.tangent:
+        curve = TangentCurve(xi)
+        arrays["tangent_log_distance"] = np.full((ne, ni, config.epochs + 1), np.nan)
+    if config.tangent_k:
+        first = spectrum_vectors(xi[:ni], config.tangent_k, config.seed, range(unit.ic_start, unit.ic_stop))
+        spectrum = TangentSpectrum(np.broadcast_to(first, (ne, *first.shape)).reshape(ne * ni, *first.shape[1:]),
+                                   config.tangent_qr_every)
+        arrays["lyapunov_spectrum"] = np.full((ne, ni, config.tangent_k), np.nan)
+        arrays["tangent_condition"] = np.full((ne, ni), np.nan)
+    return curve, spectrum
+
+
+def _step_tangents(model, config, tangents, references, eta, loss, x, y, t, arrays) -> None:
+    """Record the tangents at epoch t, then apply J_t = I - eta H(theta_t) (one product per vector)."""
+    curve, spectrum = tangents
+    live = np.flatnonzero(np.isfinite(loss))
+    shape = arrays["loss"].shape[:2]
+    if curve is not None:
+        curve.stop(np.flatnonzero(~np.isfinite(loss)))
+        arrays["tangent_log_distance"][..., t] = curve.log_norm.reshape(shape)
+    if t < config.epochs:
+        product = None
+        if live.size:
+            with np.errstate(all="ignore"):
+                product = hessian_product(model, references[live], x, y, config.memory_budget_bytes)
+        for tangent in tangents:
+            if tangent is not None:
+                tangent.step(product, eta, live)
+    elif spectrum is not None:
+        arrays["lyapunov_spectrum"][...] = spectrum.exponents().reshape(*shape, -1)
+        arrays["tangent_condition"][...] = spectrum.condition.reshape(shape)
 
 
 def _record_sharpness(model, config, references, x, y, warm_start, arrays, column):

@@ -31,6 +31,7 @@ class EpochRecord:
     distances: np.ndarray | None  # (len(pairs),) L1 distances, when pairs were given
     tensor_distances: np.ndarray | None  # (len(pairs), n_tensors) the same per parameter tensor
     theta: np.ndarray | None  # (R, P) copy of the parameters, when asked
+    references: np.ndarray | None = None  # (n_balls, P) parameters of the references (train_balls, when asked)
 
 
 def gradient_step(model: Network, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray,
@@ -83,7 +84,7 @@ def train(model: Network, theta: np.ndarray, eta: np.ndarray | float, x: np.ndar
 
 def train_balls(model: Network, theta: np.ndarray, eta: np.ndarray | float, x: np.ndarray, y: np.ndarray, epochs: int,
                 ball: int, *, x_test: np.ndarray, y_test: np.ndarray, stops: tuple[int, ...] = (),
-                memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Iterator[EpochRecord]:
+                keep_references: bool = False, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Iterator[EpochRecord]:
     """:func:`train` for eps-balls: networks [b ball, (b+1) ball) of ``theta`` are a reference and
     its replicas. Yields the records of ``train(..., test_networks=references, pairs=(reference,
     replica) pairs)``, bit for bit.
@@ -91,12 +92,15 @@ def train_balls(model: Network, theta: np.ndarray, eta: np.ndarray | float, x: n
     Small MLPs (``model.fused_training``) train whole balls for many epochs per kernel call (calls
     of about CALL_SECONDS); the records of a call come together, and ``theta`` holds theta(t)
     when the record of epoch t is yielded only for t in ``stops`` and t = ``epochs``.
+    ``keep_references``: every record carries the references' parameters theta_ref(t) (``references``).
     """
     refs = np.arange(0, theta.shape[0], ball)
     if not model.fused_training(x.shape[0], x_test.shape[0]):
         pairs = np.stack([np.repeat(refs, ball - 1), (refs[:, None] + np.arange(1, ball)).ravel()], axis=1)
-        yield from train(model, theta, eta, x, y, epochs, x_test=x_test, y_test=y_test, test_networks=refs,
-                         pairs=pairs, memory_budget=memory_budget)
+        for record in train(model, theta, eta, x, y, epochs, x_test=x_test, y_test=y_test, test_networks=refs,
+                            pairs=pairs, memory_budget=memory_budget):
+            record.references = theta[refs] if keep_references else None  # theta holds theta(t) here
+            yield record
         return
     eta = _eta_vector(eta, theta.shape[0])
     bounds = model.tensor_bounds()
@@ -107,15 +111,16 @@ def train_balls(model: Network, theta: np.ndarray, eta: np.ndarray | float, x: n
         end = min(epoch + size - 1, next(t for t in ends if t >= epoch))
         started = time.perf_counter()
         out = model.train_balls(theta, eta, grad, x, y, x_test, y_test, ball, bounds, end - epoch + 1,
-                                pending, end < epochs)
+                                pending, end < epochs, keep_references)
         elapsed = time.perf_counter() - started
         n = x.shape[0]
         loss = model.mean_loss(out.loss, out.penalty, n)
         for k in range(end - epoch + 1):
             yield EpochRecord(epoch=epoch + k, loss=loss[k], train_accuracy=out.correct[k] / n,
                               test_accuracy=out.test_correct[k] / max(1, x_test.shape[0]),
-                              distances=out.distances[k].sum(axis=1), tensor_distances=out.distances[k], theta=None)
-        size = next_call_epochs(size, elapsed)
+                              distances=out.distances[k].sum(axis=1), tensor_distances=out.distances[k], theta=None,
+                              references=None if out.references is None else out.references[k])
+        size = min(next_call_epochs(size, elapsed), epochs + 1)  # calls cut short by stops must not grow it forever
         epoch, pending = end + 1, end < epochs
 
 

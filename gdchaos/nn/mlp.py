@@ -191,12 +191,12 @@ class MLP(Network):
 
     def train_balls(self, theta: np.ndarray, eta: np.ndarray, grad: np.ndarray, x: np.ndarray, y: np.ndarray,
                     x_test: np.ndarray, y_test: np.ndarray, ball: int, bounds: np.ndarray, records: int,
-                    first_update: bool, grad_last: bool):
+                    first_update: bool, grad_last: bool, keep_references: bool = False):
         """``records`` GD epochs of balls of ``ball`` networks (reference first) in one kernel call:
         :func:`gdchaos.backend.small_train_balls` (see :func:`gdchaos.engine.train.train_balls`)."""
         return backend.small_train_balls(theta, eta, grad, x.astype(self.dtype, copy=False), y,
                                          x_test.astype(self.dtype, copy=False), y_test, self.sizes, self.activation,
-                                         self.l2, ball, bounds, records, first_update, grad_last)
+                                         self.l2, ball, bounds, records, first_update, grad_last, keep_references)
 
     # --------------------------------------------------------------- kernels
     def forward(self, weights, biases, first, x, start, stop, sparse, work=None) -> list[np.ndarray]:

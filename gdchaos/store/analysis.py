@@ -52,7 +52,7 @@ def analyse_file(handle: h5py.File, params: FitParams | None = None, *, refit: b
     diverged = handle.get("diverged_epoch")  # None in files of an older gdchaos
     return analyse_sweep(handle["eta"][:], complete_etas(handle), config.ics, load, params,
                          budget=config.tau_epochs, stored=stored, sharpness=sharpness, cache=cache,
-                         diverged_epoch=diverged)
+                         diverged_epoch=diverged, tangent=handle.get("tangent_log_distance"))
 
 
 def _stored_analysis(handle: h5py.File) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None:

@@ -19,7 +19,8 @@ import h5py
 import numpy as np
 
 from gdchaos import __version__
-from gdchaos.analysis.fields import FIT_FIELDS, NOT_COMPUTED, SUMMARY_FIELDS
+from gdchaos.analysis.fields import (FIT_FIELDS, NOT_COMPUTED, SUMMARY_FIELDS, TANGENT_FIT_FIELDS,
+                                    TANGENT_SUMMARY_FIELDS)
 from gdchaos.config import SweepConfig
 from gdchaos.engine.units import Unit
 
@@ -89,10 +90,21 @@ def shapes(config: SweepConfig, n_units: int, n_params: int, n_tensors: int,
         specs["trajectories"] = Spec(
             (n_eta, len(ics), m + 1, len(epochs), n_params), np.dtype(config.trajectory_dtype).str[1:],
             (1, 1, m + 1, 1, n_params), np.nan)
+    if config.tangent:
+        specs["tangent_log_distance"] = Spec((n_eta, q, t1), "f8", (1, 1, t1), np.nan)
+    if config.tangent_k:
+        k = config.tangent_k
+        specs["lyapunov_spectrum"] = Spec((n_eta, q, k), "f8", (1, 1, k), np.nan)
+        specs["tangent_condition"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan)
     for name in SUMMARY_FIELDS:
         specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan)
     for name in FIT_FIELDS:
         specs[f"fit/{name}"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan)
+    if config.tangent:
+        for name in TANGENT_SUMMARY_FIELDS:
+            specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan)
+        for name in TANGENT_FIT_FIELDS:
+            specs[f"fit/{name}"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan)
     return specs
 
 

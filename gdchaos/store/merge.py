@@ -33,7 +33,8 @@ from gdchaos.store.verify import DamagedFile, UntrustedFile, check_size, check_s
 from gdchaos.store.writer import Writer
 
 UNIT_ARRAYS = ("distances", "layer_distances", "loss", "train_accuracy", "test_accuracy", "reached_epoch",
-               "diverged_epoch", "sharpness", "sharpness_iterations")  # per (eta, IC), written by write_unit
+               "diverged_epoch", "sharpness", "sharpness_iterations", "tangent_log_distance",
+               "lyapunov_spectrum", "tangent_condition")  # per (eta, IC), written by write_unit
 
 
 @dataclass

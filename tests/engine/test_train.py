@@ -119,8 +119,10 @@ def test_train_balls_gives_the_records_of_train_bit_for_bit(activation, l2):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         got = []
-        for record in train_balls(model, theta, eta, x, y, 30, ball, x_test=x_test, y_test=y_test, stops=stops):
+        for record in train_balls(model, theta, eta, x, y, 30, ball, x_test=x_test, y_test=y_test, stops=stops,
+                                  keep_references=True):
             got.append(record)
+            np.testing.assert_array_equal(record.references, at_stops[record.epoch][refs])  # every epoch
             if record.epoch in stops + (30,):
                 np.testing.assert_array_equal(theta, at_stops[record.epoch])
     assert [r.epoch for r in got] == list(range(31))

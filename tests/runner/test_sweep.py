@@ -1,4 +1,5 @@
 """Sweeps end to end: results file, resume after SIGKILL, live readers, determinism, divergence."""
+import json
 import os
 import signal
 import subprocess
@@ -13,11 +14,13 @@ import pytest
 from gdchaos import presets, runner, store
 from gdchaos.config import from_dict
 from gdchaos.engine.units import initial_conditions, plan_units, unit_fractions
+from gdchaos.errors import GdchaosError
 from gdchaos.nn import MLP
 from gdchaos.store import writer as writer_module
 
 ARRAYS = ("distances", "loss", "train_accuracy", "test_accuracy", "reached_epoch", "diverged_epoch",
           "initial_params", "unit_done")
+TANGENT_ARRAYS = ("tangent_log_distance", "lyapunov_spectrum", "tangent_condition")
 
 
 def tiny(tmp_path, name="run.h5", **overrides):
@@ -142,8 +145,9 @@ def _run_command(config, output):
             "--quiet"]
 
 
-def test_sigkill_mid_sweep_then_resume_is_bit_identical(tmp_path):
-    config = _write_config(tmp_path)
+@pytest.mark.parametrize("tangent", [False, True])
+def test_sigkill_mid_sweep_then_resume_is_bit_identical(tmp_path, tangent):
+    config = _write_config(tmp_path, **({"tangent": "true", "tangent_k": 2} if tangent else {}))
     killed, clean = tmp_path / "killed.h5", tmp_path / "clean.h5"
     process = subprocess.Popen(_run_command(config, killed), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -173,7 +177,7 @@ def test_sigkill_mid_sweep_then_resume_is_bit_identical(tmp_path):
     reference = subprocess.run(_run_command(config, clean), capture_output=True, text=True, timeout=300)
     assert reference.returncode == 0, reference.stderr
     with store.open(killed) as a, store.open(clean) as b:
-        for name in ARRAYS:
+        for name in ARRAYS + (TANGENT_ARRAYS if tangent else ()):
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
         for name in ("lambda_mean", "rho", "tau_mean"):
             np.testing.assert_array_equal(a.summary()[name], b.summary()[name])
@@ -327,6 +331,43 @@ def test_files_of_older_versions_without_summary_fields_still_open(tmp_path):
         for name, values in run.fits().items():
             np.testing.assert_array_equal(values, fits[name], err_msg=name)
     assert rows_from_file(path)[0]["n_ic"] == 3
+
+
+def test_tangent_datasets_exist_only_when_asked_and_the_default_config_is_unchanged(tmp_path):
+    plain = runner.run(tiny(tmp_path, "plain.h5")).path
+    with store.open(plain) as run:
+        assert not any(name in run.file for name in TANGENT_ARRAYS)
+        stored = json.loads(run.attrs["config"])
+        assert not {"tangent", "tangent_k", "tangent_qr_every"} & set(stored)  # as files made before them
+    config = tiny(tmp_path, "tangent.h5", tangent=True, tangent_k=3, tangent_qr_every=2)
+    with store.open(runner.run(config).path) as run:
+        assert run.config == config
+        assert run["tangent_log_distance"].shape == (2, 3, 31)
+        assert run["lyapunov_spectrum"].shape == (2, 3, 3) and run["tangent_condition"].shape == (2, 3)
+        assert np.isfinite(run["tangent_log_distance"]).all() and np.isfinite(run["lyapunov_spectrum"]).all()
+        assert run.file["tangent_log_distance"].dims[0][0].name == "/eta"
+        # d_1(0) is the L1 norm of the first replica's perturbation
+        np.testing.assert_allclose(run["tangent_log_distance"][..., 0], np.log(run["distances"][:, :, 0, 0]),
+                                   rtol=1e-14)
+        curves = run["tangent_log_distance"]
+        lam = (curves[..., -1] - curves[..., 0]) / 30
+        np.testing.assert_allclose(run.file["fit/lambda_tangent"][()], lam, rtol=1e-12)
+        np.testing.assert_allclose(run.file["summary/lambda_tangent_mean"][()], lam.mean(axis=1), rtol=1e-12)
+        np.testing.assert_allclose(run.file["summary/rho_tangent"][()], 100 * (lam > 0.05).mean(axis=1))
+        assert run.summary()["lambda_tangent_mean"] == pytest.approx(lam.mean(axis=1), rel=1e-12)
+    shown = subprocess.run([sys.executable, "-m", "gdchaos", "analyze", str(config.output), "--json"],
+                           capture_output=True, text=True)
+    rows = json.loads(shown.stdout)
+    assert [row["lambda_tangent_mean"] for row in rows] == pytest.approx(lam.mean(axis=1), rel=1e-12)
+    assert all(row["rho_tangent_ci_low"] <= row["rho_tangent"] <= row["rho_tangent_ci_high"] for row in rows)
+    table = subprocess.run([sys.executable, "-m", "gdchaos", "analyze", str(config.output)],
+                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    assert table.returncode == 0 and "lambda_tangent" in table.stdout and "rho_t %" in table.stdout
+    plain = subprocess.run([sys.executable, "-m", "gdchaos", "analyze", str(plain), "--json"],
+                           capture_output=True, text=True)
+    assert "lambda_tangent_mean" not in json.loads(plain.stdout)[0]
+    with pytest.raises(GdchaosError, match="tangent_k: must be"):
+        runner.run(tiny(tmp_path, "big.h5", tangent_k=84))  # more vectors than parameters (83)
 
 
 def test_per_layer_distances_sum_to_the_total(tmp_path):

@@ -136,3 +136,14 @@ def test_merge_refuses_a_file_cut_within_its_own_description(shards, tmp_path):
     with pytest.raises(GdchaosError, match="damaged.h5 is truncated within its own description"):
         merge([damaged], tmp_path / "whole.h5")
     assert not (tmp_path / "whole.h5").exists()
+
+
+def test_shards_with_tangents_merge_into_the_whole_run(tmp_path):
+    extra = dict(tangent=True, tangent_k=2)
+    parts = [runner.run(sweep(tmp_path / f"part-{k}.h5", **extra), shard=(k, 2)).path for k in (1, 2)]
+    whole = runner.run(sweep(tmp_path / "whole.h5", **extra)).path
+    merge(parts, tmp_path / "full.h5")
+    assert same_datasets(whole, tmp_path / "full.h5")
+    with h5py.File(tmp_path / "full.h5", "r", locking=False) as handle:
+        assert np.isfinite(handle["tangent_log_distance"][()]).all()
+        assert np.isfinite(handle["summary/lambda_tangent_mean"][()]).all()
