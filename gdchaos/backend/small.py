@@ -370,6 +370,142 @@ def small_train_to_target(theta: np.ndarray, eta: np.ndarray, x: np.ndarray, lab
     return steps, status
 
 
+@njit(inline="always")
+def _curvature(a: float, code: int) -> float:
+    """act''(z) / act'(z) from the output a = act(z): tanh -2a, sigmoid 1 - 2a, relu 0."""
+    if code == 0:
+        return -2.0 * a
+    if code == 1:
+        return 1.0 - 2.0 * a
+    return 0.0
+
+
+@kernel()
+def _hvp_scratch(sizes, n_units, n_samples):
+    """A thread's work arrays for :func:`_network_hvp`: activations and their R{} (n_units, N), four
+    (width, N) arrays for delta and R{delta} of two layers, and per-sample vectors."""
+    width = 0
+    for layer in range(1, sizes.shape[0]):
+        width = max(width, sizes[layer])
+    return (np.empty((n_units, n_samples)), np.empty((n_units, n_samples)), np.empty((width, n_samples)),
+            np.empty((width, n_samples)), np.empty((width, n_samples)), np.empty((width, n_samples)),
+            np.empty(n_samples), np.empty(n_samples), np.empty(n_samples), np.zeros(n_samples))
+
+
+@kernel(inline="always")
+def _network_hvp(p, v, hv, x_t, labels, sizes, act_offsets, param_offsets, code, scale, l2, scratch):
+    """hv = H v of network ``p`` along ``v`` (the mean loss times ``scale`` N, plus the L2 term), by the
+    R-operator of the pass of :func:`_network` (equations: :class:`gdchaos.nn.mlp_hessian.HessianOperator`)."""
+    acts, racts, delta, below, rdelta, rbelow, row_max, total, mean_r, zeros = scratch
+    n_samples = x_t.shape[1]
+    n_layers = sizes.shape[0] - 1
+    n_classes = sizes[n_layers]
+    logit0 = act_offsets[n_layers - 1]
+    # ---------------------------------------------------------- forward and R-forward
+    for layer in range(n_layers):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        w0 = param_offsets[layer]
+        b0 = w0 + n_in * n_out
+        out0 = act_offsets[layer]
+        ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
+        for j in range(n_out):  # R{z_j} = c_j + sum_k in_k V_kj + sum_k R{in_k} W_kj
+            a, ra = acts[out0 + j], racts[out0 + j]
+            _weighted_rows(a, p[b0 + j], ins, p, w0 + j, n_out, n_in, n_samples)
+            _weighted_rows(ra, v[b0 + j], ins, v, w0 + j, n_out, n_in, n_samples)
+            if layer > 0:
+                r_ins = racts[act_offsets[layer - 1]:act_offsets[layer]]
+                _weighted_rows(row_max, 0.0, r_ins, p, w0 + j, n_out, n_in, n_samples)
+                for n in range(n_samples):
+                    ra[n] += row_max[n]
+            if layer < n_layers - 1:
+                activate_row(a, zeros, code, a)
+                for n in range(n_samples):  # R{a} = act'(z) R{z}
+                    ra[n] *= derivative_from_output(a[n], code)
+    # ---------------------------------------------------------- softmax: delta and R{delta}
+    for n in range(n_samples):
+        row_max[n] = acts[logit0, n]
+    for c in range(1, n_classes):
+        z = acts[logit0 + c]
+        for n in range(n_samples):
+            row_max[n] = max(row_max[n], z[n])
+    for n in range(n_samples):
+        total[n] = 0.0
+        mean_r[n] = 0.0
+    for c in range(n_classes):
+        z, e = acts[logit0 + c], delta[c]
+        for n in range(n_samples):
+            e[n] = vecmath.exp_nonpositive(z[n] - row_max[n])
+            total[n] += e[n]
+    for c in range(n_classes):
+        e, rz = delta[c], racts[logit0 + c]
+        for n in range(n_samples):
+            e[n] /= total[n]  # softmax p_c
+            mean_r[n] += e[n] * rz[n]
+    for c in range(n_classes):
+        e, rz, re = delta[c], racts[logit0 + c], rdelta[c]
+        for n in range(n_samples):
+            re[n] = scale * e[n] * (rz[n] - mean_r[n])  # R{delta} = scale p (R{z} - sum_c p_c R{z_c})
+            e[n] *= scale
+    for n in range(n_samples):  # delta = scale (softmax - onehot)
+        delta[labels[n], n] -= scale
+    # ---------------------------------------------------------- backward and R-backward
+    for layer in range(n_layers - 1, -1, -1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
+        w0 = param_offsets[layer]
+        b0 = w0 + n_in * n_out
+        ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
+        for j in range(n_out):
+            hv[b0 + j] = _sum(rdelta[j], n_samples)
+        for k in range(n_in):  # (H v)_W = in^T R{delta} + R{in}^T delta + l2 V
+            row = w0 + k * n_out
+            for j in range(n_out):
+                value = _dot(ins[k], rdelta[j], n_samples)
+                if layer > 0:
+                    value += _dot(racts[act_offsets[layer - 1] + k], delta[j], n_samples)
+                hv[row + j] = value + l2 * v[row + j]
+        if layer == 0:
+            break
+        for k in range(n_in):
+            # G_k = sum_j W_kj delta_j;  R{G_k} = sum_j (W_kj R{delta_j} + V_kj delta_j)
+            # delta_k = act' G_k;  R{delta_k} = act' R{G_k} + k(a) R{a_k} G_k
+            g, rg = below[k], rbelow[k]
+            _weighted_rows(g, 0.0, delta, p, w0 + k * n_out, 1, n_out, n_samples)
+            _weighted_rows(rg, 0.0, rdelta, p, w0 + k * n_out, 1, n_out, n_samples)
+            _weighted_rows(row_max, 0.0, delta, v, w0 + k * n_out, 1, n_out, n_samples)
+            a, ra = ins[k], racts[act_offsets[layer - 1] + k]
+            for n in range(n_samples):
+                slope = derivative_from_output(a[n], code)
+                rg[n] = slope * (rg[n] + row_max[n]) + _curvature(a[n], code) * ra[n] * g[n]
+                g[n] *= slope
+        delta, below = below, delta
+        rdelta, rbelow = rbelow, rdelta
+
+
+@kernel(parallel=True)
+def _small_hvp(theta, v, x_t, labels, sizes, code, scale, l2, hv_out, n_chunks):
+    n_nets = theta.shape[0]
+    n_samples = x_t.shape[1]
+    act_offsets, param_offsets = _offsets(sizes)
+    for chunk in prange(n_chunks):
+        scratch = _hvp_scratch(sizes, act_offsets[-1], n_samples)
+        for r in range(chunk * n_nets // n_chunks, (chunk + 1) * n_nets // n_chunks):
+            _network_hvp(theta[r], v[r], hv_out[r], x_t, labels, sizes, act_offsets, param_offsets, code, scale,
+                         l2, scratch)
+
+
+def small_hvp(theta: np.ndarray, v: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...],
+              activation: str, l2: float = 0.0) -> np.ndarray:
+    """H_r v_r (R, P) of R small MLPs, H the Hessian of the mean loss plus (l2/2) sum ||W||^2: the
+    R-operator of :func:`small_mlp`'s pass, each network whole on one thread (exact, no differences)."""
+    n_nets, n_params = theta.shape
+    hv = np.empty((n_nets, n_params))
+    launch(_small_hvp, 3 * n_nets * x.shape[0] * n_params, np.ascontiguousarray(theta, dtype=np.float64),
+           np.ascontiguousarray(v, dtype=np.float64), _transposed(x), np.ascontiguousarray(labels),
+           np.asarray(sizes, dtype=np.int64), activation_code(activation), 1.0 / x.shape[0], l2, hv,
+           _n_chunks(n_nets))
+    return hv
+
+
 class BallRecords(NamedTuple):
     """Observables of :func:`small_train_balls`, one row per recorded epoch k."""
 

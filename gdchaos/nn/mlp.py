@@ -139,6 +139,10 @@ class MLP(Network):
         loss = summed / n_samples
         return loss + 0.5 * self.l2 * penalty if self.l2 > 0 else loss
 
+    def whole_network(self, n_samples: int) -> bool:
+        """Whether passes over ``n_samples`` samples take the whole-network kernel (:mod:`gdchaos.backend.small`)."""
+        return self._is_small(n_samples)
+
     def _is_small(self, n_samples: int) -> bool:
         """Whether to use the whole-network kernel: few inputs, one network's activations near cache size."""
         return (self.sizes[0] <= SMALL_MAX_FEATURES and

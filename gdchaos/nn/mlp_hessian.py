@@ -37,6 +37,8 @@ class HessianOperator:
     The parts of the pass that do not depend on v (activations, logits, dL/dz and dL/dA) are
     computed once per chunk of samples and kept when they fit in ``memory_budget`` bytes, so that
     each product then costs about one gradient evaluation; otherwise they are recomputed per call.
+    Small networks (``MLP.whole_network``) take the whole-network kernel instead
+    (:func:`gdchaos.backend.small_hvp`), the same equations with each network on one thread.
     """
 
     def __init__(self, model: MLP, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *,
@@ -53,7 +55,8 @@ class HessianOperator:
         kept = np.dtype(model.dtype).itemsize * theta.shape[0] * x.shape[0] * (
             3 * sum(widths[:-1]) + 2 * widths[-1])
         self._kept = None
-        if kept <= memory_budget:
+        self._whole = model.whole_network(x.shape[0])  # backend.small_hvp: no linearisation to keep
+        if kept <= memory_budget and not self._whole:
             params = model.unflatten(theta)
             self._kept = [self._linearise(params, chunk) for chunk in self._chunks]
 
@@ -71,6 +74,9 @@ class HessianOperator:
         theta = self.theta if rows is None else self.theta[rows]
         if v.shape != theta.shape:
             raise GdchaosError(f"v: must be of shape {theta.shape} like theta; got {v.shape}")
+        if self._whole:
+            return backend.small_hvp(theta, v, self._x, self._y, self.model.sizes, self.model.activation,
+                                     self.model.l2).astype(theta.dtype, copy=False)
         params = self.model.unflatten(theta)
         direction = self.model.unflatten(v.astype(self.model.dtype, copy=False))
         product = np.zeros_like(theta)

@@ -225,3 +225,18 @@ def test_hessian_operator_dispatches_on_the_model_type():
     assert isinstance(hessian_operator(mlp, theta[None], x, y), HessianOperator)
     with pytest.raises(GdchaosError, match="no Hessian-vector product for str"):
         hessian_operator("model", theta[None], x, y)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("sizes", ARCHITECTURES)
+def test_whole_network_kernel_gives_the_layered_products(activation, sizes, mlp_path):
+    """backend.small_hvp (each network whole on a thread) against the layer-by-layer R-pass."""
+    model, theta, x, y = _setup(sizes, activation, 0.05)
+    thetas = np.stack([theta, 0.8 * theta, theta + 0.2])
+    v = np.random.default_rng(3).normal(size=thetas.shape)
+    mlp_path("whole-network")
+    assert model.whole_network(x.shape[0])
+    whole = hessian_vector_product(model, thetas, v, x, y)
+    mlp_path("layered")
+    layered = hessian_vector_product(model, thetas, v, x, y)
+    assert np.abs(whole - layered).max() <= 1e-12 * np.abs(layered).max()
