@@ -237,7 +237,8 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
     balls = initial_conditions(model, base, 0, ics)
     references = np.ascontiguousarray(balls[:, 0])
 
-    sharpness = top_eigenvalue(model, references, x, y, tol=1e-6, max_iter=200, seed=base.seed,
+    sharpness = top_eigenvalue(model, references, x, y, tol=base.sharpness_tol, max_iter=base.sharpness_max_iter,
+                               subset=base.sharpness_subset or None, seed=base.seed,
                                memory_budget=base.memory_budget_bytes).eigenvalue
     finite = sharpness[np.isfinite(sharpness)]
     if finite.size == 0 or np.median(finite) <= 0:

@@ -6,8 +6,8 @@ import sys
 from gdchaos.cli import integer, number
 
 MODEL_FLAGS = ("dataset", "data_dir", "hidden", "activation", "l2", "init_std", "replicas", "eps", "perturb_biases",
-               "target", "tau_epochs", "seed", "dtype", "memory_budget_mb")
-RUN_ONLY = ("etas", "sharpness_every", "sharpness_subset", "save_trajectories", "trajectory_ics", "trajectory_every",
+               "target", "tau_epochs", "seed", "dtype", "memory_budget_mb", "sharpness_subset")
+RUN_ONLY = ("etas", "sharpness_every", "save_trajectories", "trajectory_ics", "trajectory_every",
             "trajectory_dtype", "tangent", "tangent_k", "tangent_qr_every", "output", "ics", "epochs")
 BAR = 20  # characters of the rho bar at 100%
 
@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=integer)
     parser.add_argument("--dtype")
     parser.add_argument("--memory-budget-mb", type=integer)
+    parser.add_argument("--sharpness-subset", type=integer,
+                        help="training samples for lambda_max(theta_0) (0: all; a few thousand suffice on MNIST)")
     parser.add_argument("--ics", type=integer, default=8, help="initial conditions of the scan (default 8)")
     parser.add_argument("--epochs", type=integer, default=150, help="epochs of every probe (default 150)")
     parser.add_argument("--method", default="tangent", help="tangent (default) or ball")
