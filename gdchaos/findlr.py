@@ -220,13 +220,14 @@ def probe_config(config: SweepConfig, method: str, ics: int, epochs: int) -> Swe
 def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epochs: int = 150,
             target_rho: float = 0.5, refine: int = 4, points: int = 12, validate: bool = False,
             output: str | Path | None = None, overwrite: bool = False,
-            announce: Callable[[str], None] | None = None) -> FindLRResult:
+            announce: Callable[[str], None] | None = None, reporter: runner.Reporter | None = None) -> FindLRResult:
     """Probe ``config``'s network and data for the onset of chaos (module docstring).
 
     ``output``: the scan's results file (the runner's layout: ``gdchaos plot`` and the TUI show it)
     with the result as its ``find_lr`` note; None keeps it in a temporary folder. ``announce``
-    receives one line per phase. ``validate`` trains the references to the config's ``target``
-    test accuracy at onset x (0.7, 1, 1.4) within ``tau_epochs`` and reports tau.
+    receives one line per phase, ``reporter`` the runner's progress of the scan and the rounds.
+    ``validate`` trains the references to the config's ``target`` test accuracy at onset x (0.7, 1,
+    1.4) within ``tau_epochs`` and reports tau.
     """
     check_options(method, ics, epochs, target_rho, refine, points)
     started = time.perf_counter()
@@ -241,11 +242,12 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
                                subset=base.sharpness_subset or None, seed=base.seed,
                                memory_budget=base.memory_budget_bytes).eigenvalue
     finite = sharpness[np.isfinite(sharpness)]
-    if finite.size == 0 or np.median(finite) <= 0:
-        raise GdchaosError(f"find-lr: the sharpness at initialisation is not positive ({np.median(finite) if finite.size else 'NaN'}); "
+    median = float(np.median(finite)) if finite.size else math.nan
+    if not median > 0:
+        raise GdchaosError(f"find-lr: the sharpness at initialisation is not positive (median {median:.4g}); "
                            "no edge of stability to start from (check init_std and the data)")
-    eos_init = 2.0 / float(np.median(finite))
-    say(f"sharpness at init: median {np.median(finite):.4g} over {finite.size} ICs -> eos_init = 2/lambda_max = {eos_init:.4g}")
+    eos_init = 2.0 / median
+    say(f"sharpness at init: median {median:.4g} over {finite.size} ICs -> eos_init = 2/lambda_max = {eos_init:.4g}")
 
     def all_diverge(eta: float) -> bool:
         theta = references.copy()
@@ -269,7 +271,7 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
     try:
         scan_path = Path(output) if output else Path(workdir.name) / "scan.h5"
         scan_config = replace(base, etas=scan_etas, output=str(scan_path))
-        runner.run(scan_config, overwrite=overwrite)
+        runner.run(scan_config, overwrite=overwrite, reporter=reporter)
         rows = probe_rows(scan_path, method, 0)
         crossing = first_at_least(rows, target_rho)
         refined: list[Row] = []
@@ -285,7 +287,7 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
                 path = Path(workdir.name) / f"refine-{k}.h5"
                 run_ics = ics * (k + 1)
                 say(f"refine {k}/{refine}: eta = {eta:.4g} x {run_ics} ICs")
-                runner.run(replace(base, etas=(eta,), ics=run_ics, output=str(path)))
+                runner.run(replace(base, etas=(eta,), ics=run_ics, output=str(path)), reporter=reporter)
                 row = probe_rows(path, method, k)[0]
                 return row, row.rho >= 100 * target_rho
             onset, refined = bisect_onset(measure, rows[crossing - 1].eta, rows[crossing].eta, refine)
@@ -298,7 +300,8 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
         suggestions = Suggestions(onset=onset, first_chaos=chaotic[0] if chaotic else None, eos_init=eos_init,
                                   divergence=eta_div)
         result = FindLRResult(method=method, target_rho=target_rho, ics=ics, epochs=epochs, rows=rows + refined,
-                              suggestions=suggestions, bracket=(low, high), sharpness_init=[float(s) for s in sharpness],
+                              suggestions=suggestions, bracket=(low, high),
+                              sharpness_init=[float(value) for value in sharpness],
                               notes=notes, monotone=not windows, path=str(scan_path) if output else None)
         if validate:
             result.validation = _validate(model, data, references, onset, config, say, notes)

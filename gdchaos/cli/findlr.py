@@ -65,13 +65,15 @@ def probe_base(args):
 
 
 def _find_lr(args) -> int:
+    from gdchaos.cli.progress import LogReporter
     from gdchaos.findlr import find_lr
 
     config = probe_base(args)
-    announce = None if (args.quiet or args.json) else (lambda text: print(text, file=sys.stderr, flush=True))
+    quiet = args.quiet or args.json
+    announce = None if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     result = find_lr(config, method=args.method, ics=args.ics, epochs=args.epochs, target_rho=args.target_rho,
                      refine=args.refine, points=args.points, validate=args.validate, output=args.output,
-                     overwrite=args.overwrite, announce=announce)
+                     overwrite=args.overwrite, announce=announce, reporter=None if quiet else LogReporter(sys.stderr))
     if args.json:
         print(result.to_json())
     else:
