@@ -1,8 +1,8 @@
 """Find the learning rate: locate the onset of chaos with a short probe and name the suggestions (docs/find-lr.md).
 
 1. Bracket: eos_init = 2 / median lambda_max(theta_0) over the probe's initial conditions (the edge of
-   stability at initialisation) and eta_div, the smallest eta = eos_init 2^k at which every
-   initial condition diverges within ``epochs`` (found by doubling, or halving when eos_init diverges).
+   stability at initialisation) and eta_div, the smallest eta = eos_init 2^k (|k| <= MAX_DOUBLINGS)
+   at which every initial condition diverges within ``epochs`` (:func:`divergence_by_doubling`).
 2. Scan: ``points`` learning rates log-spaced over [eos_init / BELOW_EOS, eta_div], the same initial
    conditions at every eta (paired), one batched run of the runner (a results file). Per eta: rho with
    its Wilson interval, lambda mean +- std over the finite ones, the share of diverged balls.
@@ -315,23 +315,22 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
 
 def divergence_by_doubling(all_diverge: Callable[[float], bool], eos_init: float,
                            say: Callable[[str], None] = lambda text: None) -> float | None:
-    """eta_div: the smallest eos_init 2^k (k in [-MAX_DOUBLINGS, MAX_DOUBLINGS]) at which every IC diverges."""
-    if all_diverge(eos_init):
-        eta = eos_init
-        for _ in range(MAX_DOUBLINGS):
-            if not all_diverge(eta / 2):
-                say(f"divergence: every IC diverges from eta = {eta:.4g} (halving)")
-                return eta
-            eta /= 2
-        raise GdchaosError(f"find-lr: every learning rate down to {eta:.4g} (eos_init / 2^{MAX_DOUBLINGS}) "
-                           "diverges: nothing to probe (check init_std, l2 and the data)")
-    eta = eos_init
-    for _ in range(MAX_DOUBLINGS):
-        eta *= 2
-        if all_diverge(eta):
-            say(f"divergence: every IC diverges at eta = {eta:.4g} (doubling)")
+    """eta_div: the smallest rung eos_init 2^k (k in [-MAX_DOUBLINGS, MAX_DOUBLINGS]) at which every IC
+    diverges, or None when even the top rung does not.
+
+    The ladder is walked down from its top: a rung that diverges stops at its first non-finite loss
+    (cheap), so only the one rung that does not diverge trains for all its epochs.
+    """
+    eta = eos_init * 2.0 ** MAX_DOUBLINGS
+    if not all_diverge(eta):
+        return None
+    for _ in range(2 * MAX_DOUBLINGS):
+        if not all_diverge(eta / 2):
+            say(f"divergence: every IC diverges from eta = {eta:.4g} (eos_init x {eta / eos_init:g}) on")
             return eta
-    return None
+        eta /= 2
+    raise GdchaosError(f"find-lr: every learning rate down to {eta:.4g} (eos_init / 2^{MAX_DOUBLINGS}) "
+                       "diverges: nothing to probe (check init_std, l2 and the data)")
 
 
 def probe_rows(path: Path, method: str, round_: int) -> list[Row]:

@@ -76,6 +76,7 @@ def test_divergence_ladder(threshold, eos, expected):
     assert found == (None if expected is None else pytest.approx(expected))
     if found is not None:  # the smallest rung of the ladder eos 2^k that diverges
         assert found >= threshold and found / 2 < threshold
+    assert sum(eta < threshold for eta in seen) == 1  # one rung trains in full, the others stop early
 
 
 def test_every_learning_rate_diverging_is_refused():
