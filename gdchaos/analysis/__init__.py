@@ -15,6 +15,7 @@ from gdchaos.analysis.sweep import SweepAnalysis, analyse_arrays, analyse_sweep,
 from gdchaos.analysis.tangent import finite_time_exponents, tangent_statistics, window_exponents
 
 __all__ = ["ESTIMATORS", "EtaSummary", "FIT_FIELDS", "FitDebug", "FitParams", "LocalFit", "NEVER", "NOT_COMPUTED",
-           "SUMMARY_FIELDS", "SweepAnalysis", "TANGENT_FIT_FIELDS", "TANGENT_SUMMARY_FIELDS", "analyse_arrays", "analyse_sweep", "first_divergence", "fit_ball",
+           "SUMMARY_FIELDS", "SweepAnalysis", "TANGENT_FIT_FIELDS", "TANGENT_SUMMARY_FIELDS", "analyse_arrays",
+           "analyse_sweep", "first_divergence", "fit_ball",
            "fit_local_exponent", "fit_table", "finite_time_exponents", "late_median", "summarize",
            "summary_arrays", "tangent_statistics", "window_exponents"]

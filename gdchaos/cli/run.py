@@ -80,7 +80,8 @@ def config_from_args(args):
     flags = {key: getattr(args, key) for key in (
         "dataset", "data_dir", "etas", "ics", "replicas", "eps", "perturb_biases", "epochs", "target",
         "tau_epochs", "seed", "dtype", "memory_budget_mb", "sharpness_every", "sharpness_subset", "save_trajectories", "trajectory_ics",
-        "trajectory_every", "trajectory_dtype", "tangent", "tangent_k", "tangent_qr_every", "output") if getattr(args, key) is not None}
+        "trajectory_every", "trajectory_dtype", "tangent", "tangent_k", "tangent_qr_every", "output")
+        if getattr(args, key) is not None}
     model = {key: getattr(args, key) for key in ("hidden", "activation", "l2", "init_std")
              if getattr(args, key) is not None}
     if model:

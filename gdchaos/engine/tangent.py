@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gdchaos.nn import Network, hessian_operator
+from gdchaos.nn import MLP, HessianOperator, Network, hessian_operator
 
 # (vectors (n, P), rows (n,) reference of each vector) -> H v of each vector at its reference
 Product = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -34,8 +34,12 @@ def tangent_map(v: np.ndarray, hv: np.ndarray, eta: np.ndarray) -> np.ndarray:
 
 def hessian_product(model: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
                     memory_budget: int) -> Product:
-    """The :data:`Product` of the networks ``theta`` (R, P), exact (R-operator)."""
-    operator = hessian_operator(model, theta, x, y, memory_budget=memory_budget)
+    """The :data:`Product` of the networks ``theta`` (R, P), exact (R-operator); small MLPs take the
+    whole-network kernel."""
+    if isinstance(model, MLP):
+        operator = HessianOperator(model, theta, x, y, memory_budget=memory_budget, whole_network=True)
+    else:
+        operator = hessian_operator(model, theta, x, y, memory_budget=memory_budget)
     every = np.arange(theta.shape[0])
 
     def product(v: np.ndarray, rows: np.ndarray) -> np.ndarray:

@@ -37,12 +37,13 @@ class HessianOperator:
     The parts of the pass that do not depend on v (activations, logits, dL/dz and dL/dA) are
     computed once per chunk of samples and kept when they fit in ``memory_budget`` bytes, so that
     each product then costs about one gradient evaluation; otherwise they are recomputed per call.
-    Small networks (``MLP.whole_network``) take the whole-network kernel instead
-    (:func:`gdchaos.backend.small_hvp`), the same equations with each network on one thread.
+    ``whole_network``: small networks (``MLP.whole_network``) take the whole-network kernel instead
+    (:func:`gdchaos.backend.small_hvp`), the same equations with each network on one thread (equal to
+    round-off, not bit for bit: off by default, so the sharpness keeps the bits of earlier versions).
     """
 
     def __init__(self, model: MLP, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *,
-                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET, whole_network: bool = False) -> None:
         model.check_theta(theta)
         self.model, self.theta = model, theta
         self._x, self._y = x.astype(model.dtype, copy=False), y
@@ -55,7 +56,7 @@ class HessianOperator:
         kept = np.dtype(model.dtype).itemsize * theta.shape[0] * x.shape[0] * (
             3 * sum(widths[:-1]) + 2 * widths[-1])
         self._kept = None
-        self._whole = model.whole_network(x.shape[0])  # backend.small_hvp: no linearisation to keep
+        self._whole = whole_network and model.whole_network(x.shape[0])  # backend.small_hvp: nothing to keep
         if kept <= memory_budget and not self._whole:
             params = model.unflatten(theta)
             self._kept = [self._linearise(params, chunk) for chunk in self._chunks]

@@ -50,6 +50,9 @@ def test_help_and_version():
     (["--eps", "tiny"], ["argument --eps: must be a number; got 'tiny'"]),
     (["--config", "missing.toml"], ["config", "missing.toml"]),
     (["-o", "/proc/forbidden/run.h5"], ["output", "cannot write"]),
+    (["--tangent-k", "-1"], ["tangent_k: must be an integer >= 0; got -1"]),
+    (["--tangent-k", "84"], ["tangent_k: must be an integer in [0, 83]; got 84"]),  # Iris 4-10-3: P = 83
+    (["--tangent-qr-every", "0"], ["tangent_qr_every: must be an integer >= 1; got 0"]),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, args, fragments):
     assert_one_line_error(gdchaos("run", "--headless", *args, cwd=tmp_path), *fragments)

@@ -146,8 +146,8 @@ def test_mnist_curve_is_the_small_ball_limit():
 
     if not (gdchaos.data.dataset_dir("mnist") / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("MNIST is not in $GDCHAOS_DATA")
-    config = from_dict(dict(etas=[1.0, 10.0], ics=1, replicas=1, epochs=8, tau_epochs=8, etas_per_unit=1, tangent=True),
-                       presets.get("mnist-tanh")).validate()
+    values = dict(etas=[1.0, 10.0], ics=1, replicas=1, epochs=8, tau_epochs=8, etas_per_unit=1, tangent=True)
+    config = from_dict(values, presets.get("mnist-tanh")).validate()
     model, data, units = prepare(config)
     balls = initial_conditions(model, config, 0, 1)
     arrays = {}

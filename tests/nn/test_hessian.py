@@ -236,7 +236,6 @@ def test_whole_network_kernel_gives_the_layered_products(activation, sizes, mlp_
     v = np.random.default_rng(3).normal(size=thetas.shape)
     mlp_path("whole-network")
     assert model.whole_network(x.shape[0])
-    whole = hessian_vector_product(model, thetas, v, x, y)
-    mlp_path("layered")
-    layered = hessian_vector_product(model, thetas, v, x, y)
+    whole = HessianOperator(model, thetas, x, y, whole_network=True)(v)
+    layered = hessian_vector_product(model, thetas, v, x, y)  # the default: layer by layer
     assert np.abs(whole - layered).max() <= 1e-12 * np.abs(layered).max()
