@@ -3,7 +3,9 @@ every command and config file.
 
 A learning-rate grid is a list (TOML list, or ``"1,2.5,5"``), ``"START:STOP:N"`` (N values evenly
 spaced, ``numpy.linspace``) or ``"log:START:STOP:N"`` (N values evenly spaced in log eta,
-``numpy.geomspace``); every learning rate must be a finite number > 0. Indices are a list,
+``numpy.geomspace``); every learning rate must be a finite number > 0. ``gdchaos run --etas auto[:N]``
+asks for N learning rates centred on a find-lr onset (:func:`parse_auto`; resolved by the command,
+not here). Indices are a list,
 ``"0,3,7"``, ranges ``"A:B"`` (A..B-1) or ``"all"``.
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from gdchaos.errors import GdchaosError
 
 SYNTAX = "a list such as 1,2.5,5, START:STOP:N or log:START:STOP:N"
 MAX_LEARNING_RATES = 100_000  # a grid larger than this is a typo, not a sweep
+AUTO_COUNT = 16  # learning rates of ``auto`` without N (the paper's grid has 16)
 
 
 def parse_etas(value: Any, field: str = "etas") -> tuple[float, ...]:
@@ -24,6 +27,9 @@ def parse_etas(value: Any, field: str = "etas") -> tuple[float, ...]:
 
     ``field`` names the value in error messages (``etas``, ``--etas``).
     """
+    if parse_auto(value, field) is not None:
+        raise GdchaosError(f"{field}: auto[:N] is resolved by `gdchaos run --etas auto[:N]` from a find-lr result; "
+                           f"here give {SYNTAX}")
     if isinstance(value, (list, tuple)):
         items = list(value)
     elif is_number(value):
@@ -45,6 +51,17 @@ def parse_etas(value: Any, field: str = "etas") -> tuple[float, ...]:
                 raise GdchaosError(f"{field}: every learning rate must be a number; got {value!r}") from None
         etas.append(check_positive(field, item))
     return tuple(etas)
+
+
+def parse_auto(value: Any, field: str = "etas") -> int | None:
+    """N of ``"auto"`` (N = AUTO_COUNT) or ``"auto:N"`` (N >= 2): learning rates centred on a find-lr
+    onset (docs/find-lr.md); None for any other value."""
+    if not isinstance(value, str) or not value.strip().lower().startswith("auto"):
+        return None
+    head, colon, count = value.strip().partition(":")
+    if head.lower() != "auto" or (colon and not count.strip().isdigit()):
+        raise GdchaosError(f"{field}: must be auto or auto:N with an integer N >= 2; got {value!r}")
+    return check_int(field, int(count), 2, MAX_LEARNING_RATES) if colon else AUTO_COUNT
 
 
 def _parse_text(text: str, field: str) -> list[Any]:

@@ -18,7 +18,7 @@ LAYERS = {
     "gdchaos.config": 3, "gdchaos.presets": 3,
     "gdchaos.engine": 4, "gdchaos.cubic": 4,
     "gdchaos.store": 5,
-    "gdchaos.plan": 5.5, "gdchaos.runner": 6, "gdchaos.cluster": 6.5,
+    "gdchaos.plan": 5.5, "gdchaos.runner": 6, "gdchaos.findlr": 6.2, "gdchaos.cluster": 6.5,
     "gdchaos.plot": 7,
     "gdchaos.cli": 8, "gdchaos_tui": 8, "gdchaos.__main__": 9,
 }

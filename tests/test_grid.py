@@ -5,7 +5,7 @@ import pytest
 
 from gdchaos.config import from_dict
 from gdchaos.errors import GdchaosError
-from gdchaos.grid import parse_etas, parse_indices
+from gdchaos.grid import AUTO_COUNT, parse_auto, parse_etas, parse_indices
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -62,3 +62,21 @@ def test_bad_indices_name_the_field(value, count):
 
 def test_trajectory_ics_and_plot_ics_share_it():
     assert from_dict({"trajectory_ics": "0:3"}).trajectory_ics == (0, 1, 2)
+
+
+@pytest.mark.parametrize("value, expected", [("auto", AUTO_COUNT), ("auto:5", 5), (" AUTO:2 ", 2), ("1,2", None),
+                                             ("log:1:2:3", None), (1.0, None), ([1, 2], None)])
+def test_auto_grammar(value, expected):
+    assert parse_auto(value, "--etas") == expected
+
+
+@pytest.mark.parametrize("bad", ["auto:", "auto:x", "auto:1", "auto:2.5", "automatic", "auto:0"])
+def test_bad_auto_names_the_field(bad):
+    with pytest.raises(GdchaosError) as error:
+        parse_auto(bad, "--etas")
+    assert str(error.value).startswith("--etas: ") and "\n" not in str(error.value)
+
+
+def test_auto_is_not_a_grid_in_a_config():
+    with pytest.raises(GdchaosError, match="^etas: auto.* is resolved by `gdchaos run --etas auto"):
+        from_dict({"etas": "auto:8"})

@@ -2,7 +2,7 @@
 
 Each sub-command lives in its own module of this package (:mod:`.run`, :mod:`.analyze`, :mod:`.cubic`,
 :mod:`.plot`, :mod:`.data`, :mod:`.merge`,
-:mod:`.upgrade`), which exposes ``register(subparsers)``; that function adds its parser and
+:mod:`.upgrade`, :mod:`.findlr`), which exposes ``register(subparsers)``; that function adds its parser and
 sets ``handler`` (a callable taking the parsed namespace and returning an exit code). :mod:`.progress`
 and :mod:`.table` are what a run and ``analyze`` print. Modules import their heavy dependencies inside
 the handler so that ``gdchaos --help`` stays fast.
@@ -19,6 +19,7 @@ from gdchaos.errors import GdchaosError
 COMMAND_MODULES: tuple[str, ...] = (
     "gdchaos.cli.cubic",
     "gdchaos.cli.run",
+    "gdchaos.cli.findlr",
     "gdchaos.cli.analyze",
     "gdchaos.cli.merge",
     "gdchaos.cli.upgrade",

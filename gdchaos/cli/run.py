@@ -22,7 +22,10 @@ def register(subparsers) -> None:
     run.add_argument("--activation", help="tanh, sigmoid or relu")
     run.add_argument("--l2", type=number)
     run.add_argument("--init-std", type=number)
-    run.add_argument("--etas", help="LIST (1,2.5,5) | START:STOP:N | log:START:STOP:N")
+    run.add_argument("--etas", help="LIST (1,2.5,5) | START:STOP:N | log:START:STOP:N | auto[:N] (N learning rates "
+                                    "centred on a find-lr onset, docs/find-lr.md)")
+    run.add_argument("--find-lr", dest="find_lr",
+                     help="with --etas auto: the file of `gdchaos find-lr -o` to centre on (default: probe now)")
     run.add_argument("--ics", type=integer, help="number of initial conditions q")
     run.add_argument("--replicas", type=integer, help="replicas M per initial condition")
     run.add_argument("--eps", type=number)
@@ -100,6 +103,7 @@ def _run(args) -> int:
     from gdchaos.cli.table import print_summary
 
     execution.check(args)
+    resolve_auto_etas(args)
     config = config_from_args(args)
     if args.dry_run:
         return _dry_run(config, args.json)
@@ -130,6 +134,33 @@ def _run(args) -> int:
     if not args.quiet:
         print(next_steps(outcome.path))
     return 0
+
+
+def resolve_auto_etas(args) -> None:
+    """``--etas auto[:N]``: N learning rates centred on the onset of ``--find-lr FILE``, or of a find-lr
+    probe of this config run now; ``args.etas`` becomes their list."""
+    from gdchaos.errors import GdchaosError
+    from gdchaos.grid import parse_auto
+
+    count = parse_auto(args.etas, "--etas") if args.etas else None
+    if count is None:
+        if args.find_lr:
+            raise GdchaosError(f"--find-lr: only with --etas auto or auto:N; got --etas {args.etas!r}")
+        return
+    from gdchaos.findlr import centred_etas, find_lr, stored_result
+
+    if args.find_lr:
+        result = stored_result(args.find_lr)
+    else:
+        args.etas = None
+        quiet = args.quiet or args.json
+        result = find_lr(config_from_args(args), announce=None if quiet else
+                         (lambda text: print(f"find-lr: {text}", file=sys.stderr, flush=True)))
+    etas = centred_etas(result, count)
+    args.etas = ",".join(repr(eta) for eta in etas)
+    if not (args.quiet or args.json):
+        print(f"etas: {count} learning rates in [{etas[0]:.4g}, {etas[-1]:.4g}], centred on the find-lr onset "
+              f"{result.suggestions.onset:.4g}", file=sys.stderr)
 
 
 def _dry_run(config, as_json: bool) -> int:
