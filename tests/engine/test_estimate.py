@@ -2,6 +2,7 @@
 import time
 
 import numpy as np
+import pytest
 
 from gdchaos import data
 from gdchaos.config import from_dict
@@ -25,6 +26,7 @@ def test_estimate_scales_with_learning_rates_ics_and_epochs():
     assert estimate.overhead_seconds(_config(ics=8)) > fixed  # one fit per ball
 
 
+@pytest.mark.slow  # compares two timings (one possibly stored earlier): only meaningful on a quiet machine
 def test_calibration_is_of_the_order_of_a_real_evaluation():
     x, y, _, _ = data.load("iris")
     model = MLP((4, 10, 3))
