@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from gdchaos.cli import integer, number
+from gdchaos.cli.run import add_model_arguments
 
 MODEL_FLAGS = ("dataset", "data_dir", "hidden", "activation", "l2", "init_std", "replicas", "eps", "perturb_biases",
                "target", "tau_epochs", "seed", "dtype", "memory_budget_mb", "sharpness_subset")
@@ -19,14 +20,7 @@ def register(subparsers) -> None:
         description="Bracket the learning rate between 2/lambda_max(theta_0) and divergence, scan it with the same "
                     "initial conditions at every eta, bisect where rho crosses the target and name the suggestions "
                     "(docs/find-lr.md).")
-    parser.add_argument("--preset", help="start from a preset (see `gdchaos presets`); default iris-tanh")
-    parser.add_argument("--config", help="start from a TOML file (see `gdchaos config show PRESET`)")
-    parser.add_argument("--dataset")
-    parser.add_argument("--data-dir")
-    parser.add_argument("--hidden", help="hidden widths, e.g. 64 or 32,32")
-    parser.add_argument("--activation", help="tanh, sigmoid or relu")
-    parser.add_argument("--l2", type=number)
-    parser.add_argument("--init-std", type=number)
+    add_model_arguments(parser)
     parser.add_argument("--replicas", type=integer, help="replicas per ball (method ball)")
     parser.add_argument("--eps", type=number)
     parser.add_argument("--perturb-biases", action="store_true", default=None)

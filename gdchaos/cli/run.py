@@ -6,6 +6,18 @@ import sys
 from gdchaos.cli import execution, integer, number
 
 
+def add_model_arguments(parser) -> None:
+    """Where a config starts (preset or TOML file) and the data and model flags on top: run and find-lr."""
+    parser.add_argument("--preset", help="start from a preset (see `gdchaos presets`); default iris-tanh")
+    parser.add_argument("--config", help="start from a TOML file (see `gdchaos config show PRESET`)")
+    parser.add_argument("--dataset")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--hidden", help="hidden widths, e.g. 64 or 32,32")
+    parser.add_argument("--activation", help="tanh, sigmoid or relu")
+    parser.add_argument("--l2", type=number)
+    parser.add_argument("--init-std", type=number)
+
+
 def register(subparsers) -> None:
     """Add the run, presets and config sub-commands."""
     run = subparsers.add_parser("run", help="run (or resume) a learning-rate sweep into an HDF5 file",
@@ -14,14 +26,7 @@ def register(subparsers) -> None:
     run.add_argument("--headless", action="store_true",
                      help="progress as text instead of the TUI's live view (always so without a terminal, "
                           "with --quiet or when units run elsewhere)")
-    run.add_argument("--preset", help="start from a preset (see `gdchaos presets`); default iris-tanh")
-    run.add_argument("--config", help="start from a TOML file (see `gdchaos config show PRESET`)")
-    run.add_argument("--dataset")
-    run.add_argument("--data-dir")
-    run.add_argument("--hidden", help="hidden widths, e.g. 64 or 32,32")
-    run.add_argument("--activation", help="tanh, sigmoid or relu")
-    run.add_argument("--l2", type=number)
-    run.add_argument("--init-std", type=number)
+    add_model_arguments(run)
     run.add_argument("--etas", help="LIST (1,2.5,5) | START:STOP:N | log:START:STOP:N | auto[:N] (N learning rates "
                                     "centred on a find-lr onset, docs/find-lr.md)")
     run.add_argument("--find-lr", dest="find_lr",
