@@ -236,12 +236,16 @@ def _eta_positions(eta: np.ndarray, factor: float, log_axis: bool) -> np.ndarray
     return eta * factor if log_axis else np.log10(eta) + math.log10(factor)
 
 
-def _eta_axis(ax: Any, log_axis: bool = True) -> None:
+def _eta_axis(ax: Any, log_axis: bool = True, span: tuple[float, float] | None = None) -> None:
+    """The eta axis: log scale, plain numbers at 1, 2, 5 x 10^k over the learning rates' ``span``
+    (matplotlib's own labels of a grid within a decade or two overlap)."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     ax.set_xlabel(_LABEL_ETA)
     if log_axis:
         ax.set_xscale("log")
+        if span is not None:
+            _plain_log_ticks(ax.xaxis, *span)
         return
     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"$10^{{{value:g}}}$"))
@@ -301,8 +305,9 @@ def sweep_figure(runs: Sequence[Run]) -> Figure:
     ax_tau.set_yscale("log")
     _plain_log_ticks(ax_tau.yaxis, 1.0, max(budgets), up_to=max(budgets))
     ax_tau.set_ylim(top=max(budgets) * NONE_STEP ** len(runs) * 2.0)  # room for triangles and labels
+    etas = np.concatenate([run.eta for run in runs])
     for ax in (ax_lam, ax_rho, ax_tau):
-        _eta_axis(ax, log_axis)
+        _eta_axis(ax, log_axis, (float(etas.min()), float(etas.max())))
     diverged = _mark_diverged((ax_lam, ax_rho, ax_tau), runs, log_axis)
     if tangent_any:
         diverged.append(Line2D([], [], color="0.3", marker="o", mfc="white", ls="--", lw=0.9, ms=3.2,
