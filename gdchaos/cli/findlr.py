@@ -22,13 +22,8 @@ def register(subparsers) -> None:
                     "(docs/find-lr.md).")
     add_model_arguments(parser)
     parser.add_argument("--replicas", type=integer, help="replicas per ball (method ball)")
-    parser.add_argument("--eps", type=number)
-    parser.add_argument("--perturb-biases", action="store_true", default=None)
     parser.add_argument("--target", type=number, help="test accuracy of tau (--validate)")
     parser.add_argument("--tau-epochs", type=integer, help="epoch budget of tau (--validate)")
-    parser.add_argument("--seed", type=integer)
-    parser.add_argument("--dtype")
-    parser.add_argument("--memory-budget-mb", type=integer)
     parser.add_argument("--sharpness-subset", type=integer,
                         help="training samples for lambda_max(theta_0) (0: all; a few thousand suffice on MNIST)")
     parser.add_argument("--ics", type=integer, default=8, help="initial conditions of the scan (default 8)")

@@ -7,7 +7,7 @@ from gdchaos.cli import execution, integer, number
 
 
 def add_model_arguments(parser) -> None:
-    """Where a config starts (preset or TOML file) and the data and model flags on top: run and find-lr."""
+    """Where a config starts (preset or TOML file) and the data, model and numerics flags on top: run and find-lr."""
     parser.add_argument("--preset", help="start from a preset (see `gdchaos presets`); default iris-tanh")
     parser.add_argument("--config", help="start from a TOML file (see `gdchaos config show PRESET`)")
     parser.add_argument("--dataset")
@@ -16,6 +16,11 @@ def add_model_arguments(parser) -> None:
     parser.add_argument("--activation", help="tanh, sigmoid or relu")
     parser.add_argument("--l2", type=number)
     parser.add_argument("--init-std", type=number)
+    parser.add_argument("--eps", type=number)
+    parser.add_argument("--perturb-biases", action="store_true", default=None)
+    parser.add_argument("--seed", type=integer)
+    parser.add_argument("--dtype")
+    parser.add_argument("--memory-budget-mb", type=integer)
 
 
 def register(subparsers) -> None:
@@ -33,14 +38,9 @@ def register(subparsers) -> None:
                      help="with --etas auto: the file of `gdchaos find-lr -o` to centre on (default: probe now)")
     run.add_argument("--ics", type=integer, help="number of initial conditions q")
     run.add_argument("--replicas", type=integer, help="replicas M per initial condition")
-    run.add_argument("--eps", type=number)
-    run.add_argument("--perturb-biases", action="store_true", default=None)
     run.add_argument("--epochs", type=integer, help="T: distances recorded for t = 0..T")
     run.add_argument("--target", type=number, help="test accuracy that defines tau")
     run.add_argument("--tau-epochs", type=integer, help="epoch budget for tau (= --epochs: none past T)")
-    run.add_argument("--seed", type=integer)
-    run.add_argument("--dtype")
-    run.add_argument("--memory-budget-mb", type=integer)
     run.add_argument("--sharpness-every", type=integer,
                      help="record the top Hessian eigenvalue of each reference every K epochs (0: off)")
     run.add_argument("--sharpness-subset", type=integer,
@@ -86,8 +86,9 @@ def config_from_args(args):
         base = load_toml(args.config, base)
     flags = {key: getattr(args, key) for key in (
         "dataset", "data_dir", "etas", "ics", "replicas", "eps", "perturb_biases", "epochs", "target",
-        "tau_epochs", "seed", "dtype", "memory_budget_mb", "sharpness_every", "sharpness_subset", "save_trajectories", "trajectory_ics",
-        "trajectory_every", "trajectory_dtype", "tangent", "tangent_k", "tangent_qr_every", "output")
+        "tau_epochs", "seed", "dtype", "memory_budget_mb", "sharpness_every", "sharpness_subset",
+        "save_trajectories", "trajectory_ics", "trajectory_every", "trajectory_dtype", "tangent", "tangent_k",
+        "tangent_qr_every", "output")
         if getattr(args, key) is not None}
     model = {key: getattr(args, key) for key in ("hidden", "activation", "l2", "init_std")
              if getattr(args, key) is not None}
