@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from gdchaos import runner, store
+from gdchaos.analysis.summary import json_safe
 from gdchaos.checks import check_choice, check_int, check_number
 from gdchaos.config import SweepConfig
 from gdchaos.engine.train import train_to_target
@@ -94,7 +95,7 @@ class FindLRResult:
         """Plain JSON types (NaN as None)."""
         values = asdict(self)
         values["bracket"] = list(self.bracket)
-        return _json_safe(values)
+        return json_safe(values)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -136,16 +137,6 @@ class FindLRResult:
                     axis.axvline(value, color=color, lw=1, ls="--", label=name if axis is top else None)
         top.legend(fontsize=8)
         return figure
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
 
 
 def wilson_interval(successes: int, trials: int, z: float = WILSON_Z) -> tuple[float, float]:

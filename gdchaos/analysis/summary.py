@@ -47,14 +47,18 @@ class EtaSummary:
 
     def to_json_dict(self) -> dict[str, Any]:
         """Plain JSON types; NaN becomes None and intervals become two-element lists."""
-        return {key: _json_safe(value) for key, value in asdict(self).items()}
+        return {key: json_safe(value) for key, value in asdict(self).items()}
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` in plain JSON types: non-finite floats become None, tuples lists, in nested
+    lists and dicts too (``json.dump(..., allow_nan=False)`` accepts it)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, (tuple, list)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

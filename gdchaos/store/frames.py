@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import h5py
 
 from gdchaos.analysis.fields import TANGENT_SUMMARY_FIELDS
+from gdchaos.analysis.summary import json_safe
 from gdchaos.analysis.sweep import SweepAnalysis
 from gdchaos.checks import check_choice
 from gdchaos.config import SweepConfig
@@ -47,13 +47,11 @@ def summary_rows(config: SweepConfig, analysis: SweepAnalysis, *, sharpness: boo
     for e, (eta, summary) in enumerate(zip(config.etas, analysis.summaries)):
         row = {"eta": eta, "complete": False} if summary is None else {**summary.to_json_dict(), "complete": True}
         if sharpness and analysis.complete[e]:
-            median = float(analysis.summary["sharpness_late_median"][e])
-            row.update(sharpness_late_median=median if median == median else None, two_over_eta=2.0 / eta)
+            row.update(sharpness_late_median=json_safe(float(analysis.summary["sharpness_late_median"][e])),
+                       two_over_eta=2.0 / eta)
         if analysis.complete[e]:  # tangent files: the tangent exponents beside the ball's (docs/tangent.md)
-            for name in TANGENT_SUMMARY_FIELDS:
-                if name in analysis.summary:
-                    value = float(analysis.summary[name][e])
-                    row[name] = value if math.isfinite(value) else None
+            row.update({name: json_safe(float(analysis.summary[name][e]))
+                        for name in TANGENT_SUMMARY_FIELDS if name in analysis.summary})
         rows.append(row)
     return rows
 
