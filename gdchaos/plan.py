@@ -49,7 +49,6 @@ class Plan:
     n_params: int
     memory: dict[str, int]  # bytes of each part of the peak (``LOWER`` says what sets each)
     file_bytes: int
-    largest_chunk: tuple[str, int]  # (dataset, bytes)
     specs: dict[str, Spec] = field(repr=False)  # the results file's datasets
 
     @property
@@ -85,8 +84,6 @@ def plan(config: SweepConfig) -> Plan:
     n_params, n_tensors = model.n_params, len(model.layout())
     _check_chunks(config, n_params, n_tensors)
     specs = shapes(config, units, n_params, n_tensors)
-    chunk = max(((name, int(np.prod(s.chunks, dtype=np.int64)) * np.dtype(s.dtype).itemsize)
-                 for name, s in specs.items()), key=lambda item: item[1])
     itemsize = np.dtype(config.dtype).itemsize
     memory = {
         "base": BASE_BYTES, "data": (spec.train + spec.test) * spec.features * 8,
@@ -97,7 +94,7 @@ def plan(config: SweepConfig) -> Plan:
         "analysis": q * m * t1 * 8, "bootstrap": config.fit_params().n_boot * q * BOOTSTRAP_BYTES,
     }
     return Plan(units=units, networks=n_eta * q * ball, unit_networks=unit_networks, n_params=n_params,
-                memory=memory, file_bytes=planned_bytes(specs), largest_chunk=chunk, specs=specs)
+                memory=memory, file_bytes=planned_bytes(specs), specs=specs)
 
 
 def _check_chunks(config: SweepConfig, n_params: int, n_tensors: int) -> None:

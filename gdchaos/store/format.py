@@ -89,7 +89,6 @@ def shapes(config: SweepConfig, n_units: int, n_params: int, n_tensors: int,
     """
     n_eta, q, m, t1 = len(config.etas), config.ics, config.replicas, config.epochs + 1
     eta = np.asarray(config.etas, dtype=np.float64)
-    index = range
     ball = ("eta", "ic")
     # the small tables first: they lie right after the metadata, where a truncation reaches them last
     specs = {
@@ -102,14 +101,14 @@ def shapes(config: SweepConfig, n_units: int, n_params: int, n_tensors: int,
         **{name: Spec((n_units,), h5py.string_dtype("utf-8", length), (n_units,), b"", ("unit",), long_name, "")
            for (name, length), long_name in zip(UNIT_ORIGIN.items(), ("host that computed the unit",
                                                                     "CPU model that computed the unit"))},
-        "ic": coordinate("ic", index(q), "initial condition"),
-        "replica": coordinate("replica", index(1, m + 1), "replica (network j of the ball)"),
-        "network": coordinate("network", index(m + 1), "network of the ball (0: the reference, j: replica j)"),
-        "epoch": coordinate("epoch", index(t1), "epoch", "epochs"),
-        "tensor": coordinate("tensor", index(n_tensors), "parameter tensor (names: layer_distances.tensors)"),
-        "param": coordinate("param", index(n_params), "parameter (flat index into theta)"),
-        "unit": coordinate("unit", index(n_units), "unit of work"),
-        "unit_bound": coordinate("unit_bound", index(4), "eta_start, eta_stop, ic_start, ic_stop"),
+        "ic": coordinate("ic", range(q), "initial condition"),
+        "replica": coordinate("replica", range(1, m + 1), "replica (network j of the ball)"),
+        "network": coordinate("network", range(m + 1), "network of the ball (0: the reference, j: replica j)"),
+        "epoch": coordinate("epoch", range(t1), "epoch", "epochs"),
+        "tensor": coordinate("tensor", range(n_tensors), "parameter tensor (names: layer_distances.tensors)"),
+        "param": coordinate("param", range(n_params), "parameter (flat index into theta)"),
+        "unit": coordinate("unit", range(n_units), "unit of work"),
+        "unit_bound": coordinate("unit_bound", range(4), "eta_start, eta_stop, ic_start, ic_stop"),
         "distances": Spec((n_eta, q, m, t1), "f8", (1, 1, m, t1), np.nan, (*ball, "replica", "epoch"),
                           "L1 distance d_j(t) of replica j to its reference"),
         "layer_distances": Spec((n_eta, q, m, n_tensors, t1), "f8", (1, 1, m, n_tensors, t1), np.nan,
@@ -153,7 +152,7 @@ def shapes(config: SweepConfig, n_units: int, n_params: int, n_tensors: int,
                                              "ln ||Phi_t xi_1||_1: the linearised perturbation of replica 1")
     if config.tangent_k:
         k = config.tangent_k
-        specs["exponent"] = coordinate("exponent", index(k), "index of the tangent exponent (0: the largest)")
+        specs["exponent"] = coordinate("exponent", range(k), "index of the tangent exponent (0: the largest)")
         specs["lyapunov_spectrum"] = Spec((n_eta, q, k), "f8", (1, 1, k), np.nan, (*ball, "exponent"),
                                           "finite-time Lyapunov exponents over [0, T] (L2 norm)", "1/epoch")
         specs["tangent_condition"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan, ball,
@@ -164,7 +163,7 @@ def shapes(config: SweepConfig, n_units: int, n_params: int, n_tensors: int,
         long_name, unit = SUMMARY_DESCRIPTIONS[name]
         specs[f"summary/{name}"] = Spec((n_eta,), "f8", (n_eta,), np.nan, ("eta",), long_name, unit)
     specs["fit/eta"] = coordinate("eta", eta, "learning rate")
-    specs["fit/ic"] = coordinate("ic", index(q), "initial condition")
+    specs["fit/ic"] = coordinate("ic", range(q), "initial condition")
     for name in FIT_FIELDS:
         long_name, unit = FIT_DESCRIPTIONS[name]
         specs[f"fit/{name}"] = Spec((n_eta, q), "f8", (n_eta, q), np.nan, ball, long_name, unit)

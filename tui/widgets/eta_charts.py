@@ -38,7 +38,7 @@ class EtaPoint:
 def eta_points(rows: Sequence) -> list[EtaPoint]:
     """The points of a run's per-eta rows (``gdchaos_tui.reader.EtaRow``; NaN where not analysed yet)."""
     return [EtaPoint(row.eta, row.lambda_mean, row.lambda_std, row.rho, row.tau_mean, row.n_reached, row.n_ic,
-                     getattr(row, "lambda_tangent", math.nan)) for row in rows]
+                     row.lambda_tangent) for row in rows]
 
 
 def log_ticks(low: float, high: float, most: int = 7) -> list[float]:
