@@ -100,6 +100,10 @@ def run(config: SweepConfig, *, overwrite: bool = False, reporter: Reporter | No
     with _stop_on_signals() as stop, Writer.create_or_resume(
             path, config, units, n_params=model.n_params, layout=layout, fingerprint=fingerprint,
             overwrite=overwrite) as writer:
+        if writer.units != units:
+            units = writer.units
+            if announce:
+                announce(f"resuming with the file's plan of {len(units)} units")
         pending = writer.pending(shard_units(units, *shard) if shard else units)
         if reporter:
             reporter.start(path, units, pending, config)

@@ -32,8 +32,8 @@ _EXPORTS = {
     "gdchaos.backend.windows": ("WINDOW_COLUMNS", "best_window"),
     "gdchaos.backend.small": ("BallRecords", "small_hvp", "small_mlp", "small_train_balls",
                               "small_train_to_target"),
-    "gdchaos.backend.sparse": ("SparseRows", "sparse_backward", "sparse_forward", "sparse_matmul", "sparse_rows",
-                               "sparse_transposed_matmul"),
+    "gdchaos.backend.sparse": ("SparseRows", "first_layer_blocks", "sparse_backward", "sparse_forward",
+                               "sparse_matmul", "sparse_rows", "sparse_transposed_matmul"),
     "gdchaos.backend.cubic": ("cubic_orbits",),
 }
 # constants exported under another name: exported name -> (module, name there)

@@ -32,6 +32,7 @@ MAX_DENSITY = 0.4  # inputs with more nonzeros than this use the dense BLAS prod
 MIN_FEATURES = 64  # narrower inputs (Iris, 4 features) gain nothing from sparsity
 ROWS_PER_TASK = 64  # forward: samples handled by one task of the thread pool
 COLUMNS_PER_PART = 128  # backward: columns of K below which splitting between threads stops paying
+TILE_COLUMNS = 384  # columns handled in one pass over the samples (docs/performance.md)
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,20 +124,22 @@ def sparse_rows(x: np.ndarray) -> SparseRows | None:
 
 
 @njit(inline="always")
-def _gather_row(indptr, indices, values, n, w_cat, z):
-    """z = sum_j X[n, j] W_cat[j, :] over the nonzeros of sample n, four at a time."""
+def _gather_row(indptr, indices, values, n, w, z):
+    """z = sum_j X[n, j] w[j, :] over the nonzeros of sample n, four at a time."""
     z[:] = 0.0
     p, end = indptr[n], indptr[n + 1]
     while p + 4 <= end:
         j0, j1, j2, j3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
         v0, v1, v2, v3 = values[p], values[p + 1], values[p + 2], values[p + 3]
+        r0, r1, r2, r3 = w[j0], w[j1], w[j2], w[j3]
         for k in range(z.size):
-            z[k] += (v0 * w_cat[j0, k] + v1 * w_cat[j1, k]) + (v2 * w_cat[j2, k] + v3 * w_cat[j3, k])
+            z[k] += (v0 * r0[k] + v1 * r1[k]) + (v2 * r2[k] + v3 * r3[k])
         p += 4
     while p < end:
         j0, v0 = indices[p], values[p]
+        r0 = w[j0]
         for k in range(z.size):
-            z[k] += v0 * w_cat[j0, k]
+            z[k] += v0 * r0[k]
         p += 1
 
 
@@ -160,16 +163,21 @@ def _scatter_block(block_ptr, block_samples, block_values, n_features, b, delta,
 
 
 @kernel(parallel=True)
-def _forward(indptr, indices, values, start, stop, w_cat, bias, code, out):
+def _forward(indptr, indices, values, start, stop, w_blocks, bias, code, out):
     n_nets, width = bias.shape
+    n_groups, _, tile = w_blocks.shape
+    per_group = tile // width
     n_tasks = (stop - start + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     for task in prange(n_tasks):
-        z = np.empty(n_nets * width, dtype=out.dtype)
+        z = np.empty(tile, dtype=out.dtype)
         first = start + task * ROWS_PER_TASK
-        for n in range(first, min(stop, first + ROWS_PER_TASK)):
-            _gather_row(indptr, indices, values, n, w_cat, z)
-            for r in range(n_nets):
-                activate_row(z[r * width:(r + 1) * width], bias[r], code, out[r, n - start])
+        for group in range(n_groups):
+            w = w_blocks[group]
+            for n in range(first, min(stop, first + ROWS_PER_TASK)):
+                _gather_row(indptr, indices, values, n, w, z)
+                for q in range(min(per_group, n_nets - group * per_group)):
+                    r = group * per_group + q
+                    activate_row(z[q * width:(q + 1) * width], bias[r], code, out[r, n - start])
 
 
 @kernel(parallel=True)
@@ -181,16 +189,30 @@ def _matmul(indptr, indices, values, start, stop, w_cat, out):
             _gather_row(indptr, indices, values, n, w_cat, out[n - start])
 
 
-def sparse_forward(rows: SparseRows, start: int, stop: int, w_cat: np.ndarray, bias: np.ndarray,
-                   activation: str, out: np.ndarray | None = None) -> np.ndarray:
-    """A[r, n, u] = act(sum_j X[start+n, j] W_cat[j, r*h + u] + b[r, u]) for samples [start, stop).
+def first_layer_blocks(w1: np.ndarray) -> np.ndarray:
+    """The first layers W_1^(r) (R, d, h) in groups of networks, (G, d, g*h): group k holds networks
+    k*g .. k*g + g - 1 side by side (zeros past the last network), with g*h <= ``TILE_COLUMNS``
+    where h allows. A pass over the samples per group keeps the rows it reads in cache."""
+    n_nets, n_in, width = w1.shape
+    n_groups = -(-n_nets * width // max(width, TILE_COLUMNS - TILE_COLUMNS % width))
+    per_group = -(-n_nets // n_groups)
+    blocks = np.zeros((n_groups, n_in, per_group * width), dtype=w1.dtype)
+    for group in range(n_groups):
+        nets = w1[group * per_group:(group + 1) * per_group]
+        blocks[group, :, :nets.shape[0] * width] = nets.transpose(1, 0, 2).reshape(n_in, -1)
+    return blocks
 
-    ``w_cat`` (d, R*h) holds the first layers side by side, ``bias`` (R, h); returns A (R, n, h).
+
+def sparse_forward(rows: SparseRows, start: int, stop: int, w_blocks: np.ndarray, bias: np.ndarray,
+                   activation: str, out: np.ndarray | None = None) -> np.ndarray:
+    """A[r, n, u] = act(sum_j X[start+n, j] W_1^(r)[j, u] + b[r, u]) for samples [start, stop).
+
+    ``w_blocks`` from :func:`first_layer_blocks`, ``bias`` (R, h); returns A (R, n, h).
     """
     n_nets, width = bias.shape
     if out is None:
-        out = np.empty((n_nets, stop - start, width), dtype=w_cat.dtype)
-    _forward(rows.indptr, rows.indices, rows.values, start, stop, w_cat, bias,
+        out = np.empty((n_nets, stop - start, width), dtype=w_blocks.dtype)
+    _forward(rows.indptr, rows.indices, rows.values, start, stop, w_blocks, bias,
              activation_code(activation), out)
     return out
 
@@ -256,8 +278,9 @@ def _check_blocks(rows: SparseRows, start: int, stop: int) -> None:
 
 
 def _n_parts(n_columns: int) -> int:
-    """Column parts of the backward kernels: one per thread while each keeps enough columns."""
-    return max(1, min(num_threads(), n_columns // COLUMNS_PER_PART))
+    """Column parts of the backward kernels: one per thread while each keeps enough columns, and
+    at most ``TILE_COLUMNS`` columns each (a part's gradient rows stay in cache)."""
+    return max(1, min(num_threads(), n_columns // COLUMNS_PER_PART), -(-n_columns // TILE_COLUMNS))
 
 
 def sparse_transposed_matmul(rows: SparseRows, start: int, stop: int,

@@ -57,13 +57,21 @@ def plan_units(config: SweepConfig, model: Network, n_samples: int) -> list[Unit
 
 
 def unit_shape(config: SweepConfig, model: Network, n_samples: int) -> tuple[int, int]:
-    """(learning rates, initial conditions) of a full unit of :func:`plan_units`."""
+    """(learning rates, initial conditions) of a full unit of :func:`plan_units`.
+
+    A unit holds the networks whose activations on all samples fit the memory budget at once, and
+    at least ``model.networks_per_call`` references where there are that many (larger models
+    evaluate in chunks of samples): past epoch T only the references train, and they train together.
+    """
     ball = config.replicas + 1
     n_eta = len(config.etas)
     # networks whose activations on all samples fit the budget at once
     fitting = model.chunk_size(1, config.memory_budget_bytes) // max(1, n_samples)
-    capacity = int(min(MAX_NETWORKS_PER_UNIT, max(ball, fitting)))
-    etas_per_unit = config.etas_per_unit or (n_eta if capacity >= n_eta * ball else 1)
+    references = min(model.networks_per_call(n_samples), config.ics * n_eta)
+    capacity = int(min(MAX_NETWORKS_PER_UNIT, max(ball * references, fitting)))
+    # every learning rate in one unit, or as many as hold all the initial conditions, or one
+    etas_per_unit = config.etas_per_unit or (
+        n_eta if capacity >= n_eta * ball else max(1, min(n_eta, capacity // (ball * config.ics))))
     etas_per_unit = min(etas_per_unit, n_eta)
     ics_per_unit = config.ics_per_unit or max(1, capacity // (etas_per_unit * ball))
     return etas_per_unit, min(ics_per_unit, config.ics)

@@ -82,6 +82,12 @@ class Network:
                 mask[tensor.offset:tensor.offset + tensor.size] = True
         return mask
 
+    def networks_per_call(self, n_samples: int) -> int:
+        """Networks an evaluation on ``n_samples`` samples should hold for a near-lowest cost per network
+        (fewer leave the machine partly idle); the planner puts at least this many references in a unit
+        where it can, so that the tau phase trains them together. 1: no gain from batching."""
+        return 1
+
     def check_theta(self, theta: np.ndarray, name: str = "theta") -> None:
         """GdchaosError unless ``theta`` is (R, P) for this network's P."""
         if np.ndim(theta) != 2 or np.shape(theta)[1] != self.n_params:

@@ -25,6 +25,9 @@ from gdchaos.nn.base import DEFAULT_MEMORY_BUDGET, Evaluation, Network, Tensor
 # SMALL_NETWORK_BYTES run through the whole-network kernel (docs/performance.md)
 SMALL_NETWORK_BYTES = 1 << 21
 SMALL_MAX_FEATURES = 64
+# layer-by-layer evaluations cost about as much per network from this many networks on, several times
+# more for a network alone (docs/performance.md)
+LAYERED_NETWORKS_PER_CALL = 6
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class MLP(Network):
         sparse = backend.sparse_rows(x)
         params = self.unflatten(theta)
         weights, biases = params[0::2], params[1::2]
-        first = first_layer_matrix(weights[0])
+        first = self.first_layer(weights[0], sparse)
         loss = np.zeros(n_nets)
         correct = np.zeros(n_nets, dtype=np.int64)
         gradient = np.zeros_like(theta) if grad else None
@@ -143,6 +146,11 @@ class MLP(Network):
         """Whether passes over ``n_samples`` samples take the whole-network kernel (:mod:`gdchaos.backend.small`)."""
         return self._is_small(n_samples)
 
+    def networks_per_call(self, n_samples: int) -> int:
+        """1 on the whole-network kernel (batched over networks in any number), else
+        ``LAYERED_NETWORKS_PER_CALL``: a layer-by-layer pass of one network leaves threads idle."""
+        return 1 if self._is_small(n_samples) else LAYERED_NETWORKS_PER_CALL
+
     def _is_small(self, n_samples: int) -> bool:
         """Whether to use the whole-network kernel: few inputs, one network's activations near cache size."""
         return (self.sizes[0] <= SMALL_MAX_FEATURES and
@@ -170,7 +178,7 @@ class MLP(Network):
         sparse = backend.sparse_rows(x)
         params = self.unflatten(theta)
         weights, biases = params[0::2], params[1::2]
-        first = first_layer_matrix(weights[0])
+        first = self.first_layer(weights[0], sparse)
         correct = np.zeros(n_nets, dtype=np.int64)
         step = self.chunk_step(n_nets, memory_budget, sparse)
         for start in range(0, x.shape[0], step):
@@ -203,15 +211,22 @@ class MLP(Network):
                                          self.l2, ball, bounds, records, first_update, grad_last, keep_references)
 
     # --------------------------------------------------------------- kernels
+    @staticmethod
+    def first_layer(w1: np.ndarray, sparse) -> np.ndarray:
+        """The first layers of all networks as :meth:`forward` reads them: W_cat (:func:`first_layer_matrix`)
+        for one BLAS product, or grouped (``backend.first_layer_blocks``) when ``sparse`` is not None."""
+        return first_layer_matrix(w1) if sparse is None else backend.first_layer_blocks(w1)
+
     def forward(self, weights, biases, first, x, start, stop, sparse, work=None) -> list[np.ndarray]:
         """Hidden activations [A_1, ..., A_{L-1}] (R, n, h) followed by pre-bias logits (R, n, C),
-        for samples [start, stop) of x (read through its sparse form when there is one).
+        for samples [start, stop) of x (read through its sparse form when there is one; ``first``
+        from :meth:`first_layer` for that form).
 
         ``work(tag, shape)`` gives the arrays written (fresh ones by default; evaluations pass the
         thread's reusable scratch arrays, valid until the next evaluation on this thread).
         """
         work = work or _fresh
-        n_nets, n, dtype = first.shape[1] // self.sizes[1], stop - start, first.dtype
+        n_nets, n, dtype = biases[0].shape[0], stop - start, first.dtype
         out = work("a1", (n_nets, n, self.sizes[1]), dtype)
         if sparse is None:
             z = backend.input_matmul(x[start:stop], first, out=work("z", (n, first.shape[1]), dtype))

@@ -98,7 +98,7 @@ class HessianOperator:
         model = self.model
         weights, biases = params[0::2], params[1::2]
         stop = min(chunk.stop, self._x.shape[0])
-        outputs = model.forward(weights, biases, first_layer_matrix(weights[0]), self._x,
+        outputs = model.forward(weights, biases, model.first_layer(weights[0], self._sparse), self._x,
                                 chunk.start, stop, self._sparse)
         hidden, logits = outputs[:-1], outputs[-1]
         _, _, delta = backend.softmax_cross_entropy(logits, biases[-1], self._y[chunk], self._scale)

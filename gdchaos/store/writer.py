@@ -102,6 +102,12 @@ class Writer:
         self.close()
 
     # ------------------------------------------------------------- writing
+    @property
+    def units(self) -> list[Unit]:
+        """The file's units (its plan is the truth on resume: an older gdchaos may have split the sweep
+        differently from today's planner)."""
+        return [Unit(index, *map(int, row)) for index, row in enumerate(self.file["units"][:])]
+
     def pending(self, units: list[Unit]) -> list[Unit]:
         """Units not yet marked done."""
         done = self.file["unit_done"][:]

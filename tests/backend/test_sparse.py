@@ -4,7 +4,7 @@ import pytest
 
 import gdchaos.backend.sparse as sparse
 import gdchaos.nn.mlp
-from gdchaos.nn.mlp import MLP, first_layer_matrix
+from gdchaos.nn.mlp import MLP
 
 ACTIVATIONS = {"tanh": np.tanh, "sigmoid": lambda z: 1 / (1 + np.exp(-z)),
                "relu": lambda z: np.maximum(z, 0)}
@@ -22,14 +22,16 @@ def _sparse_input(n=300, d=70, density=0.2, seed=0):
 
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
 @pytest.mark.parametrize("start, stop", [(0, 300), (64, 192), (128, 300)])
-def test_forward_and_backward_match_dense_products(activation, start, stop):
+@pytest.mark.parametrize("tile_columns", [384, 10, 4])  # all networks in one group; 2 per group; 1
+def test_forward_and_backward_match_dense_products(activation, start, stop, tile_columns, monkeypatch):
+    monkeypatch.setattr(sparse, "TILE_COLUMNS", tile_columns)
     x = _sparse_input()
     rng = np.random.default_rng(1)
     n_nets, width = 3, 5
     w1 = rng.normal(size=(n_nets, x.shape[1], width))
     b1 = rng.normal(size=(n_nets, width))
     rows = sparse.to_sparse_rows(x)
-    a = sparse.sparse_forward(rows, start, stop, first_layer_matrix(w1), b1, activation)
+    a = sparse.sparse_forward(rows, start, stop, sparse.first_layer_blocks(w1), b1, activation)
     z = np.einsum("nd,rdh->rnh", x[start:stop], w1) + b1[:, None, :]
     np.testing.assert_allclose(a, ACTIVATIONS[activation](z), rtol=1e-12, atol=1e-14)
 

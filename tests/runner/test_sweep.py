@@ -108,6 +108,21 @@ def test_units_are_independent_of_how_the_work_is_split(tmp_path):
         np.testing.assert_allclose(a["distances"], b["distances"], rtol=1e-9)
 
 
+def test_a_resumed_file_keeps_the_plan_it_was_created_with(tmp_path, monkeypatch):
+    """A file begun under another planner (an older gdchaos) is finished with its own units."""
+    config = tiny(tmp_path, "resumed.h5")
+    with monkeypatch.context() as patch:
+        patch.setattr("gdchaos.engine.units.unit_shape", lambda *args: (1, 1))
+        runner.run(config, shard=(1, 2))
+    notices = []
+    outcome = runner.run(config, announce=notices.append)
+    assert outcome.complete and notices == ["resuming with the file's plan of 6 units"]
+    with store.open(outcome.path) as run, store.open(runner.run(tiny(tmp_path, "whole.h5")).path) as whole:
+        assert len(run.units) == 6 and run["unit_done"].all()
+        np.testing.assert_allclose(run["distances"], whole["distances"], rtol=1e-9)
+        np.testing.assert_array_equal(run["reached_epoch"], whole["reached_epoch"])
+
+
 def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path):
     config = tiny(tmp_path, etas=[0.5, 1e300], model={"activation": "relu"}, epochs=10, tau_epochs=10)
     with store.open(runner.run(config).path) as run:
