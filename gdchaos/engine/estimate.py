@@ -1,7 +1,9 @@
-"""Rough run-time estimates for a sweep on this machine (for `gdchaos presets` and the TUI).
+"""Run-time estimates for a sweep on this machine (`gdchaos run --dry-run`, `gdchaos presets`, the TUI).
 
-A calibration (seconds per network and sample of one gradient evaluation) is measured once per
-network, batch and machine and kept in ``calibration.json`` under the gdchaos cache folder, so later
+A calibration is a short probe of the engine itself: a few epochs of one full unit of work (its
+eps-balls) and of its references alone (the tau phase), on the first ``PROBE_SAMPLES`` samples of
+the data set (synthetic data of its shape and density when it is not here). It is measured once per
+network, unit and machine and kept in ``calibration.json`` under the gdchaos cache folder, so later
 answers take no measurement; an entry older than ``CALIBRATION_MAX_AGE`` is still used and measured
 again in the background (``python -m gdchaos.engine.estimate``, see :func:`refresh_in_background`).
 """
@@ -21,13 +23,14 @@ import numpy as np
 from gdchaos import data
 from gdchaos.config import SweepConfig, from_dict
 from gdchaos.engine.build import build_for_dataset
+from gdchaos.engine.train import train_balls, train_to_target
 from gdchaos.engine.units import unit_shape
+from gdchaos.errors import GdchaosError
 
-CALIBRATION_SAMPLES = {"mlp": 8192, "cnn": 512}  # samples of the timed evaluations
-CALIBRATION_SECONDS = 0.1  # time evaluations for at least this long (tiny ones: up to 50)
-CALIBRATION_WORK = 2e9  # at most this many network-parameter-samples per timed evaluation
+PROBE_SAMPLES = 8192  # training samples of the probe (all of a smaller data set); past them time grows as N
+PROBE_EPOCHS = 3  # timed epochs of each phase (after one that loads the kernels)
 MAX_CALIBRATION_NETWORKS = 4800
-TAU_FRACTION = 0.5  # assumed share of the tau budget the references still train past T
+TAU_FRACTION = 0.5  # assumed share of the tau budget the references still train past T (docs/performance.md)
 START_SECONDS = 1.5  # imports, loading Numba's cached kernels, creating the results file (docs/performance.md)
 FIT_SECONDS = 0.3e-3  # analysis of one eps-ball, T = 201 (docs/performance.md)
 CALIBRATION_FILE = "calibration.json"
@@ -41,26 +44,21 @@ def network_size(config: SweepConfig) -> int:
 
 
 def estimate_seconds(config: SweepConfig, *, measure: bool = True) -> float | None:
-    """Seconds for the whole sweep, from a timed evaluation of the config's network on this machine.
+    """Seconds for the whole sweep on this machine, from the probe of :func:`network_epoch_seconds`.
 
-    c = seconds per network and training sample of one gradient evaluation, measured on synthetic
-    data of the data set's shape and sparsity (see :func:`seconds_per_network_sample`); then
-    t = c N (ball network-epochs + tau network-epochs) (1 + N_test / (3 N)), the last factor for the
-    test accuracy (a forward pass, about a third of a gradient). The tau phase is assumed to train
-    the references for ``TAU_FRACTION`` of the budget left after T. Plus :func:`overhead_seconds`.
-    c comes from the stored calibration; without one it is measured (and stored), or, with
-    ``measure=False``, the answer is None.
+    t = c_ball (ball network-epochs) + c_tau (tau network-epochs) + :func:`overhead_seconds`, with
+    ball network-epochs = n_eta q (M + 1)(T + 1) and tau network-epochs = n_eta q (tau_epochs - T)
+    ``TAU_FRACTION`` (the references still training past T). c_ball and c_tau come from the stored
+    calibration; without one they are measured (and stored), or, with ``measure=False``, the answer is None.
     """
-    spec = data.dataset_spec(config.dataset)
-    n_samples, n_test = spec.train, spec.test
+    costs = network_epoch_seconds(config, measure=measure)
+    if costs is None:
+        return None
+    ball_cost, tau_cost = costs
     n_eta, ball = len(config.etas), config.replicas + 1
     ball_epochs = n_eta * config.ics * ball * (config.epochs + 1)
-    tau_epochs = n_eta * config.ics * (config.tau_epochs - config.epochs) * TAU_FRACTION
-    per_sample = seconds_per_network_sample(config, measure=measure)
-    if per_sample is None:
-        return None
-    compute = per_sample * n_samples * (ball_epochs + tau_epochs) * (1 + n_test / (3 * n_samples))
-    return compute + overhead_seconds(config)
+    tau_epochs = n_eta * config.ics * max(config.tau_epochs - config.epochs, 0) * TAU_FRACTION
+    return ball_cost * ball_epochs + tau_cost * tau_epochs + overhead_seconds(config)
 
 
 def overhead_seconds(config: SweepConfig) -> float:
@@ -68,29 +66,32 @@ def overhead_seconds(config: SweepConfig) -> float:
     return START_SECONDS + FIT_SECONDS * len(config.etas) * config.ics
 
 
-def seconds_per_network_sample(config: SweepConfig, *, measure: bool = True) -> float | None:
-    """Seconds of one gradient evaluation per network and sample, for this config's network with as
-    many networks as its first unit of work trains at once: stored for this machine, else measured
-    and stored (None when not stored and ``measure`` is False)."""
+def network_epoch_seconds(config: SweepConfig, *, measure: bool = True) -> tuple[float, float] | None:
+    """(c_ball, c_tau): seconds per network-epoch of a unit's balls and of its references alone, on the
+    full data set: stored for this machine, else probed and stored (None when not stored and
+    ``measure`` is False)."""
     key = calibration_key(config)
     stored = read_calibration().get(key)
     if stored is not None:
-        return float(stored["seconds"])
+        try:
+            return float(stored["ball"]), float(stored["tau"])
+        except (KeyError, TypeError, ValueError):  # an entry of an older gdchaos: probe again
+            pass
     if not measure:
         return None
-    dataset, model_json, networks = json.loads(key)[1:]
-    seconds = _timed_evaluation(dataset, model_json, networks)
-    store_calibration(key, seconds)
-    return seconds
+    costs = _timed_probe(*json.loads(key)[1:])
+    store_calibration(key, costs)
+    return costs
 
 
 def calibration_key(config: SweepConfig) -> str:
-    """What a calibration depends on: this machine, the data set's shape, the network and the batch."""
+    """What a calibration depends on: this machine, the data set, the network and the unit's shape."""
     model = build_for_dataset(config)
     etas_per_unit, ics_per_unit = unit_shape(config, model, data.dataset_spec(config.dataset).train)
-    networks = min(etas_per_unit * ics_per_unit * (config.replicas + 1), MAX_CALIBRATION_NETWORKS)
+    balls = min(etas_per_unit * ics_per_unit, max(1, MAX_CALIBRATION_NETWORKS // (config.replicas + 1)))
     machine = f"{platform.node()}/{platform.machine()}/{os.cpu_count()}/{os.environ.get('NUMBA_NUM_THREADS', '')}"
-    return json.dumps([machine, config.dataset, json.dumps(config.to_dict()["model"], sort_keys=True), networks])
+    return json.dumps([machine, config.dataset, config.data_dir or "",
+                       json.dumps(config.to_dict()["model"], sort_keys=True), balls, config.replicas + 1])
 
 
 def calibration_path() -> Path:
@@ -107,10 +108,10 @@ def read_calibration() -> dict[str, dict]:
     return stored if isinstance(stored, dict) else {}
 
 
-def store_calibration(key: str, seconds: float) -> None:
-    """Add one calibration (written aside and renamed: readers never see half a file)."""
+def store_calibration(key: str, costs: tuple[float, float]) -> None:
+    """Add one calibration, (c_ball, c_tau) (written aside and renamed: readers never see half a file)."""
     stored = read_calibration()
-    stored[key] = {"seconds": seconds, "measured": time.time()}
+    stored[key] = {"ball": float(costs[0]), "tau": float(costs[1]), "measured": time.time()}
     path = calibration_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,36 +145,56 @@ def main(argv: list[str]) -> int:
     if hasattr(os, "nice"):
         os.nice(10)
     for name in argv:
-        config = presets.get(name)
-        key = calibration_key(config)
-        dataset, model_json, networks = json.loads(key)[1:]
-        store_calibration(key, _timed_evaluation(dataset, model_json, networks))
+        key = calibration_key(presets.get(name))
+        store_calibration(key, _timed_probe(*json.loads(key)[1:]))
     return 0
 
 
 @functools.lru_cache(maxsize=32)
-def _timed_evaluation(dataset: str, model_json: str, networks: int) -> float:
-    """Median seconds per network-sample of gradient evaluations on synthetic data: at least 3
-    and up to 50 of them, until ``CALIBRATION_SECONDS`` (the first call compiles, or loads, the
-    kernels and is not counted)."""
+def _timed_probe(dataset: str, data_dir: str, model_json: str, balls: int, ball: int) -> tuple[float, float]:
+    """(c_ball, c_tau) from ``PROBE_EPOCHS`` epochs of ``balls`` eps-balls of ``ball`` networks, then
+    of their references alone (an unreachable target), on the first ``PROBE_SAMPLES`` samples, scaled
+    to the full data set (the first epoch of each phase loads or compiles the kernels: not counted)."""
     spec = data.dataset_spec(dataset)
-    config = from_dict({"dataset": dataset, "model": json.loads(model_json)})
-    model = build_for_dataset(config)
-    n_samples, features, classes = spec.train, spec.features, spec.classes
-    n = min(n_samples, CALIBRATION_SAMPLES[config.model.kind],
-            max(256, int(CALIBRATION_WORK // (networks * model.n_params))))
-    n -= n % 64 if n >= 64 else 0
+    model = build_for_dataset(from_dict({"dataset": dataset, "model": json.loads(model_json)}))
+    x, y, x_test, y_test = _probe_data(dataset, data_dir or None)
     rng = np.random.default_rng(0)
-    x = rng.random((n, features)) * (rng.random((n, features)) < spec.density)
-    y = rng.integers(0, classes, n)
-    theta = model.init(rng, networks)
-    model.evaluate(theta, x, y)
-    times: list[float] = []
-    while len(times) < 3 or (sum(times) < CALIBRATION_SECONDS and len(times) < 50):
-        start = time.perf_counter()
-        model.evaluate(theta, x, y)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) / (networks * n)
+    theta = model.init(rng, balls * ball)
+    eta = 1e-3  # a small learning rate: nothing diverges, every network does the full work
+    refs = np.arange(0, theta.shape[0], ball)
+
+    def ball_epochs(epochs: int) -> None:
+        for _ in train_balls(model, theta.copy(), eta, x, y, epochs, ball, x_test=x_test, y_test=y_test):
+            pass
+
+    def tau_epochs(epochs: int) -> None:
+        train_to_target(model, theta[refs], eta, x, y, x_test, y_test, target=2.0, epochs=epochs)
+
+    costs = []
+    # PROBE_EPOCHS ball epochs record PROBE_EPOCHS + 1 evaluations (t = 0..E), as T epochs record T + 1
+    for phase, evaluations, networks in ((ball_epochs, PROBE_EPOCHS + 1, theta.shape[0]),
+                                         (tau_epochs, PROBE_EPOCHS, refs.size)):
+        phase(1)
+        started = time.perf_counter()
+        phase(PROBE_EPOCHS)
+        costs.append((time.perf_counter() - started) / evaluations / networks * spec.train / x.shape[0])
+    return costs[0], costs[1]
+
+
+def _probe_data(dataset: str, data_dir: str | None) -> tuple[np.ndarray, ...]:
+    """The first ``PROBE_SAMPLES`` training samples of the data set and a test set in the same
+    proportion; synthetic data of its shape and density when it is not here."""
+    spec = data.dataset_spec(dataset)
+    n = min(spec.train, PROBE_SAMPLES)
+    n_test = max(1, min(spec.test, round(spec.test * n / spec.train)))
+    try:
+        x, y, x_test, y_test = data.load(dataset, data_dir)
+        return x[:n].copy(), y[:n].copy(), x_test[:n_test].copy(), y_test[:n_test].copy()
+    except (GdchaosError, OSError):
+        rng = np.random.default_rng(0)
+        x = rng.random((n + n_test, spec.features)) * (rng.random((n + n_test, spec.features)) < spec.density)
+        y = rng.integers(0, spec.classes, n + n_test)
+        return x[:n], y[:n], x[n:], y[n:]
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def test_presets_answer_from_stored_calibrations(tmp_path, monkeypatch):
     first = gdchaos("presets", env=env)
     assert first.returncode == 0 and "measuring…" in first.stdout and "not timed" in first.stdout
     for name in presets.names():  # as the background timing would have stored them
-        estimate.store_calibration(estimate.calibration_key(presets.get(name)), 1e-7)
+        estimate.store_calibration(estimate.calibration_key(presets.get(name)), (1e-7, 1e-7))
     expected = estimate.estimate_seconds(presets.get("iris-tanh"), measure=False)
     second = gdchaos("presets", env=env)
     assert second.returncode == 0 and "measuring" not in second.stdout and "not timed" not in second.stdout
