@@ -67,17 +67,20 @@ def to_sparse_rows(x: np.ndarray) -> SparseRows:
     indptr = np.zeros(n_samples + 1, dtype=np.int64)
     np.cumsum(nonzero.sum(axis=1), out=indptr[1:])
     rows, columns = np.nonzero(nonzero)
+    values = x[rows, columns]
     n_blocks = -(-n_samples // BLOCK)
-    # block-wise order: by (block, feature), then sample; np.nonzero gives (sample, feature) order
-    order = np.lexsort((rows, columns, rows // BLOCK))
-    counts = np.bincount((rows // BLOCK) * n_features + columns, minlength=n_blocks * n_features)
+    # block-wise order: by (block, feature), then sample; np.nonzero gives (sample, feature) order,
+    # which a stable sort on (block, feature) keeps within each key
+    key = (rows // BLOCK) * n_features + columns
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(key, minlength=n_blocks * n_features)
     block_ptr = np.zeros(n_blocks * n_features + 1, dtype=np.int64)
     np.cumsum(counts, out=block_ptr[1:])
     return SparseRows(
         n_samples=n_samples, n_features=n_features, indptr=indptr,
-        indices=columns.astype(np.int32), values=np.ascontiguousarray(x[rows, columns]),
+        indices=columns.astype(np.int32), values=np.ascontiguousarray(values),
         block_ptr=block_ptr, block_samples=(rows[order] % BLOCK).astype(np.int32),
-        block_values=np.ascontiguousarray(x[rows[order], columns[order]]))
+        block_values=np.ascontiguousarray(values[order]))
 
 
 class _Cache:
