@@ -212,8 +212,8 @@ def probe_config(config: SweepConfig, method: str, ics: int, epochs: int) -> Swe
                    etas=config.etas or (1.0,))
 
 
-def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epochs: int = 150,
-            target_rho: float = 0.5, refine: int = 4, points: int = 12, validate: bool = False,
+def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epochs: int = 100,
+            target_rho: float = 0.5, refine: int = 2, points: int = 12, validate: bool = False,
             output: str | Path | None = None, overwrite: bool = False,
             announce: Callable[[str], None] | None = None, reporter: runner.Reporter | None = None) -> FindLRResult:
     """Probe ``config``'s network and data for the onset of chaos (module docstring).
@@ -235,7 +235,7 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
 
     sharpness = top_eigenvalue(model, references, x, y, tol=base.sharpness_tol, max_iter=base.sharpness_max_iter,
                                subset=base.sharpness_subset or None, seed=base.seed,
-                               memory_budget=base.memory_budget_bytes).eigenvalue
+                               memory_budget=base.memory_budget_bytes, whole_network=True).eigenvalue
     finite = sharpness[np.isfinite(sharpness)]
     median = float(np.median(finite)) if finite.size else math.nan
     if not median > 0:

@@ -2,6 +2,7 @@
 the offer to fill the η grid with a sweep centred on the onset (what ``gdchaos run --etas auto:N`` sweeps)."""
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 
@@ -16,12 +17,13 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static
 from gdchaos.checks import check_int
 from gdchaos.config import SweepConfig
 from gdchaos.errors import GdchaosError
-from gdchaos.findlr import METHODS, FindLRResult, centred_grid, check_options
+from gdchaos.findlr import METHODS, FindLRResult, centred_grid, check_options, find_lr
 from gdchaos.grid import AUTO_COUNT, MAX_LEARNING_RATES, parse_etas
 from gdchaos.text import duration
 from gdchaos_tui.probe import ProbeProcess
 
-DEFAULTS = {"ics": 8, "epochs": 150}  # those of `gdchaos find-lr`
+DEFAULTS = {name: option.default for name, option in inspect.signature(find_lr).parameters.items()
+            if option.default is not inspect.Parameter.empty}  # find-lr's: ics, epochs, target_rho, ...
 TICK_SECONDS = 1.0  # how often the running probe's clock is redrawn
 
 
@@ -138,7 +140,7 @@ class FindLRScreen(ModalScreen[str | None]):
         """method, ICs and epochs from the fields (GdchaosError naming the first bad one)."""
         method = str(self.query_one("#method", Select).value)
         ics, epochs = (_integer(self.query_one(f"#{key}", Input).value) for key in ("ics", "epochs"))
-        check_options(method, ics, epochs, 0.5, 4, 12)  # find-lr's own checks (its defaults beside)
+        check_options(method, ics, epochs, DEFAULTS["target_rho"], DEFAULTS["refine"], DEFAULTS["points"])
         return method, ics, epochs
 
     @on(Button.Pressed, "#find")
