@@ -202,9 +202,13 @@ class FindLRScreen(ModalScreen[str | None]):
     @on(Finished)
     def _finished(self, message: Finished) -> None:
         self.query_one("#find", Button).disabled = False
+        if message.problem is not None:
+            self._status(f"✗ {message.problem}", bad=True)
+            return
         if message.result is None:
-            self._status("✗ " + message.problem if message.problem else "find-lr cancelled (the scan so far is "
-                         f"kept in {self.process.output.name})", bad=message.problem is not None)
+            kept = self.process is not None and self.process.output.exists()
+            self._status("find-lr cancelled" + (f" (its scan so far is kept in {self.process.output.name})"
+                                                if kept else ""))
             return
         self.show(message.result)
 
