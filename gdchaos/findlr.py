@@ -25,12 +25,15 @@ from typing import Any
 import numpy as np
 
 from gdchaos import runner, store
+from gdchaos.analysis import analyse_sweep
 from gdchaos.analysis.summary import json_safe
 from gdchaos.checks import check_choice, check_int, check_number
 from gdchaos.config import SweepConfig
 from gdchaos.engine.train import train_to_target
-from gdchaos.engine.units import initial_conditions
+from gdchaos.engine.sweep import run_unit
+from gdchaos.engine.units import initial_conditions, plan_units
 from gdchaos.errors import GdchaosError
+from gdchaos.grid import parse_etas
 from gdchaos.nn import top_eigenvalue
 from gdchaos.store.notes import read_note, write_note
 
@@ -41,6 +44,7 @@ MAX_DOUBLINGS = 8  # eos_init x 256: no eta_div above that is looked for, the sc
 WILSON_Z = 1.959963984540054  # the 97.5% normal quantile: 95% intervals
 VALIDATE_FACTORS = (0.7, 1.0, 1.4)
 CENTRED_SPAN = 4.0  # `run --etas auto:N` spans [onset / 4, onset x 4]
+ROW_ARRAYS = ("distances", "reached_epoch", "diverged_epoch", "tangent_log_distance")  # what a row is made of
 NEVER_REACHED = 1.01  # a target accuracy no network reaches: train_to_target runs all its epochs
 
 
@@ -208,8 +212,8 @@ def probe_config(config: SweepConfig, method: str, ics: int, epochs: int) -> Swe
                    etas=config.etas or (1.0,))
 
 
-def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epochs: int = 150,
-            target_rho: float = 0.5, refine: int = 4, points: int = 12, validate: bool = False,
+def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epochs: int = 100,
+            target_rho: float = 0.5, refine: int = 2, points: int = 12, validate: bool = False,
             output: str | Path | None = None, overwrite: bool = False,
             announce: Callable[[str], None] | None = None, reporter: runner.Reporter | None = None) -> FindLRResult:
     """Probe ``config``'s network and data for the onset of chaos (module docstring).
@@ -231,7 +235,7 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
 
     sharpness = top_eigenvalue(model, references, x, y, tol=base.sharpness_tol, max_iter=base.sharpness_max_iter,
                                subset=base.sharpness_subset or None, seed=base.seed,
-                               memory_budget=base.memory_budget_bytes).eigenvalue
+                               memory_budget=base.memory_budget_bytes, whole_network=True).eigenvalue
     finite = sharpness[np.isfinite(sharpness)]
     median = float(np.median(finite)) if finite.size else math.nan
     if not median > 0:
@@ -275,11 +279,9 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
                          "the onset lies below the bracket; no onset suggested")
         else:
             def measure(eta: float, k: int) -> tuple[Row, bool]:
-                path = Path(workdir.name) / f"refine-{k}.h5"
                 run_ics = ics * (k + 1)
                 say(f"refine {k}/{refine}: eta = {eta:.4g} x {run_ics} ICs")
-                runner.run(replace(base, etas=(eta,), ics=run_ics, output=str(path)), reporter=reporter)
-                row = probe_rows(path, method, k)[0]
+                row = memory_rows(model, data, replace(base, etas=(eta,), ics=run_ics), method, k)[0]
                 return row, row.rho >= 100 * target_rho
             onset, refined = bisect_onset(measure, rows[crossing - 1].eta, rows[crossing].eta, refine)
         all_rows = sorted(rows + refined, key=lambda row: row.eta)
@@ -327,10 +329,47 @@ def divergence_by_doubling(all_diverge: Callable[[float], bool], eos_init: float
 def probe_rows(path: Path, method: str, round_: int) -> list[Row]:
     """The rows of a probe's results file: chaotic ICs, lambda over the finite ones, diverged balls."""
     with store.open(path) as results:
-        analysis = results.analysis()
-        eta = results.eta
-        diverged = (results["diverged_epoch"] >= 0).any(axis=-1)  # (n_eta, q): any network of the ball
-        params = results.config.fit_params()
+        return rows_of(results.eta, results.analysis(), results["diverged_epoch"], results.config.fit_params(),
+                       method, round_)
+
+
+def sweep_arrays(model, data, config: SweepConfig) -> dict[str, np.ndarray]:
+    """The arrays :data:`ROW_ARRAYS` (n_eta, q, ...) of ``config``'s sweep, trained in memory unit by unit
+    (:func:`gdchaos.engine.units.plan_units`), with no results file: what a refinement round needs."""
+    n_eta, q = len(config.etas), config.ics
+    out: dict[str, np.ndarray] = {}
+    for unit in plan_units(config, model, data[0].shape[0]):
+        balls = initial_conditions(model, config, unit.ic_start, unit.ic_stop)
+        for event in run_unit(model, config, unit, data, balls):
+            pass
+        for name in ROW_ARRAYS:
+            if name in event.arrays:
+                values = event.arrays[name]
+                if name not in out:
+                    out[name] = np.empty((n_eta, q, *values.shape[2:]), dtype=values.dtype)
+                out[name][unit.eta_start:unit.eta_stop, unit.ic_start:unit.ic_stop] = values
+    return out
+
+
+def memory_rows(model, data, config: SweepConfig, method: str, round_: int) -> list[Row]:
+    """The rows of ``config``'s sweep trained in memory (:func:`sweep_arrays`), analysed by the refit
+    policy of a results file (:func:`gdchaos.analysis.analyse_sweep`): the same numbers as
+    :func:`probe_rows` of the same sweep written to a file."""
+    arrays = sweep_arrays(model, data, config)
+    eta = np.asarray(config.etas, dtype=np.float64)
+    params = config.fit_params()
+
+    def load(indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return arrays["distances"][indices], arrays["reached_epoch"][indices]
+
+    analysis = analyse_sweep(eta, np.ones(eta.size, dtype=bool), config.ics, load, params, budget=config.tau_epochs,
+                             diverged_epoch=arrays["diverged_epoch"], tangent=arrays.get("tangent_log_distance"))
+    return rows_of(eta, analysis, arrays["diverged_epoch"], params, method, round_)
+
+
+def rows_of(eta: np.ndarray, analysis, diverged_epoch: np.ndarray, params, method: str, round_: int) -> list[Row]:
+    """One row per learning rate of a sweep's analysis (``diverged_epoch`` (n_eta, q, M+1))."""
+    diverged = (np.asarray(diverged_epoch[()]) >= 0).any(axis=-1)  # (n_eta, q): any network of the ball
     rows = []
     for e, value in enumerate(eta):
         if method == "tangent":
@@ -382,11 +421,18 @@ def stored_result(path: str | Path) -> FindLRResult:
     return FindLRResult.from_dict(values)
 
 
-def centred_etas(result: FindLRResult, count: int) -> tuple[float, ...]:
-    """``count`` learning rates log-spaced over [onset / CENTRED_SPAN, onset x CENTRED_SPAN]."""
+def centred_grid(result: FindLRResult, count: int) -> str:
+    """``"log:START:STOP:N"`` (:mod:`gdchaos.grid`) of ``count`` learning rates log-spaced over
+    [onset / CENTRED_SPAN, onset x CENTRED_SPAN]; START and STOP written exactly (repr)."""
     onset = result.suggestions.onset
     if onset is None:
         reason = "; ".join(result.notes) or "no onset found"
         raise GdchaosError(f"etas: auto needs a find-lr onset, and this probe found none ({reason}); "
                            "give --etas explicitly")
-    return tuple(float(eta) for eta in np.geomspace(onset / CENTRED_SPAN, onset * CENTRED_SPAN, count))
+    check_int("etas: N", count, 1)
+    return f"log:{float(onset / CENTRED_SPAN)!r}:{float(onset * CENTRED_SPAN)!r}:{count}"
+
+
+def centred_etas(result: FindLRResult, count: int) -> tuple[float, ...]:
+    """The learning rates of :func:`centred_grid` (what ``gdchaos run --etas auto:N`` sweeps)."""
+    return parse_etas(centred_grid(result, count))

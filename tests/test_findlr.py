@@ -9,8 +9,9 @@ import pytest
 import gdchaos
 from gdchaos import presets, store
 from gdchaos.errors import GdchaosError
-from gdchaos.findlr import (FindLRResult, Row, bisect_onset, centred_etas, divergence_by_doubling, find_lr,
-                            first_at_least, not_monotone, stored_result, wilson_interval)
+from gdchaos.findlr import (FindLRResult, Row, bisect_onset, centred_etas, centred_grid, divergence_by_doubling,
+                            find_lr, first_at_least, not_monotone, stored_result, wilson_interval)
+from gdchaos.grid import parse_etas
 
 Z = 1.959963984540054
 
@@ -127,6 +128,9 @@ def test_centred_etas(probe):
     etas = centred_etas(result, 5)
     assert etas[2] == pytest.approx(result.suggestions.onset)
     assert etas[0] == pytest.approx(result.suggestions.onset / 4) and etas[-1] == pytest.approx(4 * etas[2])
+    onset = result.suggestions.onset  # the grid's text (the TUI's eta field) gives these very bits
+    assert centred_grid(result, 5) == f"log:{onset / 4!r}:{onset * 4!r}:5"
+    assert parse_etas(centred_grid(result, 5)) == etas == tuple(np.geomspace(onset / 4, onset * 4, 5))
 
 
 def test_no_onset_is_said_plainly_never_made_up():

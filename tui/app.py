@@ -77,6 +77,9 @@ class GdchaosTui(App):
         yield SystemCommand("Open a results file", "Show a results file: live, finished or to resume",
                             self.action_open_file)
         yield SystemCommand("New sweep", "Set up and start a new sweep", self.action_new_sweep)
+        if isinstance(screen, SetupScreen):
+            yield SystemCommand("Find the learning rate", "A short find-lr probe of this config for the onset of "
+                                "chaos, then an η grid centred on it (ctrl+l)", screen.action_find_lr)
         file = self.shown_file()
         if file is not None:
             yield SystemCommand(f"Plot {file.name}", "How to draw the paper's figures from this file",

@@ -1,6 +1,7 @@
 """``gdchaos find-lr``: locate the onset of chaos with a short probe and suggest the learning rate."""
 from __future__ import annotations
 
+import os
 import sys
 
 from gdchaos.cli import integer, number
@@ -27,11 +28,11 @@ def register(subparsers) -> None:
     parser.add_argument("--sharpness-subset", type=integer,
                         help="training samples for lambda_max(theta_0) (0: all; a few thousand suffice on MNIST)")
     parser.add_argument("--ics", type=integer, default=8, help="initial conditions of the scan (default 8)")
-    parser.add_argument("--epochs", type=integer, default=150, help="epochs of every probe (default 150)")
+    parser.add_argument("--epochs", type=integer, default=100, help="epochs of every probe (default 100)")
     parser.add_argument("--method", default="tangent", help="tangent (default) or ball")
     parser.add_argument("--target-rho", type=number, default=0.5,
                         help="share of chaotic ICs that defines the onset (default 0.5)")
-    parser.add_argument("--refine", type=integer, default=4, help="bisection rounds (default 4; 0: none)")
+    parser.add_argument("--refine", type=integer, default=2, help="bisection rounds (default 2; 0: none)")
     parser.add_argument("--points", type=integer, default=12, help="learning rates of the scan (default 12)")
     parser.add_argument("--validate", action="store_true",
                         help="train to the target accuracy at onset x 0.7, 1, 1.4 and report tau")
@@ -54,6 +55,9 @@ def probe_base(args):
 
 
 def _find_lr(args) -> int:
+    # a probe launches its kernels once per epoch (the tangent's H v): OpenMP threads that spin between
+    # launches burn CPU on a loaded machine (docs/find-lr.md); set before Numba loads OpenMP
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from gdchaos.cli.progress import LogReporter
     from gdchaos.findlr import find_lr
 

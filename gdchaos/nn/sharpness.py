@@ -14,6 +14,8 @@ from gdchaos.checks import check_int, check_positive
 from gdchaos.errors import GdchaosError
 from gdchaos.nn.base import DEFAULT_MEMORY_BUDGET, Network
 from gdchaos.nn.hessian import hessian_operator
+from gdchaos.nn.mlp import MLP
+from gdchaos.nn.mlp_hessian import HessianOperator
 
 
 @dataclass
@@ -29,7 +31,7 @@ class SharpnessResult:
 def top_eigenvalue(model: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray, *,
                    v0: np.ndarray | None = None, tol: float = 1e-6, max_iter: int = 100,
                    subset: int | None = None, seed: int = 0,
-                   memory_budget: int = DEFAULT_MEMORY_BUDGET) -> SharpnessResult:
+                   memory_budget: int = DEFAULT_MEMORY_BUDGET, whole_network: bool = False) -> SharpnessResult:
     """Sharpness lambda_max(H_r) of every network r by power iteration on exact H v.
 
     Phase 1: v <- H v / ||H v|| until the Rayleigh quotient mu = v^T H v (||v|| = 1) changes by at
@@ -40,6 +42,8 @@ def top_eigenvalue(model: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarr
     previous call's ``vector``, warm-starts; otherwise the start is Gaussian from ``seed``.
     ``subset`` uses that many training samples drawn without replacement from ``seed``.
     Networks with non-finite parameters get eigenvalue NaN, converged False, iterations 0.
+    ``whole_network``: small MLPs take the whole-network kernel (:class:`HessianOperator`; equal to
+    round-off, not bit for bit, so off by default).
     """
     _check_arguments(model, theta, x, y, v0, tol, max_iter, subset)
     subset_rng, start_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
@@ -55,7 +59,10 @@ def top_eigenvalue(model: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarr
     if finite.size == 0:
         return result
     with np.errstate(all="ignore"):
-        operator = hessian_operator(model, theta[finite], x, y, memory_budget=memory_budget)
+        if whole_network and isinstance(model, MLP):
+            operator = HessianOperator(model, theta[finite], x, y, memory_budget=memory_budget, whole_network=True)
+        else:
+            operator = hessian_operator(model, theta[finite], x, y, memory_budget=memory_budget)
         mu, vector, iterations, converged = _power_iteration(
             lambda live, v: operator(v, live), start[finite], np.zeros(finite.size), tol, max_iter)
         negative = np.flatnonzero(mu < 0)

@@ -70,3 +70,28 @@ def test_bad_input_is_one_line_exit_2(args, fragment, tmp_path):
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr and fragment in lines[0], result.stderr
+
+
+def test_validate_trains_to_the_target_at_the_onset_as_a_sweep_does(probe):
+    values, folder = probe
+    result = gdchaos("find-lr", "--preset", "iris-tanh", *PROBE, "-o", "validate.h5", "--validate", "--target", "0.8",
+                     "--tau-epochs", "300", "--json", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    validated = json.loads(result.stdout)
+    onset = validated["suggestions"]["onset"]
+    assert onset == values["suggestions"]["onset"]  # the target of tau does not change the probe
+    rows = validated["validation"]
+    assert [row["factor"] for row in rows] == [0.7, 1.0, 1.4]
+    assert [row["eta"] for row in rows] == pytest.approx([0.7 * onset, onset, 1.4 * onset])
+    for row in rows:
+        assert row["ics"] == 4 and 0 <= row["reached"] <= 4 and row["target"] == 0.8 and row["budget"] == 300
+        assert (row["tau_mean"] is None) == (row["reached"] == 0)
+    # ground truth: the tau phase of an ordinary sweep of the same initial conditions at the onset
+    check = gdchaos("run", "--headless", "--quiet", "--preset", "iris-tanh", "--etas", repr(onset), "--ics", "4",
+                    "--replicas", "1", "--epochs", "2", "--target", "0.8", "--tau-epochs", "300", "-o", "check.h5",
+                    cwd=folder)
+    assert check.returncode == 0, check.stderr
+    with store.open(folder / "check.h5") as results:
+        reached = results["reached_epoch"][0]
+    assert rows[1]["reached"] == int((reached >= 0).sum()) > 0
+    assert rows[1]["tau_mean"] == pytest.approx(reached[reached >= 0].mean())

@@ -81,11 +81,13 @@ def test_hessian_matches_finite_differences_of_gradient(activation, sizes, l2):
     _assert_exact_hessian(model, theta, x, y)
 
 
-def test_power_iteration_matches_eigvalsh():
+@pytest.mark.parametrize("whole_network", [False, True])
+def test_power_iteration_matches_eigvalsh(whole_network):
     model, theta, x, y = _setup((5, 7, 3), "sigmoid", 0.01)
+    assert model.whole_network(x.shape[0])  # premise: the whole-network kernel applies
     spectrum = np.linalg.eigvalsh(_dense_from_hvp(model, theta, x, y))
     assert spectrum[-1] > -spectrum[0]
-    result = top_eigenvalue(model, theta[None], x, y, tol=1e-10, max_iter=1000)
+    result = top_eigenvalue(model, theta[None], x, y, tol=1e-10, max_iter=1000, whole_network=whole_network)
     assert result.converged[0]
     assert result.eigenvalue[0] == pytest.approx(spectrum[-1], rel=1e-6)
     assert np.linalg.norm(result.vector[0]) == pytest.approx(1.0)
@@ -103,14 +105,15 @@ def test_largest_algebraic_eigenvalue_when_a_negative_one_dominates():
     assert result.eigenvalue[0] == pytest.approx(spectrum[-1], rel=1e-6)
 
 
-def test_batched_networks_each_get_their_own_eigenvalue():
+@pytest.mark.parametrize("whole_network", [False, True])
+def test_batched_networks_each_get_their_own_eigenvalue(whole_network):
     model = MLP((4, 5, 3), activation="tanh", init_std=2.0)
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(8, 4)), rng.integers(0, 3, 8)
     theta = model.init(np.random.default_rng(100), 3)
     theta[1] *= 0.2
     theta[2, 0] = np.nan
-    result = top_eigenvalue(model, theta, x, y, tol=1e-10, max_iter=2000)
+    result = top_eigenvalue(model, theta, x, y, tol=1e-10, max_iter=2000, whole_network=whole_network)
     for r in range(2):
         expected = np.linalg.eigvalsh(_dense_from_hvp(model, theta[r], x, y))[-1]
         assert result.eigenvalue[r] == pytest.approx(expected, rel=1e-6)

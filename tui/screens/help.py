@@ -51,6 +51,7 @@ For every learning rate η the sweep trains **q** initial conditions, each with 
 | | `escape` | close a dialog or this help; back from the results |
 | setup | `ctrl+s` `enter` | start (refused while a field is invalid) |
 | | `tab` | next field |
+| | `ctrl+l` | find the learning rate: a short find-lr probe, then fill the η grid with a sweep centred on its onset |
 | live | `s` | stop our run (the file stays resumable), or stop following another's |
 | | `r` | resume a stopped run |
 | | `f` | follow again |

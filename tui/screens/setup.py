@@ -21,11 +21,13 @@ from gdchaos.engine.units import plan_units
 from gdchaos.text import duration
 from gdchaos_tui.reader import ReadError, RunReader
 from gdchaos_tui.screens.dialogs import OutputTakenScreen
+from gdchaos_tui.screens.findlr import FindLRScreen
 from gdchaos_tui.widgets.title import TitleBar
 
 # form inputs: widget id -> label; the id is the config field an error message names (less "model.")
 INPUTS = {"hidden": "hidden", "ics": "q (ICs)", "etas": "eta grid", "replicas": "M replicas", "eps": "eps",
           "epochs": "epochs T", "target": "target acc", "tau_epochs": "tau epochs", "output": "output"}
+PROBE_ETA = 1.0  # the η field's value while find-lr builds its config (find-lr sets its own)
 PLACEHOLDERS = {"etas": "1,2.5,5  or  0.1:20:16  or  log:1e-3:20:16", "hidden": "64 or 32,32"}
 
 
@@ -60,8 +62,8 @@ class SetupScreen(Screen):
             self.config = config
             self.overwrite = overwrite  # replace a results file of another sweep
 
-    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+o", "app.open_file", "Open file"),
-                Binding("ctrl+q", "app.quit", "Quit", priority=True)]
+    BINDINGS = [Binding("ctrl+s", "start", "Start"), Binding("ctrl+l", "find_lr", "Find η"),
+                Binding("ctrl+o", "app.open_file", "Open file"), Binding("ctrl+q", "app.quit", "Quit", priority=True)]
     DEFAULT_CSS = """
     SetupScreen { align-horizontal: center; }
     #form {
@@ -110,6 +112,8 @@ class SetupScreen(Screen):
         yield Static(id="problem", markup=False)
         with Horizontal(id="actions"):
             yield Button("Start", variant="success", id="start", disabled=True)
+            yield Button("Find η", id="find-lr", tooltip="find the learning rate (ctrl+l): a short probe, "
+                         "then an η grid centred on the onset of chaos")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -169,8 +173,11 @@ class SetupScreen(Screen):
         self.query_one("#start", Button).disabled = self.config is None
         self.refresh_bindings()
 
-    def _build(self) -> SweepConfig:
+    def _build(self, etas: str | None = None) -> SweepConfig:
+        """The config of the form (``etas``: instead of the η field's)."""
         text = {key: self.query_one(f"#{key}", Input).value.strip() for key in INPUTS}
+        if etas is not None:
+            text["etas"] = etas
         if not text["output"]:
             raise GdchaosError("output: name the results file, e.g. sweep.h5")
         model = {"activation": self.query_one("#activation", Select).value}
@@ -252,6 +259,27 @@ class SetupScreen(Screen):
                 self.post_message(self.StartRequested(config, overwrite=True))
 
         self.app.push_screen(OutputTakenScreen(problem, str(free), can_overwrite), chosen)
+
+
+    # ------------------------------------------------------------ find the learning rate
+    @on(Button.Pressed, "#find-lr")
+    def action_find_lr(self) -> None:
+        """Probe the form's config for the onset of chaos (the η field may be anything), then offer to fill
+        the η field with a sweep centred on it."""
+        as_given = self._as_given
+        try:
+            config = self._build(etas=str(PROBE_ETA))
+        except GdchaosError as exc:
+            self.notify(f"✗ {exc}", severity="error")
+            return
+        finally:
+            self._as_given = as_given  # that of the form's own config
+
+        def fill(grid: str | None) -> None:
+            if grid is not None:
+                self.query_one("#etas", Input).value = grid
+
+        self.app.push_screen(FindLRScreen(config), fill)
 
 
 def per_eta_units(config: SweepConfig) -> SweepConfig:
