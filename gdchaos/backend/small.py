@@ -95,7 +95,7 @@ LOSS = 1  # summed cross-entropy and correct count
 GRADIENT = 2  # ... and the gradient of the mean loss (times ``scale``) plus the L2 term
 
 
-@kernel(inline="always")
+@kernel()
 def _network(p, g, mode, x_t, labels, sizes, act_offsets, param_offsets, code, scale, l2, scratch):
     """One pass of network ``p`` over the samples of ``x_t`` (features, N): returns the summed
     cross-entropy (0 in ACCURACY mode) and the correct count; in GRADIENT mode also writes
@@ -247,71 +247,93 @@ def _small_mlp(theta, x_t, labels, sizes, code, scale, l2, mode, loss_out, corre
 RUNNING, REACHED, DIVERGED = 0, 1, 2
 
 
+@kernel()
+def _train_chunk(theta, eta, x_t, labels, x_test_t, labels_test, sizes, act_offsets, param_offsets, code, l2,
+                 target, epochs, steps_out, status_out, grad, first, stop):
+    """:func:`_small_train` of networks [first, stop), on the calling thread."""
+    n_samples, n_test = x_t.shape[1], x_test_t.shape[1]
+    scratch = _scratch(sizes, act_offsets[-1], n_samples)
+    scratch_test = _scratch(sizes, act_offsets[-1], n_test)
+    for r in range(first, stop):
+        p, g, step = theta[r], grad[r], eta[r]
+        steps, status = 0, RUNNING
+        while steps < epochs:
+            loss, _ = _network(p, g, np.int64(GRADIENT), x_t, labels, sizes, act_offsets, param_offsets, code,
+                               1.0 / n_samples, l2, scratch)
+            penalty = _squared_weights(p, sizes, param_offsets) if l2 > 0 else 0.0
+            finite = np.isfinite(loss / n_samples + 0.5 * l2 * penalty)
+            sgd_step(p, g, step)
+            steps += 1
+            if not finite:
+                status = DIVERGED
+                break
+            _, correct = _network(p, g, np.int64(ACCURACY), x_test_t, labels_test, sizes, act_offsets,
+                                  param_offsets, code, 1.0, 0.0, scratch_test)
+            if correct / n_test >= target:
+                status = REACHED
+                break
+        steps_out[r] = steps
+        status_out[r] = status
+
+
+# the parallel loops only deal chunks to threads: the chunk's work is a separate (serial) kernel, so
+# Numba's parallel passes see a one-call body (their cost grows with the body: docs/performance.md)
 @kernel(parallel=True)
 def _small_train(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2, target, epochs,
                  steps_out, status_out, grad, n_chunks):
     n_nets = theta.shape[0]
-    n_samples, n_test = x_t.shape[1], x_test_t.shape[1]
     act_offsets, param_offsets = _offsets(sizes)
     for chunk in prange(n_chunks):
-        scratch = _scratch(sizes, act_offsets[-1], n_samples)
-        scratch_test = _scratch(sizes, act_offsets[-1], n_test)
-        for r in range(chunk * n_nets // n_chunks, (chunk + 1) * n_nets // n_chunks):
-            p, g, step = theta[r], grad[r], eta[r]
-            steps, status = 0, RUNNING
-            while steps < epochs:
-                loss, _ = _network(p, g, GRADIENT, x_t, labels, sizes, act_offsets, param_offsets, code,
-                                   1.0 / n_samples, l2, scratch)
-                penalty = _squared_weights(p, sizes, param_offsets) if l2 > 0 else 0.0
-                finite = np.isfinite(loss / n_samples + 0.5 * l2 * penalty)
-                sgd_step(p, g, step)
-                steps += 1
-                if not finite:
-                    status = DIVERGED
-                    break
-                _, correct = _network(p, g, ACCURACY, x_test_t, labels_test, sizes, act_offsets,
-                                      param_offsets, code, 1.0, 0.0, scratch_test)
-                if correct / n_test >= target:
-                    status = REACHED
-                    break
-            steps_out[r] = steps
-            status_out[r] = status
+        _train_chunk(theta, eta, x_t, labels, x_test_t, labels_test, sizes, act_offsets, param_offsets, code, l2,
+                     target, epochs, steps_out, status_out, grad, chunk * n_nets // n_chunks,
+                     (chunk + 1) * n_nets // n_chunks)
+
+
+@kernel()
+def _balls_chunk(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, act_offsets, param_offsets, code, l2,
+                 ball, bounds, first_update, grad_last, loss_out, correct_out, penalty_out, test_out, dist_out,
+                 ref_out, first_ball, stop_ball):
+    """:func:`_small_train_balls` of balls [first_ball, stop_ball), on the calling thread."""
+    n_records = loss_out.shape[0]
+    n_samples = x_t.shape[1]
+    scratch = _scratch(sizes, act_offsets[-1], n_samples)
+    scratch_test = _scratch(sizes, act_offsets[-1], x_test_t.shape[1])
+    for b in range(first_ball, stop_ball):
+        first = b * ball
+        if first_update:
+            for r in range(first, first + ball):
+                sgd_step(theta[r], grad[r], eta[r])
+        for k in range(n_records):
+            mode = GRADIENT if k < n_records - 1 or grad_last else LOSS
+            if ref_out.shape[0]:  # element by element: an array assignment compiles its shape checks' messages
+                for q in range(theta.shape[1]):
+                    ref_out[k, b, q] = theta[first, q]
+            for r in range(first, first + ball):
+                loss_out[k, r], correct_out[k, r] = _network(
+                    theta[r], grad[r], mode, x_t, labels, sizes, act_offsets, param_offsets, code,
+                    1.0 / n_samples, l2, scratch)
+                penalty_out[k, r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
+            if x_test_t.shape[1]:
+                test_out[k, b] = _network(theta[first], grad[first], np.int64(ACCURACY), x_test_t, labels_test, sizes,
+                                          act_offsets, param_offsets, code, 1.0, 0.0, scratch_test)[1]
+            for j in range(1, ball):  # L1 distance to the reference, per tensor
+                segment_distances(theta[first], theta[first + j], bounds,
+                                   dist_out[k, b * (ball - 1) + j - 1])
+            if k < n_records - 1:
+                for r in range(first, first + ball):
+                    sgd_step(theta[r], grad[r], eta[r])
 
 
 @kernel(parallel=True)
 def _small_train_balls(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, code, l2, ball, bounds,
                        first_update, grad_last, loss_out, correct_out, penalty_out, test_out, dist_out, ref_out,
                        n_chunks):
-    n_records = loss_out.shape[0]
     n_balls = theta.shape[0] // ball
-    n_samples = x_t.shape[1]
     act_offsets, param_offsets = _offsets(sizes)
     for chunk in prange(n_chunks):
-        scratch = _scratch(sizes, act_offsets[-1], n_samples)
-        scratch_test = _scratch(sizes, act_offsets[-1], x_test_t.shape[1])
-        for b in range(chunk * n_balls // n_chunks, (chunk + 1) * n_balls // n_chunks):
-            first = b * ball
-            if first_update:
-                for r in range(first, first + ball):
-                    sgd_step(theta[r], grad[r], eta[r])
-            for k in range(n_records):
-                mode = GRADIENT if k < n_records - 1 or grad_last else LOSS
-                if ref_out.shape[0]:
-                    ref_out[k, b] = theta[first]
-                for r in range(first, first + ball):
-                    loss_out[k, r], correct_out[k, r] = _network(
-                        theta[r], grad[r], mode, x_t, labels, sizes, act_offsets, param_offsets, code,
-                        1.0 / n_samples, l2, scratch)
-                    penalty_out[k, r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
-                if x_test_t.shape[1]:
-                    test_out[k, b] = _network(theta[first], grad[first], ACCURACY, x_test_t, labels_test, sizes,
-                                              act_offsets, param_offsets, code, 1.0, 0.0, scratch_test)[1]
-                for j in range(1, ball):  # L1 distance to the reference, per tensor
-                    segment_distances(theta[first], theta[first + j], bounds,
-                                       dist_out[k, b * (ball - 1) + j - 1])
-                if k < n_records - 1:
-                    for r in range(first, first + ball):
-                        sgd_step(theta[r], grad[r], eta[r])
+        _balls_chunk(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, act_offsets, param_offsets, code,
+                     l2, ball, bounds, first_update, grad_last, loss_out, correct_out, penalty_out, test_out,
+                     dist_out, ref_out, chunk * n_balls // n_chunks, (chunk + 1) * n_balls // n_chunks)
 
 
 def _transposed(x: np.ndarray) -> np.ndarray:
