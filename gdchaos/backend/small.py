@@ -18,13 +18,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from gdchaos.backend import vecmath
 from gdchaos.backend.activations import activation_code
 from gdchaos.backend.jit import kernel, reduction
 from gdchaos.backend.rows import activate_row, derivative_from_output, segment_distances, sgd_step
-from gdchaos.backend.threads import launch, num_threads
+from gdchaos.backend.threads import deal, num_threads
 
 CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
 LOG_EVERY = 32  # the loss sums log(prod of 32 softmax denominators): each is in [1, C]
@@ -93,13 +93,16 @@ def _weighted_rows(out, bias, rows, p, index0, stride, count, n_samples):
 ACCURACY = 0  # correct count only (arg-max of the logits, no softmax)
 LOSS = 1  # summed cross-entropy and correct count
 GRADIENT = 2  # ... and the gradient of the mean loss (times ``scale``) plus the L2 term
+# as int64, not literal ints: one compiled _network serves every mode
+_ACCURACY, _GRADIENT = np.int64(ACCURACY), np.int64(GRADIENT)
 
 
-@kernel(inline="always")
+@kernel()
 def _network(p, g, mode, x_t, labels, sizes, act_offsets, param_offsets, code, scale, l2, scratch):
     """One pass of network ``p`` over the samples of ``x_t`` (features, N): returns the summed
     cross-entropy (0 in ACCURACY mode) and the correct count; in GRADIENT mode also writes
-    scale dL/dtheta + l2 W into ``g``. ``scratch``: the thread's work arrays for N samples (:func:`_scratch`)."""
+    scale dL/dtheta + l2 W into ``g``. ``scratch``: the thread's work arrays for N samples (:func:`_scratch`).
+    Called, not inlined: compiled once for all its callers and modes (a first run compiles quicker)."""
     acts, delta, below, row_max, arg_max, inv, zeros = scratch
     n_samples = x_t.shape[1]
     n_layers = sizes.shape[0] - 1
@@ -228,90 +231,87 @@ def _scratch(sizes, n_units, n_samples):
             np.empty(n_samples), np.empty(n_samples, dtype=np.int64), np.empty(n_samples), zeros)
 
 
-@kernel(parallel=True)
-def _small_mlp(theta, x_t, labels, sizes, code, scale, l2, mode, loss_out, correct_out, penalty_out, grad_out,
-               n_chunks):
-    n_nets = theta.shape[0]
-    n_samples = x_t.shape[1]
+@kernel(nogil=True)
+def _mlp_chunk(theta, x_t, labels, sizes, code, scale, l2, mode, loss_out, correct_out, penalty_out, grad_out,
+               first, stop):
+    """:func:`small_mlp` of networks [first, stop)."""
     act_offsets, param_offsets = _offsets(sizes)
-    for chunk in prange(n_chunks):
-        scratch = _scratch(sizes, act_offsets[-1], n_samples)
-        for r in range(chunk * n_nets // n_chunks, (chunk + 1) * n_nets // n_chunks):
-            g = grad_out[r] if mode == GRADIENT else grad_out[0]
-            loss_out[r], correct_out[r] = _network(theta[r], g, mode, x_t, labels, sizes, act_offsets,
-                                                   param_offsets, code, scale, l2, scratch)
-            penalty_out[r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
+    scratch = _scratch(sizes, act_offsets[-1], x_t.shape[1])
+    for r in range(first, stop):
+        g = grad_out[r] if mode == GRADIENT else grad_out[0]
+        loss_out[r], correct_out[r] = _network(theta[r], g, mode, x_t, labels, sizes, act_offsets,
+                                               param_offsets, code, scale, l2, scratch)
+        penalty_out[r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
 
 
-# what ended a network's training in _small_train
+# what ended a network's training in _train_chunk
 RUNNING, REACHED, DIVERGED = 0, 1, 2
 
 
-@kernel(parallel=True)
-def _small_train(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2, target, epochs,
-                 steps_out, status_out, grad, n_chunks):
-    n_nets = theta.shape[0]
+@kernel(nogil=True)
+def _train_chunk(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2, target, epochs, steps_out,
+                 status_out, grad, first, stop):
+    """:func:`small_train_to_target` of networks [first, stop)."""
     n_samples, n_test = x_t.shape[1], x_test_t.shape[1]
     act_offsets, param_offsets = _offsets(sizes)
-    for chunk in prange(n_chunks):
-        scratch = _scratch(sizes, act_offsets[-1], n_samples)
-        scratch_test = _scratch(sizes, act_offsets[-1], n_test)
-        for r in range(chunk * n_nets // n_chunks, (chunk + 1) * n_nets // n_chunks):
-            p, g, step = theta[r], grad[r], eta[r]
-            steps, status = 0, RUNNING
-            while steps < epochs:
-                loss, _ = _network(p, g, GRADIENT, x_t, labels, sizes, act_offsets, param_offsets, code,
-                                   1.0 / n_samples, l2, scratch)
-                penalty = _squared_weights(p, sizes, param_offsets) if l2 > 0 else 0.0
-                finite = np.isfinite(loss / n_samples + 0.5 * l2 * penalty)
-                sgd_step(p, g, step)
-                steps += 1
-                if not finite:
-                    status = DIVERGED
-                    break
-                _, correct = _network(p, g, ACCURACY, x_test_t, labels_test, sizes, act_offsets,
-                                      param_offsets, code, 1.0, 0.0, scratch_test)
-                if correct / n_test >= target:
-                    status = REACHED
-                    break
-            steps_out[r] = steps
-            status_out[r] = status
+    scratch = _scratch(sizes, act_offsets[-1], n_samples)
+    scratch_test = _scratch(sizes, act_offsets[-1], n_test)
+    for r in range(first, stop):
+        p, g, step = theta[r], grad[r], eta[r]
+        steps, status = 0, RUNNING
+        while steps < epochs:
+            loss, _ = _network(p, g, _GRADIENT, x_t, labels, sizes, act_offsets, param_offsets, code,
+                               1.0 / n_samples, l2, scratch)
+            penalty = _squared_weights(p, sizes, param_offsets) if l2 > 0 else 0.0
+            finite = np.isfinite(loss / n_samples + 0.5 * l2 * penalty)
+            sgd_step(p, g, step)
+            steps += 1
+            if not finite:
+                status = DIVERGED
+                break
+            _, correct = _network(p, g, _ACCURACY, x_test_t, labels_test, sizes, act_offsets,
+                                  param_offsets, code, 1.0, 0.0, scratch_test)
+            if correct / n_test >= target:
+                status = REACHED
+                break
+        steps_out[r] = steps
+        status_out[r] = status
 
 
-@kernel(parallel=True)
-def _small_train_balls(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, code, l2, ball, bounds,
-                       first_update, grad_last, loss_out, correct_out, penalty_out, test_out, dist_out, ref_out,
-                       n_chunks):
+@kernel(nogil=True)
+def _balls_chunk(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, code, l2, ball, bounds,
+                 first_update, grad_last, loss_out, correct_out, penalty_out, test_out, dist_out, ref_out,
+                 first_ball, stop_ball):
+    """:func:`small_train_balls` of balls [first_ball, stop_ball)."""
     n_records = loss_out.shape[0]
-    n_balls = theta.shape[0] // ball
     n_samples = x_t.shape[1]
     act_offsets, param_offsets = _offsets(sizes)
-    for chunk in prange(n_chunks):
-        scratch = _scratch(sizes, act_offsets[-1], n_samples)
-        scratch_test = _scratch(sizes, act_offsets[-1], x_test_t.shape[1])
-        for b in range(chunk * n_balls // n_chunks, (chunk + 1) * n_balls // n_chunks):
-            first = b * ball
-            if first_update:
+    scratch = _scratch(sizes, act_offsets[-1], n_samples)
+    scratch_test = _scratch(sizes, act_offsets[-1], x_test_t.shape[1])
+    for b in range(first_ball, stop_ball):
+        first = b * ball
+        if first_update:
+            for r in range(first, first + ball):
+                sgd_step(theta[r], grad[r], eta[r])
+        for k in range(n_records):
+            mode = GRADIENT if k < n_records - 1 or grad_last else LOSS
+            if ref_out.shape[0]:  # element by element: an array assignment compiles its shape checks' messages
+                for q in range(theta.shape[1]):
+                    ref_out[k, b, q] = theta[first, q]
+            for r in range(first, first + ball):
+                loss_out[k, r], correct_out[k, r] = _network(
+                    theta[r], grad[r], mode, x_t, labels, sizes, act_offsets, param_offsets, code,
+                    1.0 / n_samples, l2, scratch)
+                penalty_out[k, r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
+            if x_test_t.shape[1]:
+                test_out[k, b] = _network(theta[first], grad[first], _ACCURACY, x_test_t, labels_test, sizes,
+                                          act_offsets, param_offsets, code, 1.0, 0.0, scratch_test)[1]
+            for j in range(1, ball):  # L1 distance to the reference, per tensor
+                segment_distances(theta[first], theta[first + j], bounds,
+                                   dist_out[k, b * (ball - 1) + j - 1])
+            if k < n_records - 1:
                 for r in range(first, first + ball):
                     sgd_step(theta[r], grad[r], eta[r])
-            for k in range(n_records):
-                mode = GRADIENT if k < n_records - 1 or grad_last else LOSS
-                if ref_out.shape[0]:
-                    ref_out[k, b] = theta[first]
-                for r in range(first, first + ball):
-                    loss_out[k, r], correct_out[k, r] = _network(
-                        theta[r], grad[r], mode, x_t, labels, sizes, act_offsets, param_offsets, code,
-                        1.0 / n_samples, l2, scratch)
-                    penalty_out[k, r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
-                if x_test_t.shape[1]:
-                    test_out[k, b] = _network(theta[first], grad[first], ACCURACY, x_test_t, labels_test, sizes,
-                                              act_offsets, param_offsets, code, 1.0, 0.0, scratch_test)[1]
-                for j in range(1, ball):  # L1 distance to the reference, per tensor
-                    segment_distances(theta[first], theta[first + j], bounds,
-                                       dist_out[k, b * (ball - 1) + j - 1])
-                if k < n_records - 1:
-                    for r in range(first, first + ball):
-                        sgd_step(theta[r], grad[r], eta[r])
 
 
 def _transposed(x: np.ndarray) -> np.ndarray:
@@ -319,9 +319,9 @@ def _transposed(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.T, dtype=np.float64)
 
 
-def _n_chunks(n_items: int) -> int:
-    """Chunks of networks (or balls) dealt to the threads: CHUNKS_PER_THREAD each, at most one per item."""
-    return max(1, min(n_items, CHUNKS_PER_THREAD * num_threads()))
+def _chunk(n_items: int) -> int:
+    """Networks (or balls) per chunk dealt to the threads: CHUNKS_PER_THREAD chunks per thread."""
+    return -(-n_items // (CHUNKS_PER_THREAD * num_threads()))
 
 
 def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...], activation: str,
@@ -339,9 +339,9 @@ def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple
     correct = np.empty(n_nets, dtype=np.int64)
     penalty = np.empty(n_nets)
     gradient = np.empty((n_nets if mode == GRADIENT else 1, n_params), dtype=theta.dtype)
-    launch(_small_mlp, n_nets * x.shape[0] * n_params, theta, _transposed(x), np.ascontiguousarray(labels),
-            np.asarray(sizes, dtype=np.int64), activation_code(activation), scale, l2, mode, loss, correct,
-            penalty, gradient, _n_chunks(n_nets))
+    deal(_mlp_chunk, n_nets * x.shape[0] * n_params, n_nets, _chunk(n_nets), theta, _transposed(x),
+         np.ascontiguousarray(labels), np.asarray(sizes, dtype=np.int64), activation_code(activation), scale, l2,
+         mode, loss, correct, penalty, gradient)
     return loss, correct, penalty, gradient if mode == GRADIENT else None
 
 
@@ -363,10 +363,10 @@ def small_train_to_target(theta: np.ndarray, eta: np.ndarray, x: np.ndarray, lab
     steps = np.zeros(n_nets, dtype=np.int64)
     status = np.zeros(n_nets, dtype=np.int64)
     grad = np.empty_like(theta)
-    launch(_small_train, n_nets * epochs * (x.shape[0] + x_test.shape[0]) * n_params, theta,
-            np.ascontiguousarray(eta, dtype=np.float64), _transposed(x), np.ascontiguousarray(labels),
-            _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
-            activation_code(activation), l2, target, epochs, steps, status, grad, _n_chunks(n_nets))
+    deal(_train_chunk, n_nets * epochs * (x.shape[0] + x_test.shape[0]) * n_params, n_nets, _chunk(n_nets), theta,
+         np.ascontiguousarray(eta, dtype=np.float64), _transposed(x), np.ascontiguousarray(labels),
+         _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
+         activation_code(activation), l2, target, epochs, steps, status, grad)
     return steps, status
 
 
@@ -481,16 +481,14 @@ def _network_hvp(p, v, hv, x_t, labels, sizes, act_offsets, param_offsets, code,
         rdelta, rbelow = rbelow, rdelta
 
 
-@kernel(parallel=True)
-def _small_hvp(theta, v, x_t, labels, sizes, code, scale, l2, hv_out, n_chunks):
-    n_nets = theta.shape[0]
-    n_samples = x_t.shape[1]
+@kernel(nogil=True)
+def _hvp_chunk(theta, v, x_t, labels, sizes, code, scale, l2, hv_out, first, stop):
+    """:func:`small_hvp` of networks [first, stop)."""
     act_offsets, param_offsets = _offsets(sizes)
-    for chunk in prange(n_chunks):
-        scratch = _hvp_scratch(sizes, act_offsets[-1], n_samples)
-        for r in range(chunk * n_nets // n_chunks, (chunk + 1) * n_nets // n_chunks):
-            _network_hvp(theta[r], v[r], hv_out[r], x_t, labels, sizes, act_offsets, param_offsets, code, scale,
-                         l2, scratch)
+    scratch = _hvp_scratch(sizes, act_offsets[-1], x_t.shape[1])
+    for r in range(first, stop):
+        _network_hvp(theta[r], v[r], hv_out[r], x_t, labels, sizes, act_offsets, param_offsets, code, scale,
+                     l2, scratch)
 
 
 def small_hvp(theta: np.ndarray, v: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple[int, ...],
@@ -499,10 +497,10 @@ def small_hvp(theta: np.ndarray, v: np.ndarray, x: np.ndarray, labels: np.ndarra
     R-operator of :func:`small_mlp`'s pass, each network whole on one thread (exact, no differences)."""
     n_nets, n_params = theta.shape
     hv = np.empty((n_nets, n_params))
-    launch(_small_hvp, 3 * n_nets * x.shape[0] * n_params, np.ascontiguousarray(theta, dtype=np.float64),
-           np.ascontiguousarray(v, dtype=np.float64), _transposed(x), np.ascontiguousarray(labels),
-           np.asarray(sizes, dtype=np.int64), activation_code(activation), 1.0 / x.shape[0], l2, hv,
-           _n_chunks(n_nets))
+    deal(_hvp_chunk, 3 * n_nets * x.shape[0] * n_params, n_nets, _chunk(n_nets),
+         np.ascontiguousarray(theta, dtype=np.float64), np.ascontiguousarray(v, dtype=np.float64), _transposed(x),
+         np.ascontiguousarray(labels), np.asarray(sizes, dtype=np.int64), activation_code(activation),
+         1.0 / x.shape[0], l2, hv)
     return hv
 
 
@@ -540,9 +538,9 @@ def small_train_balls(theta: np.ndarray, eta: np.ndarray, grad: np.ndarray, x: n
                       np.empty((records, n_nets)), np.zeros((records, n_balls), dtype=np.int64),
                       np.empty((records, n_balls * (ball - 1), len(bounds) - 1)),
                       np.empty((records if keep_references else 0, n_balls, n_params), dtype=theta.dtype))
-    launch(_small_train_balls, n_nets * records * (x.shape[0] + x_test.shape[0]) * n_params, theta,
-            np.ascontiguousarray(eta, dtype=np.float64), grad, _transposed(x), np.ascontiguousarray(labels),
-            _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
-            activation_code(activation), l2, ball, np.asarray(bounds, dtype=np.int64), first_update, grad_last,
-            out.loss, out.correct, out.penalty, out.test_correct, out.distances, out.references, _n_chunks(n_balls))
+    deal(_balls_chunk, n_nets * records * (x.shape[0] + x_test.shape[0]) * n_params, n_balls, _chunk(n_balls),
+         theta, np.ascontiguousarray(eta, dtype=np.float64), grad, _transposed(x), np.ascontiguousarray(labels),
+         _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
+         activation_code(activation), l2, ball, np.asarray(bounds, dtype=np.int64), first_update, grad_last,
+         out.loss, out.correct, out.penalty, out.test_correct, out.distances, out.references)
     return out if keep_references else out._replace(references=None)

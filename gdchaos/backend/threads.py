@@ -1,11 +1,13 @@
 """How kernels use the machine: parallel kernels that fall back to one thread on small work, a pool of
-threads for chunks of samples, and per-thread work arrays.
+threads for chunks of samples or of networks, and per-thread work arrays.
 
 Threading of the conv engine: every conv kernel is serial and releases the GIL. :func:`map_chunks`
 runs a function over chunks of samples on ``num_threads()`` worker threads, each running
 single-threaded kernels and single-threaded BLAS on data small enough to stay in cache. That beats
 parallelising each kernel (the thread pools of Numba and BLAS spin against each other on small
 machines) and the results do not depend on the number of threads: the caller combines chunks in order.
+The whole-network kernels (:mod:`.small`) deal chunks of networks to the same pool (:func:`deal`):
+serial kernels compile in a fraction of the time of a ``parallel=True`` one (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -105,3 +107,14 @@ def map_chunks(function: Callable[[int, int], Result], n_items: int, chunk: int)
             if following is not None:
                 pending.append(submit(*following))
             yield result
+
+
+def deal(kernel: Callable[..., None], work: int, n_items: int, chunk: int, *args) -> None:
+    """Run ``kernel(*args, first, stop)`` over the items [0, n_items), ``chunk`` at a time on the threads
+    of :func:`map_chunks` (``kernel`` compiled with ``nogil=True``), or in one call on the calling thread
+    when ``work`` (elements touched) is small or one thread is set."""
+    if work < SERIAL_WORK or num_threads() == 1 or chunk >= n_items:
+        kernel(*args, 0, n_items)
+        return
+    for _ in map_chunks(lambda first, stop: kernel(*args, first, stop), n_items, chunk):
+        pass

@@ -167,6 +167,11 @@ def test_snapshot_setup(snap_compare, monkeypatch, tmp_path, size):
 
     async def estimated(pilot):
         await wait_for(pilot, lambda: "≈" in text_of(pilot.app.screen, "#cost"), what="the estimate")
+        etas = pilot.app.screen.query_one("#etas", Input)
+        assert len(etas.value) < etas.content_size.width, "the paper's 16 learning rates are shown whole"
+        cost = pilot.app.screen.query_one("#cost", Static)
+        lines = text_of(pilot.app.screen, "#cost").splitlines()
+        assert cost.content_size.height == len(lines) and max(map(len, lines)) <= cost.content_size.width  # no wrap
 
     assert snap_compare(GdchaosTui(), terminal_size=size, run_before=estimated)
 

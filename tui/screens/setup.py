@@ -71,7 +71,7 @@ class SetupScreen(Screen):
         height: auto; max-width: 110; padding: 1 1 0 1;
     }
     #form Label { color: $text-muted; width: 12; }
-    #form .wide { column-span: 3; }
+    #form .row { column-span: 4; width: 1fr; }
     #form Input.bad { background-tint: $error 25%; }
     #form #preset-about { column-span: 2; width: 1fr; }
     #cost, #problem { height: auto; max-width: 110; padding: 0 2; }
@@ -105,9 +105,13 @@ class SetupScreen(Screen):
             yield Select([(name, name) for name in ACTIVATIONS], value=self._base.model.activation,
                          allow_blank=False, compact=True, id="activation")
             for key, label in INPUTS.items():
-                yield Label(label)
-                yield Input(values[key], placeholder=PLACEHOLDERS.get(key, ""), compact=True, id=key,
-                            classes="wide" if key in ("etas", "output") else "")
+                field = Input(values[key], placeholder=PLACEHOLDERS.get(key, ""), compact=True, id=key)
+                if key == "etas":  # the whole width under its label: the paper's 16 values fit at 80 columns
+                    yield Label(f"{label}  ({PLACEHOLDERS[key]})", id="eta-label", classes="row", markup=False)
+                    field.add_class("row")
+                else:
+                    yield Label(label)
+                yield field
         yield Static(id="cost", markup=False)
         yield Static(id="problem", markup=False)
         with Horizontal(id="actions"):
@@ -157,21 +161,27 @@ class SetupScreen(Screen):
             field = message.split(":", 1)[0].strip().removeprefix("model.")
             if field in INPUTS:
                 self.query_one(f"#{field}", Input).add_class("bad")
-            self.query_one("#problem", Static).update(f"✗ {message}")
-            self.query_one("#cost", Static).update("")
+            self._say("#problem", f"✗ {message}")
+            self._say("#cost", "")
         else:
             try:
                 data.check_present(self.config.dataset, self.config.data_dir)
             except DataError as exc:  # caught here, not after Start
                 self.config = None
-                self.query_one("#problem", Static).update(f"✗ dataset: {exc}")
-                self.query_one("#cost", Static).update("")
+                self._say("#problem", f"✗ dataset: {exc}")
+                self._say("#cost", "")
         if self.config is not None:
-            self.query_one("#problem", Static).update("")
-            self.query_one("#cost", Static).update("estimating the cost…")
+            self._say("#problem", "")
+            self._say("#cost", "estimating the cost…")
             self._estimate(self.config, self._as_given)
         self.query_one("#start", Button).disabled = self.config is None
         self.refresh_bindings()
+
+    def _say(self, selector: str, text: str) -> None:
+        """Show ``text`` in the cost or problem line; an empty line takes no room (Start stays in view at 80x24)."""
+        line = self.query_one(selector, Static)
+        line.update(text)
+        line.display = bool(text)
 
     def _build(self, etas: str | None = None) -> SweepConfig:
         """The config of the form (``etas``: instead of the η field's)."""
@@ -211,10 +221,10 @@ class SetupScreen(Screen):
             text = f"{shape}, {network_size(config):,} params · {text}"
             seconds = estimate_seconds(config, measure=False)  # this machine's stored timing: at once
             if seconds is None and not get_current_worker().is_cancelled:
-                self.post_message(self.CostKnown(f"{text} · timing this network on this machine (once)…"))
+                self.post_message(self.CostKnown(f"{text}\ntiming this network on this machine (once)…"))
             if seconds is None:
                 seconds = estimate_seconds(config)
-            text = f"{text} · ≈ {duration(seconds)}"
+            text = f"{text}\n≈ {duration(seconds)} on this machine"  # a line each: no wrap at 80 columns
         except Exception:  # an estimate is a hint: never let it break the form
             pass
         note = _file_note(Path(config.output), config, as_given)
@@ -223,7 +233,7 @@ class SetupScreen(Screen):
 
     def on_setup_screen_cost_known(self, message: CostKnown) -> None:
         if self.config is not None:
-            self.query_one("#cost", Static).update(message.text)
+            self._say("#cost", message.text)
 
     # -------------------------------------------------------------------- start
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
