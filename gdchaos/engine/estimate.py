@@ -71,12 +71,9 @@ def network_epoch_seconds(config: SweepConfig, *, measure: bool = True) -> tuple
     full data set: stored for this machine, else probed and stored (None when not stored and
     ``measure`` is False)."""
     key = calibration_key(config)
-    stored = read_calibration().get(key)
+    stored = _stored_costs(read_calibration().get(key))
     if stored is not None:
-        try:
-            return float(stored["ball"]), float(stored["tau"])
-        except (KeyError, TypeError, ValueError):  # an entry of an older gdchaos: probe again
-            pass
+        return stored
     if not measure:
         return None
     costs = _timed_probe(*json.loads(key)[1:])
@@ -125,7 +122,16 @@ def store_calibration(key: str, costs: tuple[float, float]) -> None:
 def stale(config: SweepConfig) -> bool:
     """No calibration for this config's network on this machine, or an old one."""
     stored = read_calibration().get(calibration_key(config))
-    return stored is None or time.time() - float(stored.get("measured", 0)) > CALIBRATION_MAX_AGE
+    return (_stored_costs(stored) is None
+            or time.time() - float(stored.get("measured", 0)) > CALIBRATION_MAX_AGE)
+
+
+def _stored_costs(entry) -> tuple[float, float] | None:
+    """(c_ball, c_tau) of a stored entry; None for none, or one of an older gdchaos (probed again)."""
+    try:
+        return float(entry["ball"]), float(entry["tau"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def refresh_in_background(presets: list[str]) -> bool:
