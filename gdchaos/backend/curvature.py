@@ -45,12 +45,13 @@ def _activation_rop_split(rz_cat, a, r_bias, code, out):
 
 
 def activation_rop_split(rz_cat: np.ndarray, a: np.ndarray, r_bias: np.ndarray,
-                         activation: str) -> np.ndarray:
+                         activation: str, out: np.ndarray | None = None) -> np.ndarray:
     """First layer: R{A}[r, n, j] = act'(Z) (RZ_cat[n, r*h + j] + c[r, j]), RZ_cat = X @ V_cat.
 
-    ``a`` (R, N, h) are the layer's outputs, from which act' is computed; returns R{A} (R, N, h).
+    ``a`` (R, N, h) are the layer's outputs, from which act' is computed; returns R{A} (R, N, h)
+    (into ``out`` when given).
     """
-    out = np.empty_like(a)
+    out = output(out, a.shape, a.dtype)
     r_bias = np.ascontiguousarray(r_bias)  # one compiled version, whatever the cache holds (dense.batched_matmul)
     launch(_activation_rop_split, a.size, rz_cat, a, r_bias, activation_code(activation), out)
     return out
@@ -119,17 +120,18 @@ def _activation_backward_rop(grad_a, r_grad_a, a, ra, code, out, out_is_cat):
 
 def activation_backward_rop(grad_a: np.ndarray, r_grad_a: np.ndarray, a: np.ndarray,
                             ra: np.ndarray, activation: str, *, concatenate: bool = False,
-                            ) -> np.ndarray:
+                            out: np.ndarray | None = None) -> np.ndarray:
     """R{Delta} = R{G} act'(Z) + G act''(Z) R{Z} = R{G} act'(Z) + G k(A) R{A}.
 
     G = dL/dA, R{G} its R-op, A and R{A}, all (R, N, h). With ``concatenate`` the result is laid
-    out as (N, R*h) for :func:`~gdchaos.backend.dense.input_matmul_transposed`, else (R, N, h).
+    out as (N, R*h) for :func:`~gdchaos.backend.dense.input_matmul_transposed`, else (R, N, h);
+    into ``out`` (of that shape) when given.
     """
     n_nets, n_samples, width = a.shape
+    shape = (n_samples, n_nets * width) if concatenate else a.shape
+    out = output(out, shape, a.dtype)
     if concatenate:
-        out = np.empty((1, n_samples, n_nets * width), dtype=a.dtype)
-    else:
-        out = np.empty_like(a)
+        out = out.reshape(1, n_samples, n_nets * width)
     launch(_activation_backward_rop, a.size, grad_a, r_grad_a, a, ra, activation_code(activation),
             out, concatenate)
     return out[0] if concatenate else out

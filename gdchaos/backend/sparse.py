@@ -25,7 +25,7 @@ from numba import njit, prange
 from gdchaos.backend.activations import activation_code
 from gdchaos.backend.jit import kernel
 from gdchaos.backend.rows import activate_row, derivative_from_output
-from gdchaos.backend.threads import num_threads
+from gdchaos.backend.threads import num_threads, output
 
 BLOCK = 64  # samples per column-wise block of X (a block of Delta, BLOCK x K, stays in cache)
 MAX_DENSITY = 0.4  # inputs with more nonzeros than this use the dense BLAS products
@@ -220,9 +220,10 @@ def sparse_forward(rows: SparseRows, start: int, stop: int, w_blocks: np.ndarray
     return out
 
 
-def sparse_matmul(rows: SparseRows, start: int, stop: int, w_cat: np.ndarray) -> np.ndarray:
+def sparse_matmul(rows: SparseRows, start: int, stop: int, w_cat: np.ndarray,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """Z = X[start:stop] @ W_cat, (n, K): the product alone (Hessian-vector products need it)."""
-    out = np.empty((stop - start, w_cat.shape[1]), dtype=w_cat.dtype)
+    out = output(out, (stop - start, w_cat.shape[1]), w_cat.dtype)
     _matmul(rows.indptr, rows.indices, rows.values, start, stop, w_cat, out)
     return out
 

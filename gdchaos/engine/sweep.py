@@ -14,7 +14,7 @@ import numpy as np
 
 from gdchaos.analysis.fields import NEVER, NOT_COMPUTED
 from gdchaos.config import SweepConfig
-from gdchaos.engine.tangent import TangentCurve, TangentSpectrum, hessian_product, spectrum_vectors
+from gdchaos.engine.tangent import HessianProducts, TangentCurve, TangentSpectrum, spectrum_vectors
 from gdchaos.engine.train import next_call_epochs, train_balls, train_to_target
 from gdchaos.engine.units import Unit
 from gdchaos.nn import Network, top_eigenvalue
@@ -70,6 +70,7 @@ def run_unit(model: Network, config: SweepConfig, unit: Unit, data, balls: np.nd
     warm_start = None
     trajectory_epochs = config.trajectory_epochs()
     tangents = _tangents(config, unit, theta.reshape(ne, ni, ball, model.n_params), arrays)
+    products = HessianProducts(model, x, y, config.memory_budget_bytes) if tangents else None
     for record in train_balls(model, theta, eta, x, y, epochs, ball, x_test=x_test, y_test=y_test,
                               stops=(*sharpness_epochs, *trajectory_epochs), keep_references=bool(tangents),
                               memory_budget=config.memory_budget_bytes):
@@ -85,7 +86,7 @@ def run_unit(model: Network, config: SweepConfig, unit: Unit, data, balls: np.nd
             warm_start = _record_sharpness(model, config, theta[refs], x, y, warm_start, arrays,
                                            sharpness_epochs.index(t))
         if tangents:
-            _step_tangents(model, config, tangents, record.references, eta[refs], record.loss[refs], x, y, t, arrays)
+            _step_tangents(products, config, tangents, record.references, eta[refs], record.loss[refs], t, arrays)
         snapshot = None
         if t in trajectory_epochs:  # streamed to the file by the runner, never kept in memory
             snapshot = (trajectory_epochs.index(t), theta.reshape(ne, ni, ball, model.n_params))
@@ -116,7 +117,7 @@ def _tangents(config: SweepConfig, unit: Unit, balls: np.ndarray, arrays: dict) 
     return curve, spectrum
 
 
-def _step_tangents(model, config, tangents, references, eta, loss, x, y, t, arrays) -> None:
+def _step_tangents(products, config, tangents, references, eta, loss, t, arrays) -> None:
     """Record the tangents at epoch t, then apply J_t = I - eta H(theta_t) (one product per vector)."""
     curve, spectrum = tangents
     live = np.flatnonzero(np.isfinite(loss))
@@ -128,7 +129,7 @@ def _step_tangents(model, config, tangents, references, eta, loss, x, y, t, arra
         product = None
         if live.size:
             with np.errstate(all="ignore"):
-                product = hessian_product(model, references[live], x, y, config.memory_budget_bytes)
+                product = products.at(references[live])
         for tangent in tangents:
             if tangent is not None:
                 tangent.step(product, eta, live)

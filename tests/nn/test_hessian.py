@@ -242,3 +242,27 @@ def test_whole_network_kernel_gives_the_layered_products(activation, sizes, mlp_
     whole = HessianOperator(model, thetas, x, y, whole_network=True)(v)
     layered = hessian_vector_product(model, thetas, v, x, y)  # the default: layer by layer
     assert np.abs(whole - layered).max() <= 1e-12 * np.abs(layered).max()
+
+
+@pytest.mark.parametrize("sizes", ARCHITECTURES)
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_operator_that_reuses_a_spent_ones_arrays_gives_the_same_bits(sizes, chunked, each_mlp_path):
+    """``reuse=`` (the tangent's operator of each epoch takes over the previous one's arrays): its
+    products equal those of a fresh operator bit for bit, at a new point and for another number of
+    networks, in one chunk of samples or several; the spent operator still answers (it recomputes)."""
+    model, theta, x, y = _setup(sizes, "tanh", 0.01, n=150)
+    x[x < 0.5] = 0.0  # half zeros: the sparse path keeps them out
+    rng = np.random.default_rng(5)
+    first = np.stack([theta, 0.9 * theta])
+    second = np.stack([theta + 0.1, 1.1 * theta, theta - 0.05])
+    kept = 8 * 3 * len(x) * (3 * sum(sizes[1:-1]) + 2 * sizes[-1])  # what 3 networks keep
+    budget = kept + 1 if chunked else 1 << 30  # chunked: just enough to keep, chunks of few samples
+    v1 = rng.normal(size=first.shape)
+    spent = HessianOperator(model, first, x, y, memory_budget=budget)
+    before = spent(v1)
+    operator = spent
+    for thetas in (second, first, second):
+        v = rng.normal(size=thetas.shape)
+        operator = HessianOperator(model, thetas, x, y, memory_budget=budget, reuse=operator)
+        assert np.array_equal(operator(v), HessianOperator(model, thetas, x, y, memory_budget=budget)(v))
+    assert np.array_equal(spent(v1), before)  # spent: recomputed, same bits
