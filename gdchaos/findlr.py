@@ -92,7 +92,8 @@ class FindLRResult:
     notes: list[str] = field(default_factory=list)
     monotone: bool = True
     validation: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole call, validation included
+    probe_seconds: float = 0.0  # bracket, scan and refinement: the probe without its validation
     path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,6 +297,8 @@ def find_lr(config: SweepConfig, *, method: str = "tangent", ics: int = 8, epoch
                               suggestions=suggestions, bracket=(low, high),
                               sharpness_init=[float(value) for value in sharpness],
                               notes=notes, monotone=not windows, path=str(scan_path) if output else None)
+        result.probe_seconds = time.perf_counter() - started
+        say(f"probe done in {result.probe_seconds:.0f} s")
         if validate:
             result.validation = _validate(model, data, references, onset, config, say, notes)
         result.seconds = time.perf_counter() - started

@@ -92,7 +92,9 @@ def print_result(result) -> None:
               f"{short(row.lambda_mean):>9} {short(row.lambda_std, 2):>8} {100 * row.diverged:>7.0f}%  "
               f"{bar:<{BAR}}{refined}{names}")
     print(f"method {result.method}, target rho {100 * result.target_rho:g}%, {result.ics} ICs x {result.epochs} "
-          f"epochs, bracket [{result.bracket[0]:.4g}, {result.bracket[1]:.4g}], {duration(result.seconds)}")
+          f"epochs, bracket [{result.bracket[0]:.4g}, {result.bracket[1]:.4g}], {duration(result.seconds)}"
+          + (f" (probe {duration(result.probe_seconds)}, validation {duration(result.seconds - result.probe_seconds)})"
+             if result.validation else ""))
     for name, value in vars(result.suggestions).items():
         print(f"  {name:<12} {'not found' if value is None else f'{value:.4g}'}")
     for row in result.validation:

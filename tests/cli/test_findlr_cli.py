@@ -10,7 +10,7 @@ from gdchaos import store
 
 PROBE = ["--method", "ball", "--replicas", "2", "--ics", "4", "--epochs", "40", "--points", "5", "--refine", "2"]
 KEYS = {"method", "target_rho", "ics", "epochs", "rows", "suggestions", "bracket", "sharpness_init", "notes",
-        "monotone", "validation", "seconds", "path"}
+        "monotone", "validation", "seconds", "probe_seconds", "path"}
 ROW_KEYS = {"eta", "ics", "chaotic", "rho", "rho_low", "rho_high", "lambda_mean", "lambda_std", "diverged", "round"}
 
 
@@ -34,6 +34,7 @@ def test_json_has_every_row_and_suggestion(probe):
     assert len(values["rows"]) == 5 + 2 and all(set(row) == ROW_KEYS for row in values["rows"])
     assert values["suggestions"]["onset"] is not None
     assert values["path"] == "probe.h5" and (folder / "probe.h5").exists()
+    assert 0 < values["probe_seconds"] <= values["seconds"] < values["probe_seconds"] + 1  # no validation
 
 
 def test_table_output_and_rerun_reuses_the_scan(probe):
@@ -81,6 +82,7 @@ def test_validate_trains_to_the_target_at_the_onset_as_a_sweep_does(probe):
     onset = validated["suggestions"]["onset"]
     assert onset == values["suggestions"]["onset"]  # the target of tau does not change the probe
     rows = validated["validation"]
+    assert 0 < validated["probe_seconds"] < validated["seconds"]  # the probe's time without the validation
     assert [row["factor"] for row in rows] == [0.7, 1.0, 1.4]
     assert [row["eta"] for row in rows] == pytest.approx([0.7 * onset, onset, 1.4 * onset])
     for row in rows:
