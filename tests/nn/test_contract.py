@@ -21,7 +21,7 @@ from gdchaos.nn import (
 
 KINDS = ("mlp-whole-network", "mlp-layered", "mlp-sparse-input", "cnn")
 CONV = {"type": "conv", "channels": 3, "kernel": 3, "padding": 1}
-MLP_SIZES = [(5, 7, 3), (5, 7, 6, 3), (5, 6, 4, 5, 3)]  # depths 1 to 3
+MLP_SIZES = [(5, 7, 3), (5, 7, 6, 3), (5, 6, 4, 5, 3), (1, 2, 3), (2, 3, 2)]  # depths 1 to 3; 1-3 rows left over
 # (input shape, layers): every layer type, pooling with dropped rows, blocks before the first conv,
 # consecutive activations, a conv without activation, and no conv at all
 CNN_ARCHITECTURES = [
