@@ -14,10 +14,18 @@ leading network axis of size R:
 
 Names are imported on first use (``backend.small_mlp``), so ``import gdchaos.backend.activations``
 stays cheap.
+
+Importing the package sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it: OpenMP
+threads that spin after a parallel kernel take the cores from the BLAS threads and from the next
+kernel (docs/performance.md). The OpenMP runtime reads it when Numba first starts it, at the first
+parallel launch, which comes after this import.
 """
 from __future__ import annotations
 
 import importlib
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _EXPORTS = {
     "gdchaos.backend.activations": ("ACTIVATIONS", "IDENTITY", "activation_code"),

@@ -1,7 +1,6 @@
 """``gdchaos find-lr``: locate the onset of chaos with a short probe and suggest the learning rate."""
 from __future__ import annotations
 
-import os
 import sys
 
 from gdchaos.cli import integer, number
@@ -55,9 +54,6 @@ def probe_base(args):
 
 
 def _find_lr(args) -> int:
-    # a probe launches its kernels once per epoch (the tangent's H v): OpenMP threads that spin between
-    # launches burn CPU on a loaded machine (docs/find-lr.md); set before Numba loads OpenMP
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from gdchaos.cli.progress import LogReporter
     from gdchaos.findlr import find_lr
 
