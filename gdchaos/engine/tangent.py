@@ -2,7 +2,7 @@
 
 The GD map theta -> theta - eta grad L(theta) has the Jacobian J_t = I - eta H(theta_t), with H at
 theta_t, the point before the step. A tangent vector follows v_{t+1} = J_t v_t exactly, by one
-Hessian-vector product per vector and epoch (:func:`gdchaos.nn.hessian_operator`), renormalised
+Hessian-vector product per vector and epoch (:class:`HessianProducts`), renormalised
 so that it never overflows:
 
 - :class:`TangentCurve`: one vector per reference, from the first replica's perturbation xi_1;
@@ -32,36 +32,27 @@ def tangent_map(v: np.ndarray, hv: np.ndarray, eta: np.ndarray) -> np.ndarray:
     return v - eta[:, None] * hv
 
 
-def hessian_product(model: Network, theta: np.ndarray, x: np.ndarray, y: np.ndarray,
-                    memory_budget: int, reuse: HessianOperator | None = None) -> Product:
-    """The :data:`Product` of the networks ``theta`` (R, P), exact (R-operator); small MLPs take the
-    whole-network kernel. ``reuse``: a spent MLP operator whose arrays the new one takes over
-    (:class:`HessianOperator`); the product's ``operator`` attribute is the one built."""
-    if isinstance(model, MLP):
-        operator = HessianOperator(model, theta, x, y, memory_budget=memory_budget, whole_network=True,
-                                   reuse=reuse)
-    else:
-        operator = hessian_operator(model, theta, x, y, memory_budget=memory_budget)
-    every = np.arange(theta.shape[0])
-
-    def product(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return operator(v, None if np.array_equal(rows, every) else rows)  # None: no copy of the linearisation
-    product.operator = operator
-    return product
-
-
 class HessianProducts:
-    """:func:`hessian_product` at the successive points theta_t of one run: each epoch's operator takes
-    over the arrays of the previous one (hundreds of MB on MNIST), which is spent by then."""
+    """The :data:`Product` at the successive points theta_t of one run, exact (R-operator); small MLPs
+    take the whole-network kernel. Each epoch's MLP operator takes over the arrays of the previous
+    one (``HessianOperator(reuse=)``: hundreds of MB on MNIST), which is spent by then."""
 
     def __init__(self, model: Network, x: np.ndarray, y: np.ndarray, memory_budget: int) -> None:
         self.model, self.x, self.y, self.memory_budget = model, x, y, memory_budget
         self._last: HessianOperator | None = None
 
     def at(self, theta: np.ndarray) -> Product:
-        """The product at ``theta`` (R, P); the previous one, spent, would recompute on every call."""
-        product = hessian_product(self.model, theta, self.x, self.y, self.memory_budget, reuse=self._last)
-        self._last = product.operator if isinstance(product.operator, HessianOperator) else None
+        """The product of the networks ``theta`` (R, P); the previous one, spent, would recompute on
+        every call."""
+        if isinstance(self.model, MLP):
+            operator = self._last = HessianOperator(self.model, theta, self.x, self.y, memory_budget=self.memory_budget,
+                                                    whole_network=True, reuse=self._last)
+        else:
+            operator = hessian_operator(self.model, theta, self.x, self.y, memory_budget=self.memory_budget)
+        every = np.arange(theta.shape[0])
+
+        def product(v: np.ndarray, rows: np.ndarray) -> np.ndarray:
+            return operator(v, None if np.array_equal(rows, every) else rows)  # None: no copy of the linearisation
         return product
 
 
