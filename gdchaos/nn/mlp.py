@@ -225,7 +225,7 @@ class MLP(Network):
         ``work(tag, shape)`` gives the arrays written (fresh ones by default; evaluations pass the
         thread's reusable scratch arrays, valid until the next evaluation on this thread).
         """
-        work = work or _fresh
+        work = work or fresh_array
         n_nets, n, dtype = biases[0].shape[0], stop - start, first.dtype
         out = work("a1", (n_nets, n, self.sizes[1]), dtype)
         if sparse is None:
@@ -277,7 +277,7 @@ def _scratch(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     return backend.scratch(f"mlp-{tag}", shape, dtype)
 
 
-def _fresh(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+def fresh_array(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     """A new work array (for results kept beyond the evaluation, e.g. by the Hessian)."""
     return np.empty(shape, dtype)
 

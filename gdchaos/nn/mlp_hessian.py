@@ -13,7 +13,7 @@ import numpy as np
 from gdchaos import backend
 from gdchaos.errors import GdchaosError
 from gdchaos.nn.base import DEFAULT_MEMORY_BUDGET
-from gdchaos.nn.mlp import MLP, _fresh, first_layer_matrix
+from gdchaos.nn.mlp import MLP, first_layer_matrix, fresh_array
 
 
 @dataclass
@@ -114,7 +114,7 @@ class HessianOperator:
         """Forward pass and dL/dz, dL/dA (without the weight gradients) on one chunk; ``work`` as in
         ``MLP.forward`` (fresh arrays by default)."""
         model = self.model
-        work = work or _fresh
+        work = work or fresh_array
         weights, biases = params[0::2], params[1::2]
         stop = min(chunk.stop, self._x.shape[0])
         outputs = model.forward(weights, biases, model.first_layer(weights[0], self._sparse), self._x,
