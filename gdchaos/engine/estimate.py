@@ -6,6 +6,15 @@ the data set (synthetic data of its shape and density when it is not here). It i
 network, unit and machine and kept in ``calibration.json`` under the gdchaos cache folder, so later
 answers take no measurement; an entry older than ``CALIBRATION_MAX_AGE`` is still used and measured
 again in the background (``python -m gdchaos.engine.estimate``, see :func:`refresh_in_background`).
+
+A probe is only as good as the machine was quiet while it ran: other processes (or, on a virtual
+machine, the host) taking the cores make every epoch look slower, and the estimate would be kept
+for a month. So each timed phase also reads what the whole machine spent (``/proc/stat``) against
+what this process spent (:func:`others_share`); a phase during which others took more than
+``DISTURBED_SHARE`` of the machine is timed again, up to ``PROBE_TRIES`` times, and the quickest
+try is kept with the share others took during it. A calibration stored with a larger share still
+answers, but counts as stale: it is measured again (in the background for ``gdchaos presets`` and
+the TUI, at once for ``gdchaos run --dry-run``).
 """
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,6 +46,59 @@ FIT_SECONDS = 0.3e-3  # analysis of one eps-ball, T = 201 (docs/performance.md)
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_MAX_AGE = 30 * 86400.0  # seconds before a stored calibration is measured again
 BACKGROUND_ENV = "GDCHAOS_BACKGROUND_TIMING"  # "0": never time networks in the background (CI, batch jobs)
+DISTURBED_SHARE = 0.15  # share of the machine taken by other processes above which a probe is timed again
+PROBE_TRIES = 3  # timings of a phase at most, while others disturb it (the quickest is kept)
+MACHINE_STAT = Path("/proc/stat")  # Linux: CPU time of the whole machine (elsewhere: no check)
+
+
+class Calibration(NamedTuple):
+    """Seconds per network-epoch of a unit's balls and of its references alone (full data set), and
+    the largest share of the machine other processes took while they were timed (None: not known)."""
+
+    ball: float
+    tau: float
+    others: float | None = None
+
+    @property
+    def disturbed(self) -> bool:
+        """Other processes took more than ``DISTURBED_SHARE`` of the machine during the probe."""
+        return self.others is not None and self.others > DISTURBED_SHARE
+
+
+class CpuSnapshot(NamedTuple):
+    """Wall clock, CPU seconds the whole machine spent (hypervisor's steal included) and this process's."""
+
+    wall: float
+    machine: float | None
+    own: float
+
+
+def cpu_snapshot() -> CpuSnapshot:
+    """Now: :class:`CpuSnapshot` (``machine`` None where ``/proc/stat`` cannot be read)."""
+    wall = time.perf_counter()
+    times = os.times()
+    busy = None
+    try:
+        with MACHINE_STAT.open() as stat:
+            fields = stat.readline().split()
+        # cpu user nice system idle iowait irq softirq steal ...: all but idle and iowait are busy
+        if fields and fields[0] == "cpu" and len(fields) >= 9:
+            ticks = [int(value) for value in fields[1:9]]
+            busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, AttributeError):
+        busy = None
+    return CpuSnapshot(wall, busy, times.user + times.system)
+
+
+def others_share(before: CpuSnapshot, after: CpuSnapshot, cores: int | None = None) -> float | None:
+    """Share of the machine's CPU capacity other processes took between two snapshots:
+    (machine busy - this process's CPU) / (wall seconds x cores), in [0, 1]; None when unknown."""
+    cores = cores or os.cpu_count() or 1
+    wall = after.wall - before.wall
+    if before.machine is None or after.machine is None or wall <= 0:
+        return None
+    others = (after.machine - before.machine) - (after.own - before.own)
+    return min(1.0, max(0.0, others / (wall * cores)))
 
 
 def network_size(config: SweepConfig) -> int:
@@ -69,16 +132,17 @@ def overhead_seconds(config: SweepConfig) -> float:
 def network_epoch_seconds(config: SweepConfig, *, measure: bool = True) -> tuple[float, float] | None:
     """(c_ball, c_tau): seconds per network-epoch of a unit's balls and of its references alone, on the
     full data set: stored for this machine, else probed and stored (None when not stored and
-    ``measure`` is False)."""
+    ``measure`` is False). A stored probe that other processes disturbed is probed again when
+    ``measure`` is True, and still answers when it is False."""
     key = calibration_key(config)
     stored = _stored_costs(read_calibration().get(key))
-    if stored is not None:
-        return stored
+    if stored is not None and not (measure and stored.disturbed):
+        return stored.ball, stored.tau
     if not measure:
         return None
     costs = _timed_probe(*json.loads(key)[1:])
     store_calibration(key, costs)
-    return costs
+    return costs.ball, costs.tau
 
 
 def calibration_key(config: SweepConfig) -> str:
@@ -105,10 +169,12 @@ def read_calibration() -> dict[str, dict]:
     return stored if isinstance(stored, dict) else {}
 
 
-def store_calibration(key: str, costs: tuple[float, float]) -> None:
-    """Add one calibration, (c_ball, c_tau) (written aside and renamed: readers never see half a file)."""
+def store_calibration(key: str, costs: Calibration | tuple[float, float]) -> None:
+    """Add one calibration, (c_ball, c_tau[, others]) (written aside and renamed: readers never see half a file)."""
+    costs = Calibration(*costs)
     stored = read_calibration()
-    stored[key] = {"ball": float(costs[0]), "tau": float(costs[1]), "measured": time.time()}
+    stored[key] = {"ball": float(costs.ball), "tau": float(costs.tau), "others": costs.others,
+                   "measured": time.time()}
     path = calibration_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,17 +186,20 @@ def store_calibration(key: str, costs: tuple[float, float]) -> None:
 
 
 def stale(config: SweepConfig) -> bool:
-    """No calibration for this config's network on this machine, or an old one."""
+    """No calibration for this config's network on this machine, an old one, or one that other
+    processes disturbed."""
     stored = read_calibration().get(calibration_key(config))
-    return (_stored_costs(stored) is None
+    costs = _stored_costs(stored)
+    return (costs is None or costs.disturbed
             or time.time() - float(stored.get("measured", 0)) > CALIBRATION_MAX_AGE)
 
 
-def _stored_costs(entry) -> tuple[float, float] | None:
-    """(c_ball, c_tau) of a stored entry; None for none, or one of an older gdchaos (probed again)."""
+def _stored_costs(entry) -> Calibration | None:
+    """The :class:`Calibration` of a stored entry; None for none, or one of an older gdchaos (probed again)."""
     try:
-        return float(entry["ball"]), float(entry["tau"])
-    except (KeyError, TypeError, ValueError):
+        others = entry.get("others")
+        return Calibration(float(entry["ball"]), float(entry["tau"]), None if others is None else float(others))
+    except (AttributeError, KeyError, TypeError, ValueError):
         return None
 
 
@@ -157,10 +226,11 @@ def main(argv: list[str]) -> int:
 
 
 @functools.lru_cache(maxsize=32)
-def _timed_probe(dataset: str, data_dir: str, model_json: str, balls: int, ball: int) -> tuple[float, float]:
+def _timed_probe(dataset: str, data_dir: str, model_json: str, balls: int, ball: int) -> Calibration:
     """(c_ball, c_tau) from ``PROBE_EPOCHS`` epochs of ``balls`` eps-balls of ``ball`` networks, then
     of their references alone (an unreachable target), on the first ``PROBE_SAMPLES`` samples, scaled
-    to the full data set (the first epoch of each phase loads or compiles the kernels: not counted)."""
+    to the full data set (the first epoch of each phase loads or compiles the kernels: not counted).
+    Each phase is timed again while other processes take the machine (:func:`timed_quietly`)."""
     spec = data.dataset_spec(dataset)
     model = build_for_dataset(from_dict({"dataset": dataset, "model": json.loads(model_json)}))
     x, y, x_test, y_test = _probe_data(dataset, data_dir or None)
@@ -176,15 +246,32 @@ def _timed_probe(dataset: str, data_dir: str, model_json: str, balls: int, ball:
     def tau_epochs(epochs: int) -> None:
         train_to_target(model, theta[refs], eta, x, y, x_test, y_test, target=2.0, epochs=epochs)
 
-    costs = []
+    costs, shares = [], []
     # PROBE_EPOCHS ball epochs record PROBE_EPOCHS + 1 evaluations (t = 0..E), as T epochs record T + 1
     for phase, evaluations, networks in ((ball_epochs, PROBE_EPOCHS + 1, theta.shape[0]),
                                          (tau_epochs, PROBE_EPOCHS, refs.size)):
         phase(1)
-        started = time.perf_counter()
-        phase(PROBE_EPOCHS)
-        costs.append((time.perf_counter() - started) / evaluations / networks * spec.train / x.shape[0])
-    return costs[0], costs[1]
+        seconds, share = timed_quietly(functools.partial(phase, PROBE_EPOCHS))
+        costs.append(seconds / evaluations / networks * spec.train / x.shape[0])
+        shares.append(share)
+    known = [share for share in shares if share is not None]
+    return Calibration(costs[0], costs[1], max(known) if known else None)
+
+
+def timed_quietly(work, tries: int = PROBE_TRIES) -> tuple[float, float | None]:
+    """(seconds, others' share) of the first call of ``work`` during which other processes took at
+    most ``DISTURBED_SHARE`` of the machine (:func:`others_share`; an unknown share counts as quiet),
+    else of the quickest of ``tries`` calls."""
+    disturbed = []
+    for _ in range(tries):
+        before = cpu_snapshot()
+        work()
+        after = cpu_snapshot()
+        timing = (after.wall - before.wall, others_share(before, after))
+        if timing[1] is None or timing[1] <= DISTURBED_SHARE:
+            return timing
+        disturbed.append(timing)
+    return min(disturbed)
 
 
 def _probe_data(dataset: str, data_dir: str | None) -> tuple[np.ndarray, ...]:

@@ -75,3 +75,68 @@ def test_calibration_is_stored_and_reused(tmp_path, monkeypatch):
     assert estimate.estimate_seconds(config, measure=False) == measured == estimate.estimate_seconds(config)
     estimate.calibration_path().write_text("{not json")  # a damaged file is only a missing hint
     assert estimate.estimate_seconds(config, measure=False) is None
+
+
+def _snapshot(wall, machine, own):
+    return estimate.CpuSnapshot(wall, machine, own)
+
+
+def test_others_share_is_what_the_machine_spent_beyond_this_process():
+    before = _snapshot(10.0, 100.0, 5.0)
+    # 2 s on 2 cores: the machine spent 3 CPU-seconds, this process 1 of them
+    assert estimate.others_share(before, _snapshot(12.0, 103.0, 6.0), cores=2) == pytest.approx(0.5)
+    assert estimate.others_share(before, _snapshot(12.0, 101.0, 6.0), cores=2) == 0.0  # alone
+    assert estimate.others_share(before, _snapshot(12.0, 120.0, 5.0), cores=2) == 1.0  # clipped
+    assert estimate.others_share(before, _snapshot(12.0, None, 6.0), cores=2) is None  # no /proc/stat
+
+
+@pytest.mark.skipif(not estimate.MACHINE_STAT.exists(), reason="needs /proc/stat")
+def test_cpu_snapshots_see_another_process_spinning():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        before = estimate.cpu_snapshot()
+        time.sleep(1.0)
+        after = estimate.cpu_snapshot()
+    finally:
+        spinner.kill()
+        spinner.wait()
+    cores = estimate.os.cpu_count()
+    assert estimate.others_share(before, after) > 0.6 / cores  # one of the machine's cores, busy
+
+
+def test_a_disturbed_timing_is_taken_again_and_the_quickest_kept(monkeypatch):
+    # each call of the work spans two snapshots: (wall, machine CPU, own CPU) on 2 cores
+    def run(snapshots, tries=3):
+        queue = [_snapshot(*values) for values in snapshots]
+        calls = []
+        monkeypatch.setattr(estimate, "cpu_snapshot", lambda: queue.pop(0))
+        monkeypatch.setattr(estimate.os, "cpu_count", lambda: 2)
+        return estimate.timed_quietly(lambda: calls.append(1), tries), len(calls)
+
+    busy, quiet = (0, 0, 0, 3, 5, 2), (0, 0, 0, 2, 4, 4)  # others took 0.5, then 0 of the machine
+    (seconds, share), calls = run([busy[:3], busy[3:], quiet[:3], quiet[3:]])
+    assert (seconds, share, calls) == (2, 0.0, 2)
+    slow, less = (0, 0, 0, 4, 8, 4), (0, 0, 0, 3, 5, 3)  # others took 0.5 and 1/3: both disturbed
+    (seconds, share), calls = run([slow[:3], slow[3:], less[:3], less[3:]], tries=2)
+    assert (seconds, calls) == (3, 2) and share == pytest.approx(1 / 3)
+
+
+def test_a_disturbed_calibration_is_stale_and_measured_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    config = _config(model={"hidden": [5]})
+    key = estimate.calibration_key(config)
+    estimate.store_calibration(key, estimate.Calibration(2e-5, 1e-5, 0.6))
+    assert estimate.stale(config)
+    hint = estimate.estimate_seconds(config, measure=False)  # a disturbed probe still answers
+    assert hint == pytest.approx(estimate.estimate_seconds(_config(model={"hidden": [5]}), measure=False))
+    probes = []
+
+    def quiet_probe(*args):
+        probes.append(args)
+        return estimate.Calibration(1e-5, 0.5e-5, 0.02)
+
+    monkeypatch.setattr(estimate, "_timed_probe", quiet_probe)
+    measured = estimate.estimate_seconds(config)
+    assert len(probes) == 1 and measured < hint and not estimate.stale(config)
+    assert estimate.estimate_seconds(config) == measured and len(probes) == 1  # the quiet one is kept
