@@ -13,8 +13,8 @@ for a month. So each timed phase also reads what the whole machine spent (``/pro
 what this process spent (:func:`others_share`); a phase during which others took more than
 ``DISTURBED_SHARE`` of the machine is timed again, up to ``PROBE_TRIES`` times, and the quickest
 try is kept with the share others took during it. A calibration stored with a larger share still
-answers, but counts as stale: it is measured again (in the background for ``gdchaos presets`` and
-the TUI, at once for ``gdchaos run --dry-run``).
+answers, but counts as stale: it is measured again once the machine is quiet (:func:`busy_now`), in
+the background for ``gdchaos presets`` and the TUI, at once for ``gdchaos run --dry-run``.
 """
 from __future__ import annotations
 
@@ -101,6 +101,15 @@ def others_share(before: CpuSnapshot, after: CpuSnapshot, cores: int | None = No
     return min(1.0, max(0.0, others / (wall * cores)))
 
 
+def busy_now(seconds: float = 0.25) -> bool:
+    """Whether other processes take more than ``DISTURBED_SHARE`` of the machine now (over
+    ``seconds`` of sleep): probing again then would be disturbed again."""
+    before = cpu_snapshot()
+    time.sleep(seconds)
+    share = others_share(before, cpu_snapshot())
+    return share is not None and share > DISTURBED_SHARE
+
+
 def network_size(config: SweepConfig) -> int:
     """Number of trainable parameters P of the config's network."""
     return build_for_dataset(config).n_params
@@ -136,7 +145,7 @@ def network_epoch_seconds(config: SweepConfig, *, measure: bool = True) -> tuple
     ``measure`` is True, and still answers when it is False."""
     key = calibration_key(config)
     stored = _stored_costs(read_calibration().get(key))
-    if stored is not None and not (measure and stored.disturbed):
+    if stored is not None and not (measure and stored.disturbed and not busy_now()):
         return stored.ball, stored.tau
     if not measure:
         return None
@@ -221,6 +230,11 @@ def main(argv: list[str]) -> int:
         os.nice(10)
     for name in argv:
         key = calibration_key(presets.get(name))
+        stored = read_calibration().get(key)
+        old = _stored_costs(stored)
+        if (old is not None and old.disturbed and busy_now()
+                and time.time() - float(stored.get("measured", 0)) <= CALIBRATION_MAX_AGE):
+            continue  # the machine is still busy: a new probe would be no better
         store_calibration(key, _timed_probe(*json.loads(key)[1:]))
     return 0
 

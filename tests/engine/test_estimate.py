@@ -137,6 +137,25 @@ def test_a_disturbed_calibration_is_stale_and_measured_again(tmp_path, monkeypat
         return estimate.Calibration(1e-5, 0.5e-5, 0.02)
 
     monkeypatch.setattr(estimate, "_timed_probe", quiet_probe)
+    monkeypatch.setattr(estimate, "busy_now", lambda: True)  # still busy: probing again would not help
+    assert estimate.estimate_seconds(config) == hint and not probes
+    monkeypatch.setattr(estimate, "busy_now", lambda: False)
     measured = estimate.estimate_seconds(config)
     assert len(probes) == 1 and measured < hint and not estimate.stale(config)
     assert estimate.estimate_seconds(config) == measured and len(probes) == 1  # the quiet one is kept
+
+
+def test_the_background_refresh_waits_for_a_quiet_machine_to_replace_a_disturbed_probe(tmp_path, monkeypatch):
+    from gdchaos import presets
+
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    monkeypatch.setattr(estimate.os, "nice", lambda increment: 0)  # not this test process
+    key = estimate.calibration_key(presets.get("iris-tanh"))
+    estimate.store_calibration(key, estimate.Calibration(2e-5, 1e-5, 0.6))
+    probes = []
+    monkeypatch.setattr(estimate, "_timed_probe", lambda *args: probes.append(args) or estimate.Calibration(1e-5, 1e-5, 0.0))
+    monkeypatch.setattr(estimate, "busy_now", lambda: True)
+    assert estimate.main(["iris-tanh"]) == 0 and not probes  # kept: still busy
+    monkeypatch.setattr(estimate, "busy_now", lambda: False)
+    assert estimate.main(["iris-tanh"]) == 0 and len(probes) == 1
+    assert estimate.read_calibration()[key]["others"] == 0.0

@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import pytest
 from textual import events
+from textual.css.query import NoMatches
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from gdchaos import data, presets, store
@@ -54,12 +55,19 @@ def sync(test):
 
 
 async def wait_for(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
-    """Let the app run until ``condition()`` holds."""
+    """Let the app run until ``condition()`` holds (a widget it queries that is not mounted yet: not yet)."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not _holds(condition):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.1)
+
+
+def _holds(condition) -> bool:
+    try:
+        return bool(condition())
+    except NoMatches:
+        return False
 
 
 async def key_latency(pilot, key: str, answered) -> float:

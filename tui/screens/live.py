@@ -94,22 +94,27 @@ class LiveScreen(Screen):
             yield ProgressBar(total=1.0, show_eta=False, id="overall")
         with Horizontal(id="body"):
             with Vertical(id="left"):
-                yield DataTable(cursor_type="row", zebra_stripes=True, id="etas")
-                with Vertical(id="curves"):
+                table = DataTable(cursor_type="row", zebra_stripes=True, id="etas")
+                table.border_title = "learning rates"
+                yield table
+                with Vertical(id="curves") as curves:
+                    curves.border_title = "curves"
                     yield LabelledSparkline("ln d(t)", id="log-d")
-                    yield TangentChart(id="tangent")
+                    tangent = TangentChart(id="tangent")
+                    tangent.display = False  # until a state with tangent curves arrives
+                    yield tangent
                     yield LabelledSparkline("loss", id="loss")
-            yield EtaCharts(id="charts")
+            charts = EtaCharts(id="charts")
+            charts.border_title = "against η (log scale)"
+            yield charts
         yield Static(id="message", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
         self.title, self.sub_title = "gdchaos", f"live · {self.path.name}"
+        # titles and the hidden tangent chart are set in compose: nested children may not be
+        # mounted yet when the screen's Mount arrives
         table = self.query_one("#etas", DataTable)
-        table.border_title = "learning rates"
-        self.query_one("#curves").border_title = "curves"
-        self.query_one(TangentChart).display = False  # until a state with tangent curves arrives
-        self.query_one("#charts").border_title = "against η (log scale)"
         for key, label in COLUMNS:
             table.add_column(label, key=key)
         self._poll_timer = self.set_interval(POLL_SECONDS, self.poll)
