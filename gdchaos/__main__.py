@@ -1,3 +1,3 @@
-from gdchaos.cli import main
+from gdchaos.cli import console
 
-raise SystemExit(main())
+console()

@@ -10,7 +10,9 @@ the handler so that ``gdchaos --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import sys
 
 from gdchaos import __version__
@@ -82,3 +84,28 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gdchaos: interrupted", file=sys.stderr)
         return 130
+
+
+def console() -> None:
+    """The ``gdchaos`` console script and ``python -m gdchaos``: :func:`main`, then :func:`exit_quickly`."""
+    exit_quickly(main())
+
+
+def exit_quickly(code: int) -> None:
+    """End the process with ``code`` once the output is flushed and the exit handlers have run
+    (``atexit``: logging, h5py, Dask), skipping only the interpreter's teardown of every module,
+    which takes about half a second once Numba has compiled or loaded a kernel (docs/performance.md)."""
+    if "numba" not in sys.modules:
+        raise SystemExit(code)
+    _flush()
+    atexit._run_exitfuncs()
+    _flush()  # what the exit handlers printed
+    os._exit(code)
+
+
+def _flush() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            pass

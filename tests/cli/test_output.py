@@ -107,3 +107,17 @@ def test_live_view_only_on_a_terminal_and_when_units_run_here(monkeypatch):
     assert wants_live_view(argparse.Namespace(**plain))
     for change in ({"headless": True}, {"quiet": True}, {"workers": 2}, {"shard": "1/2"}):
         assert not wants_live_view(argparse.Namespace(**{**plain, **change}))
+
+
+def test_the_console_script_exits_quickly_with_its_code_its_output_and_the_exit_handlers():
+    """exit_quickly skips only the interpreter's teardown: the code, everything printed (also by exit
+    handlers, after the flush) and the handlers themselves survive it."""
+    code = ("import atexit, numba; from gdchaos.cli import exit_quickly; "
+            "atexit.register(lambda: print('handler ran')); print('x' * 100000, end='|'); exit_quickly(3)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and done.stdout == "x" * 100000 + "|handler ran\n"
+    without_numba = subprocess.run([sys.executable, "-c", "from gdchaos.cli import exit_quickly; exit_quickly(4)"],
+                                   capture_output=True, text=True, timeout=120)
+    assert without_numba.returncode == 4 and "numba" not in without_numba.stderr
+    missing = gdchaos("analyze", "no-such-file.h5")
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1

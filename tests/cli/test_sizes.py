@@ -47,10 +47,12 @@ def test_a_refused_run_leaves_the_existing_file_as_it_was(tmp_path):
 def _peak_rss_run(tmp_path, *args) -> tuple[subprocess.CompletedProcess, int]:
     """Run gdchaos in a child that reports its own peak resident size (bytes) on its last stderr line."""
     # VmHWM, not ru_maxrss: Linux carries the parent's (pytest's) peak over into ru_maxrss across exec
-    code = ("import re, runpy, sys\n"
-            "try:\n    runpy.run_module('gdchaos', run_name='__main__')\n"
-            "finally:\n    status = open('/proc/self/status').read()\n"
-            "    print(int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) * 1024, file=sys.stderr)\n")
+    # an exit handler: gdchaos ends the process itself once they have run (gdchaos.cli.exit_quickly)
+    code = ("import atexit, re, runpy, sys\n"
+            "def peak():\n    status = open('/proc/self/status').read()\n"
+            "    print(int(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1)) * 1024, file=sys.stderr)\n"
+            "atexit.register(peak)\n"
+            "runpy.run_module('gdchaos', run_name='__main__')\n")
     result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path,
                             timeout=300)
     return result, int(result.stderr.strip().splitlines()[-1])
