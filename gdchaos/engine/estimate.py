@@ -142,7 +142,7 @@ def network_epoch_seconds(config: SweepConfig, *, measure: bool = True) -> tuple
     """(c_ball, c_tau): seconds per network-epoch of a unit's balls and of its references alone, on the
     full data set: stored for this machine, else probed and stored (None when not stored and
     ``measure`` is False). A stored probe that other processes disturbed is probed again when
-    ``measure`` is True, and still answers when it is False."""
+    ``measure`` is True and the machine is quiet now (:func:`busy_now`), else it still answers."""
     key = calibration_key(config)
     stored = _stored_costs(read_calibration().get(key))
     if stored is not None and not (measure and stored.disturbed and not busy_now()):
@@ -199,8 +199,12 @@ def stale(config: SweepConfig) -> bool:
     processes disturbed."""
     stored = read_calibration().get(calibration_key(config))
     costs = _stored_costs(stored)
-    return (costs is None or costs.disturbed
-            or time.time() - float(stored.get("measured", 0)) > CALIBRATION_MAX_AGE)
+    return costs is None or costs.disturbed or _too_old(stored)
+
+
+def _too_old(entry: dict) -> bool:
+    """A stored entry measured more than ``CALIBRATION_MAX_AGE`` ago."""
+    return time.time() - float(entry.get("measured", 0)) > CALIBRATION_MAX_AGE
 
 
 def _stored_costs(entry) -> Calibration | None:
@@ -232,8 +236,7 @@ def main(argv: list[str]) -> int:
         key = calibration_key(presets.get(name))
         stored = read_calibration().get(key)
         old = _stored_costs(stored)
-        if (old is not None and old.disturbed and busy_now()
-                and time.time() - float(stored.get("measured", 0)) <= CALIBRATION_MAX_AGE):
+        if old is not None and old.disturbed and not _too_old(stored) and busy_now():
             continue  # the machine is still busy: a new probe would be no better
         store_calibration(key, _timed_probe(*json.loads(key)[1:]))
     return 0
