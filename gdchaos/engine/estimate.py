@@ -85,8 +85,8 @@ def cpu_snapshot() -> CpuSnapshot:
         if fields and fields[0] == "cpu" and len(fields) >= 9:
             ticks = [int(value) for value in fields[1:9]]
             busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, AttributeError):
-        busy = None
+    except (OSError, ValueError, AttributeError):  # no /proc/stat, or no sysconf: unknown
+        pass
     return CpuSnapshot(wall, busy, times.user + times.system)
 
 
