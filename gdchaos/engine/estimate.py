@@ -15,6 +15,11 @@ what this process spent (:func:`others_share`); a phase during which others took
 try is kept with the share others took during it. A calibration stored with a larger share still
 answers, but counts as stale: it is measured again once the machine is quiet (:func:`busy_now`), in
 the background for ``gdchaos presets`` and the TUI, at once for ``gdchaos run --dry-run``.
+
+What a run costs besides training (the interpreter, imports, loading the kernels, reading the data set
+and building its sparse form, creating the file, leaving the process) is measured too: the probe
+times a tiny ``gdchaos run`` of the same data set and network in a fresh process and keeps what its
+training does not explain (:func:`start_seconds`).
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -41,23 +47,28 @@ PROBE_SAMPLES = 8192  # training samples of the probe (all of a smaller data set
 PROBE_EPOCHS = 3  # timed epochs of each phase (after one that loads the kernels)
 MAX_CALIBRATION_NETWORKS = 4800
 TAU_FRACTION = 0.5  # assumed share of the tau budget the references still train past T (docs/performance.md)
-START_SECONDS = 1.5  # imports, loading Numba's cached kernels, creating the results file (docs/performance.md)
+START_SECONDS = 1.5  # start-up where none was measured (no data set here, or a failed tiny run)
+START_RUNS = 2  # tiny runs timed for the start-up, the quickest kept (the first may compile kernels)
+START_TIMEOUT = 300.0  # seconds a tiny run may take before the start-up counts as unknown
 FIT_SECONDS = 0.3e-3  # analysis of one eps-ball, T = 201 (docs/performance.md)
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_MAX_AGE = 30 * 86400.0  # seconds before a stored calibration is measured again
 BACKGROUND_ENV = "GDCHAOS_BACKGROUND_TIMING"  # "0": never time networks in the background (CI, batch jobs)
 DISTURBED_SHARE = 0.15  # share of the machine taken by other processes above which a probe is timed again
 PROBE_TRIES = 3  # timings of a phase at most, while others disturb it (the quickest is kept)
+TINY_EPOCHS = 2  # epochs of the tiny run that measures the start-up (the fewest a config allows)
 MACHINE_STAT = Path("/proc/stat")  # Linux: CPU time of the whole machine (elsewhere: no check)
 
 
 class Calibration(NamedTuple):
-    """Seconds per network-epoch of a unit's balls and of its references alone (full data set), and
-    the largest share of the machine other processes took while they were timed (None: not known)."""
+    """Seconds per network-epoch of a unit's balls and of its references alone (full data set), the
+    largest share of the machine other processes took while they were timed (None: not known), and
+    the seconds a run spends outside training (:func:`start_seconds`; None: not measured)."""
 
     ball: float
     tau: float
     others: float | None = None
+    start: float | None = None
 
     @property
     def disturbed(self) -> bool:
@@ -123,35 +134,41 @@ def estimate_seconds(config: SweepConfig, *, measure: bool = True) -> float | No
     ``TAU_FRACTION`` (the references still training past T). c_ball and c_tau come from the stored
     calibration; without one they are measured (and stored), or, with ``measure=False``, the answer is None.
     """
-    costs = network_epoch_seconds(config, measure=measure)
+    costs = calibration(config, measure=measure)
     if costs is None:
         return None
-    ball_cost, tau_cost = costs
     n_eta, ball = len(config.etas), config.replicas + 1
     ball_epochs = n_eta * config.ics * ball * (config.epochs + 1)
     tau_epochs = n_eta * config.ics * max(config.tau_epochs - config.epochs, 0) * TAU_FRACTION
-    return ball_cost * ball_epochs + tau_cost * tau_epochs + overhead_seconds(config)
+    return costs.ball * ball_epochs + costs.tau * tau_epochs + overhead_seconds(config, costs.start)
 
 
-def overhead_seconds(config: SweepConfig) -> float:
-    """Seconds outside training: start-up plus the analysis of every eps-ball (fixed figures)."""
-    return START_SECONDS + FIT_SECONDS * len(config.etas) * config.ics
+def overhead_seconds(config: SweepConfig, start: float | None = None) -> float:
+    """Seconds outside training: the measured start-up ``start`` (``START_SECONDS`` when None) plus the
+    analysis of every eps-ball (``FIT_SECONDS`` each)."""
+    return (START_SECONDS if start is None else start) + FIT_SECONDS * len(config.etas) * config.ics
 
 
 def network_epoch_seconds(config: SweepConfig, *, measure: bool = True) -> tuple[float, float] | None:
     """(c_ball, c_tau): seconds per network-epoch of a unit's balls and of its references alone, on the
-    full data set: stored for this machine, else probed and stored (None when not stored and
-    ``measure`` is False). A stored probe that other processes disturbed is probed again when
-    ``measure`` is True and the machine is quiet now (:func:`busy_now`), else it still answers."""
+    full data set (see :func:`calibration`)."""
+    costs = calibration(config, measure=measure)
+    return None if costs is None else (costs.ball, costs.tau)
+
+
+def calibration(config: SweepConfig, *, measure: bool = True) -> Calibration | None:
+    """The :class:`Calibration` of this config on this machine: stored, else probed and stored (None
+    when not stored and ``measure`` is False). A stored probe that other processes disturbed is probed
+    again when ``measure`` is True and the machine is quiet now (:func:`busy_now`), else it still answers."""
     key = calibration_key(config)
     stored = _stored_costs(read_calibration().get(key))
     if stored is not None and not (measure and stored.disturbed and not busy_now()):
-        return stored.ball, stored.tau
+        return stored
     if not measure:
         return None
     costs = _timed_probe(*json.loads(key)[1:])
     store_calibration(key, costs)
-    return costs.ball, costs.tau
+    return costs
 
 
 def calibration_key(config: SweepConfig) -> str:
@@ -179,11 +196,12 @@ def read_calibration() -> dict[str, dict]:
 
 
 def store_calibration(key: str, costs: Calibration | tuple[float, float]) -> None:
-    """Add one calibration, (c_ball, c_tau[, others]) (written aside and renamed: readers never see half a file)."""
+    """Add one calibration, (c_ball, c_tau[, others[, start]]) (written aside and renamed: readers never
+    see half a file)."""
     costs = Calibration(*costs)
     stored = read_calibration()
     stored[key] = {"ball": float(costs.ball), "tau": float(costs.tau), "others": costs.others,
-                   "measured": time.time()}
+                   "start": None if costs.start is None else float(costs.start), "measured": time.time()}
     path = calibration_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,10 +226,12 @@ def _too_old(entry: dict) -> bool:
 
 
 def _stored_costs(entry) -> Calibration | None:
-    """The :class:`Calibration` of a stored entry; None for none, or one of an older gdchaos (probed again)."""
+    """The :class:`Calibration` of a stored entry; None for none, or one of an older gdchaos (without a
+    measured start-up: probed again)."""
     try:
-        others = entry.get("others")
-        return Calibration(float(entry["ball"]), float(entry["tau"]), None if others is None else float(others))
+        others, start = entry.get("others"), entry["start"]
+        return Calibration(float(entry["ball"]), float(entry["tau"]), None if others is None else float(others),
+                           None if start is None else float(start))
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
 
@@ -250,7 +270,7 @@ def _timed_probe(dataset: str, data_dir: str, model_json: str, balls: int, ball:
     Each phase is timed again while other processes take the machine (:func:`timed_quietly`)."""
     spec = data.dataset_spec(dataset)
     model = build_for_dataset(from_dict({"dataset": dataset, "model": json.loads(model_json)}))
-    x, y, x_test, y_test = _probe_data(dataset, data_dir or None)
+    x, y, x_test, y_test, real = _probe_data(dataset, data_dir or None)
     rng = np.random.default_rng(0)
     theta = model.init(rng, balls * ball)
     eta = 1e-3  # a small learning rate: nothing diverges, every network does the full work
@@ -272,7 +292,33 @@ def _timed_probe(dataset: str, data_dir: str, model_json: str, balls: int, ball:
         costs.append(seconds / evaluations / networks * spec.train / x.shape[0])
         shares.append(share)
     known = [share for share in shares if share is not None]
-    return Calibration(costs[0], costs[1], max(known) if known else None)
+    start = start_seconds(dataset, data_dir, model_json, costs[0]) if real else None
+    return Calibration(costs[0], costs[1], max(known) if known else None, start)
+
+
+def start_seconds(dataset: str, data_dir: str, model_json: str, ball_cost: float) -> float | None:
+    """Seconds a run spends outside training on this machine: the quickest of ``START_RUNS`` tiny
+    ``gdchaos run`` commands (one learning rate, one ball of 2 networks, ``TINY_EPOCHS`` epochs, no tau
+    phase) timed from the start to the end of their process, minus their training (``ball_cost``
+    seconds per network-epoch); None when a run fails. Kernels, data and file are those of a real run."""
+    config = from_dict({"dataset": dataset, "data_dir": data_dir or None, "model": json.loads(model_json),
+                        "etas": [1e-3], "ics": 1, "replicas": 1, "epochs": TINY_EPOCHS, "tau_epochs": TINY_EPOCHS})
+    environment = {**os.environ, BACKGROUND_ENV: "0"}  # the tiny run must not start probes of its own
+    times = []
+    with tempfile.TemporaryDirectory(prefix="gdchaos-start-") as folder:
+        path = Path(folder) / "tiny.toml"
+        path.write_text(from_dict({"output": str(Path(folder) / "tiny.h5")}, config).to_toml())
+        command = [sys.executable, "-m", "gdchaos", "run", "--headless", "--quiet", "--overwrite", "--config", str(path)]
+        for _ in range(START_RUNS):
+            begun = time.perf_counter()
+            try:
+                done = subprocess.run(command, capture_output=True, env=environment, timeout=START_TIMEOUT)
+            except (OSError, subprocess.TimeoutExpired):
+                return None
+            if done.returncode != 0:
+                return None
+            times.append(time.perf_counter() - begun)
+    return max(0.0, min(times) - ball_cost * 2 * (TINY_EPOCHS + 1))
 
 
 def timed_quietly(work, tries: int = PROBE_TRIES) -> tuple[float, float | None]:
@@ -291,20 +337,21 @@ def timed_quietly(work, tries: int = PROBE_TRIES) -> tuple[float, float | None]:
     return min(disturbed)
 
 
-def _probe_data(dataset: str, data_dir: str | None) -> tuple[np.ndarray, ...]:
-    """The first ``PROBE_SAMPLES`` training samples of the data set and a test set in the same
-    proportion; synthetic data of its shape and density when it is not here."""
+def _probe_data(dataset: str, data_dir: str | None) -> tuple:
+    """(x, y, x_test, y_test, real): the first ``PROBE_SAMPLES`` training samples of the data set and a
+    test set in the same proportion (real True); synthetic data of its shape and density when it is
+    not here (real False)."""
     spec = data.dataset_spec(dataset)
     n = min(spec.train, PROBE_SAMPLES)
     n_test = max(1, min(spec.test, round(spec.test * n / spec.train)))
     try:
         x, y, x_test, y_test = data.load(dataset, data_dir)
-        return x[:n].copy(), y[:n].copy(), x_test[:n_test].copy(), y_test[:n_test].copy()
+        return x[:n].copy(), y[:n].copy(), x_test[:n_test].copy(), y_test[:n_test].copy(), True
     except (GdchaosError, OSError):
         rng = np.random.default_rng(0)
         x = rng.random((n + n_test, spec.features)) * (rng.random((n + n_test, spec.features)) < spec.density)
         y = rng.integers(0, spec.classes, n + n_test)
-        return x[:n], y[:n], x[n:], y[n:]
+        return x[:n], y[:n], x[n:], y[n:], False
 
 
 if __name__ == "__main__":

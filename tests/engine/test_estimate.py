@@ -1,4 +1,5 @@
 """Run-time estimates (gdchaos.engine.estimate) are measured on this machine and scale with the work."""
+import json
 import subprocess
 import sys
 import time
@@ -20,12 +21,57 @@ def _config(**values):
 
 
 def test_estimate_scales_with_learning_rates_ics_and_epochs():
-    fixed = estimate.overhead_seconds(_config())
+    start = estimate.calibration(_config()).start
+    fixed = estimate.overhead_seconds(_config(), start)
     one = estimate.estimate_seconds(_config()) - fixed
     assert one > 0
     longer = estimate.estimate_seconds(_config(epochs=41, tau_epochs=41)) - fixed  # 42 epochs, not 21
     assert abs(longer - one * 42 / 21) < 1e-9 * one
-    assert estimate.overhead_seconds(_config(ics=8)) > fixed  # one fit per ball
+    assert estimate.overhead_seconds(_config(ics=8), start) > fixed  # one fit per ball
+
+
+def test_start_up_is_measured_by_a_tiny_run_in_a_fresh_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    config = _config(model={"hidden": [6]})
+    costs = estimate.calibration(config)
+    runs = []
+    real_run = subprocess.run
+
+    def timed(command, **options):
+        begun = time.perf_counter()
+        done = real_run(command, **options)
+        runs.append((time.perf_counter() - begun, command, options["env"][estimate.BACKGROUND_ENV], done))
+        return done
+
+    monkeypatch.setattr(estimate.subprocess, "run", timed)
+    key = json.loads(estimate.calibration_key(config))[1:4]
+    start = estimate.start_seconds(*key, costs.ball)
+    assert len(runs) == estimate.START_RUNS and all(done.returncode == 0 for *_, done in runs)
+    assert all(command[1:4] == ["-m", "gdchaos", "run"] and background == "0" for _, command, background, _ in runs)
+    quickest = min(seconds for seconds, *_ in runs)
+    assert 0 < start <= quickest and start > quickest - 0.5  # tiny runs are almost all start-up
+    assert 0 < costs.start < 10 * quickest  # the one the probe stored, in the same range
+    assert estimate.estimate_seconds(config) - estimate.overhead_seconds(config, costs.start) > 0
+
+
+def test_start_up_is_unknown_when_the_tiny_run_fails(monkeypatch):
+    monkeypatch.setattr(estimate.subprocess, "run",
+                        lambda command, **options: subprocess.CompletedProcess(command, 2, b"", b"error"))
+    key = json.loads(estimate.calibration_key(_config()))[1:4]
+    assert estimate.start_seconds(*key, 1e-6) is None
+    assert estimate.overhead_seconds(_config(), None) == estimate.overhead_seconds(_config(), estimate.START_SECONDS)
+
+
+def test_a_calibration_without_a_measured_start_up_is_probed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    config = _config(model={"hidden": [4]})
+    key = estimate.calibration_key(config)
+    estimate.calibration_path().write_text(json.dumps({key: {"ball": 1e-6, "tau": 1e-6, "measured": time.time()}}))
+    assert estimate.stale(config)  # stored by an older gdchaos: no "start"
+    probed = estimate.Calibration(2e-6, 3e-6, 0.0, 0.7)
+    monkeypatch.setattr(estimate, "_timed_probe", lambda *args: probed)
+    assert estimate.calibration(config) == probed and not estimate.stale(config)
+    assert estimate.read_calibration()[key]["start"] == 0.7
 
 
 @pytest.mark.slow  # compares a prediction with a timed run: only meaningful on a quiet machine
