@@ -57,6 +57,8 @@ BACKGROUND_ENV = "GDCHAOS_BACKGROUND_TIMING"  # "0": never time networks in the 
 DISTURBED_SHARE = 0.15  # share of the machine taken by other processes above which a probe is timed again
 PROBE_TRIES = 3  # timings of a phase at most, while others disturb it (the quickest is kept)
 TINY_EPOCHS = 2  # epochs of the tiny run that measures the start-up (the fewest a config allows)
+TINY_TRAINING_SECONDS = 5.0  # above this much training, the tiny run takes a small MLP instead (a CNN)
+TINY_MLP = {"kind": "mlp", "hidden": [8]}  # that network: its training is a small part of the run
 MACHINE_STAT = Path("/proc/stat")  # Linux: CPU time of the whole machine (elsewhere: no check)
 
 
@@ -300,8 +302,14 @@ def start_seconds(dataset: str, data_dir: str, model_json: str, ball_cost: float
     """Seconds a run spends outside training on this machine: the quickest of ``START_RUNS`` tiny
     ``gdchaos run`` commands (one learning rate, one ball of 2 networks, ``TINY_EPOCHS`` epochs, no tau
     phase) timed from the start to the end of their process, minus their training (``ball_cost``
-    seconds per network-epoch); None when a run fails. Kernels, data and file are those of a real run."""
-    config = from_dict({"dataset": dataset, "data_dir": data_dir or None, "model": json.loads(model_json),
+    seconds per network-epoch); None when a run fails. Kernels, data and file are those of a real run,
+    except where that training would take more than ``TINY_TRAINING_SECONDS`` (a CNN on MNIST: a
+    minute): the tiny run then trains ``TINY_MLP``, and its training is not subtracted."""
+    training = ball_cost * 2 * (TINY_EPOCHS + 1)
+    model = json.loads(model_json)
+    if training > TINY_TRAINING_SECONDS:
+        model, training = TINY_MLP, 0.0
+    config = from_dict({"dataset": dataset, "data_dir": data_dir or None, "model": model,
                         "etas": [1e-3], "ics": 1, "replicas": 1, "epochs": TINY_EPOCHS, "tau_epochs": TINY_EPOCHS})
     environment = {**os.environ, BACKGROUND_ENV: "0"}  # the tiny run must not start probes of its own
     times = []
@@ -318,7 +326,7 @@ def start_seconds(dataset: str, data_dir: str, model_json: str, ball_cost: float
             if done.returncode != 0:
                 return None
             times.append(time.perf_counter() - begun)
-    return max(0.0, min(times) - ball_cost * 2 * (TINY_EPOCHS + 1))
+    return max(0.0, min(times) - training)
 
 
 def timed_quietly(work, tries: int = PROBE_TRIES) -> tuple[float, float | None]:

@@ -54,6 +54,19 @@ def test_start_up_is_measured_by_a_tiny_run_in_a_fresh_process(tmp_path, monkeyp
     assert estimate.estimate_seconds(config) - estimate.overhead_seconds(config, costs.start) > 0
 
 
+def test_a_costly_network_measures_its_start_up_with_a_small_mlp(monkeypatch):
+    configs = []
+
+    def run(command, **options):
+        configs.append(open(command[-1]).read())
+        return subprocess.CompletedProcess(command, 0, b"", b"")
+
+    monkeypatch.setattr(estimate.subprocess, "run", run)
+    key = json.loads(estimate.calibration_key(_config()))[1:4]
+    assert estimate.start_seconds(*key, 1e-6) >= 0 and "hidden = [10]" in configs[-1]
+    assert estimate.start_seconds(*key, 1.0) >= 0 and "hidden = [8]" in configs[-1]  # 6 s of training
+
+
 def test_start_up_is_unknown_when_the_tiny_run_fails(monkeypatch):
     monkeypatch.setattr(estimate.subprocess, "run",
                         lambda command, **options: subprocess.CompletedProcess(command, 2, b"", b"error"))
