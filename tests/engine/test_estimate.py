@@ -1,5 +1,4 @@
 """Run-time estimates (gdchaos.engine.estimate) are measured on this machine and scale with the work."""
-import json
 import subprocess
 import sys
 import time
@@ -28,63 +27,6 @@ def test_estimate_scales_with_learning_rates_ics_and_epochs():
     longer = estimate.estimate_seconds(_config(epochs=41, tau_epochs=41)) - fixed  # 42 epochs, not 21
     assert abs(longer - one * 42 / 21) < 1e-9 * one
     assert estimate.overhead_seconds(_config(ics=8), start) > fixed  # one fit per ball
-
-
-def test_start_up_is_measured_by_a_tiny_run_in_a_fresh_process(tmp_path, monkeypatch):
-    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
-    config = _config(model={"hidden": [6]})
-    costs = estimate.calibration(config)
-    runs = []
-    real_run = subprocess.run
-
-    def timed(command, **options):
-        begun = time.perf_counter()
-        done = real_run(command, **options)
-        runs.append((time.perf_counter() - begun, command, options["env"][estimate.BACKGROUND_ENV], done))
-        return done
-
-    monkeypatch.setattr(estimate.subprocess, "run", timed)
-    key = json.loads(estimate.calibration_key(config))[1:4]
-    start = estimate.start_seconds(*key, costs.ball)
-    assert len(runs) == estimate.START_RUNS and all(done.returncode == 0 for *_, done in runs)
-    assert all(command[1:4] == ["-m", "gdchaos", "run"] and background == "0" for _, command, background, _ in runs)
-    quickest = min(seconds for seconds, *_ in runs)
-    assert 0 < start <= quickest and start > quickest - 0.5  # tiny runs are almost all start-up
-    assert 0 < costs.start < 10 * quickest  # the one the probe stored, in the same range
-    assert estimate.estimate_seconds(config) - estimate.overhead_seconds(config, costs.start) > 0
-
-
-def test_a_costly_network_measures_its_start_up_with_a_small_mlp(monkeypatch):
-    configs = []
-
-    def run(command, **options):
-        configs.append(open(command[-1]).read())
-        return subprocess.CompletedProcess(command, 0, b"", b"")
-
-    monkeypatch.setattr(estimate.subprocess, "run", run)
-    key = json.loads(estimate.calibration_key(_config()))[1:4]
-    assert estimate.start_seconds(*key, 1e-6) >= 0 and "hidden = [10]" in configs[-1]
-    assert estimate.start_seconds(*key, 1.0) >= 0 and "hidden = [8]" in configs[-1]  # 6 s of training
-
-
-def test_start_up_is_unknown_when_the_tiny_run_fails(monkeypatch):
-    monkeypatch.setattr(estimate.subprocess, "run",
-                        lambda command, **options: subprocess.CompletedProcess(command, 2, b"", b"error"))
-    key = json.loads(estimate.calibration_key(_config()))[1:4]
-    assert estimate.start_seconds(*key, 1e-6) is None
-    assert estimate.overhead_seconds(_config(), None) == estimate.overhead_seconds(_config(), estimate.START_SECONDS)
-
-
-def test_a_calibration_without_a_measured_start_up_is_probed_again(tmp_path, monkeypatch):
-    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
-    config = _config(model={"hidden": [4]})
-    key = estimate.calibration_key(config)
-    estimate.calibration_path().write_text(json.dumps({key: {"ball": 1e-6, "tau": 1e-6, "measured": time.time()}}))
-    assert estimate.stale(config)  # stored by an older gdchaos: no "start"
-    probed = estimate.Calibration(2e-6, 3e-6, 0.0, 0.7)
-    monkeypatch.setattr(estimate, "_timed_probe", lambda *args: probed)
-    assert estimate.calibration(config) == probed and not estimate.stale(config)
-    assert estimate.read_calibration()[key]["start"] == 0.7
 
 
 @pytest.mark.slow  # compares a prediction with a timed run: only meaningful on a quiet machine
@@ -136,6 +78,66 @@ def test_calibration_is_stored_and_reused(tmp_path, monkeypatch):
     assert estimate.estimate_seconds(config, measure=False) is None
 
 
+def test_start_up_is_measured_by_tiny_runs_in_fresh_processes(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    runs = []
+    real_run = subprocess.run
+
+    def timed(command, **options):
+        begun = time.perf_counter()
+        done = real_run(command, **options)
+        runs.append((time.perf_counter() - begun, command, options["env"][estimate.BACKGROUND_ENV], done))
+        return done
+
+    monkeypatch.setattr(estimate.subprocess, "run", timed)
+    assert estimate.start_seconds("iris", measure=False) is None
+    start = estimate.start_seconds("iris")
+    assert len(runs) == estimate.START_RUNS and all(done.returncode == 0 for *_, done in runs)
+    assert all(command[1:4] == ["-m", "gdchaos", "run"] and background == "0" for _, command, background, _ in runs)
+    assert start == pytest.approx(min(seconds for seconds, *_ in runs), abs=0.05)  # timed around the same call
+    assert estimate.start_seconds("iris") == start and len(runs) == estimate.START_RUNS  # stored: once per data set
+    config = _config(model={"hidden": [6]})
+    assert estimate.calibration(config).start == start
+    assert estimate.estimate_seconds(config) - estimate.overhead_seconds(config, start) > 0
+
+
+def test_start_up_is_unknown_when_the_tiny_run_fails(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    monkeypatch.setattr(estimate.subprocess, "run",
+                        lambda command, **options: subprocess.CompletedProcess(command, 2, b"", b"error"))
+    assert estimate.start_seconds("iris") is None
+    assert estimate.overhead_seconds(_config(), None) == estimate.overhead_seconds(_config(), estimate.START_SECONDS)
+
+
+def test_threads_asking_at_once_measure_the_start_up_once(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    calls = []
+
+    def slow(command, **options):
+        calls.append(command)
+        time.sleep(0.2)
+        return subprocess.CompletedProcess(command, 0, b"", b"")
+
+    monkeypatch.setattr(estimate.subprocess, "run", slow)
+    threads = [threading.Thread(target=estimate.start_seconds, args=("iris",)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == estimate.START_RUNS
+
+
+def test_a_missing_start_up_makes_a_calibration_stale(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    config = _config(model={"hidden": [4]})
+    estimate.store_calibration(estimate.calibration_key(config), estimate.Calibration(2e-6, 3e-6, 0.0))
+    assert estimate.stale(config)  # the costs are here, the start-up is not
+    monkeypatch.setattr(estimate, "_timed_tiny_runs", lambda dataset, data_dir: 0.7)
+    assert estimate.calibration(config) == estimate.Calibration(2e-6, 3e-6, 0.0, 0.7) and not estimate.stale(config)
+
+
 def _snapshot(wall, machine, own):
     return estimate.CpuSnapshot(wall, machine, own)
 
@@ -185,6 +187,8 @@ def test_a_disturbed_calibration_is_stale_and_measured_again(tmp_path, monkeypat
     monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
     config = _config(model={"hidden": [5]})
     key = estimate.calibration_key(config)
+    monkeypatch.setattr(estimate, "_timed_tiny_runs", lambda dataset, data_dir: 0.5)
+    assert estimate.start_seconds("iris") == 0.5  # the start-up is known: only the costs are in question
     estimate.store_calibration(key, estimate.Calibration(2e-5, 1e-5, 0.6))
     assert estimate.stale(config)
     hint = estimate.estimate_seconds(config, measure=False)  # a disturbed probe still answers
