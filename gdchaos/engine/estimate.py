@@ -17,9 +17,8 @@ answers, but counts as stale: it is measured again once the machine is quiet (:f
 the background for ``gdchaos presets`` and the TUI, at once for ``gdchaos run --dry-run``.
 
 What a run costs besides training (the interpreter, imports, loading the kernels, reading the data set
-and building its sparse form, creating the file, leaving the process) is measured too: the probe
-times a tiny ``gdchaos run`` of the same data set and network in a fresh process and keeps what its
-training does not explain (:func:`start_seconds`).
+and building its sparse form, creating the file, leaving the process) is measured too, once per data
+set and machine: a tiny ``gdchaos run`` of the data set, timed in a fresh process (:func:`start_seconds`).
 """
 from __future__ import annotations
 
@@ -30,6 +29,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -57,8 +57,8 @@ BACKGROUND_ENV = "GDCHAOS_BACKGROUND_TIMING"  # "0": never time networks in the 
 DISTURBED_SHARE = 0.15  # share of the machine taken by other processes above which a probe is timed again
 PROBE_TRIES = 3  # timings of a phase at most, while others disturb it (the quickest is kept)
 TINY_EPOCHS = 2  # epochs of the tiny run that measures the start-up (the fewest a config allows)
-TINY_TRAINING_SECONDS = 5.0  # above this much training, the tiny run takes a small MLP instead (a CNN)
-TINY_MLP = {"kind": "mlp", "hidden": [8]}  # that network: its training is a small part of the run
+TINY_MLP = {"kind": "mlp", "hidden": [8]}  # the tiny run's network: its training is a small part of the run
+_START_LOCK = threading.Lock()  # one start-up measurement at a time (the TUI estimates in threads)
 MACHINE_STAT = Path("/proc/stat")  # Linux: CPU time of the whole machine (elsewhere: no check)
 
 
@@ -163,14 +163,13 @@ def calibration(config: SweepConfig, *, measure: bool = True) -> Calibration | N
     when not stored and ``measure`` is False). A stored probe that other processes disturbed is probed
     again when ``measure`` is True and the machine is quiet now (:func:`busy_now`), else it still answers."""
     key = calibration_key(config)
-    stored = _stored_costs(read_calibration().get(key))
-    if stored is not None and not (measure and stored.disturbed and not busy_now()):
-        return stored
-    if not measure:
-        return None
-    costs = _timed_probe(*json.loads(key)[1:])
-    store_calibration(key, costs)
-    return costs
+    costs = _stored_costs(read_calibration().get(key))
+    if costs is None or (measure and costs.disturbed and not busy_now()):
+        if not measure:
+            return None
+        costs = _timed_probe(*json.loads(key)[1:])
+        store_calibration(key, costs)
+    return costs._replace(start=start_seconds(config.dataset, config.data_dir or "", measure=measure))
 
 
 def calibration_key(config: SweepConfig) -> str:
@@ -178,9 +177,13 @@ def calibration_key(config: SweepConfig) -> str:
     model = build_for_dataset(config)
     etas_per_unit, ics_per_unit = unit_shape(config, model, data.dataset_spec(config.dataset).train)
     balls = min(etas_per_unit * ics_per_unit, max(1, MAX_CALIBRATION_NETWORKS // (config.replicas + 1)))
-    machine = f"{platform.node()}/{platform.machine()}/{os.cpu_count()}/{os.environ.get('NUMBA_NUM_THREADS', '')}"
-    return json.dumps([machine, config.dataset, config.data_dir or "",
+    return json.dumps([_machine(), config.dataset, config.data_dir or "",
                        json.dumps(config.to_dict()["model"], sort_keys=True), balls, config.replicas + 1])
+
+
+def _machine() -> str:
+    """This machine, as calibrations are keyed: host name, architecture, cores, Numba's thread count."""
+    return f"{platform.node()}/{platform.machine()}/{os.cpu_count()}/{os.environ.get('NUMBA_NUM_THREADS', '')}"
 
 
 def calibration_path() -> Path:
@@ -198,12 +201,15 @@ def read_calibration() -> dict[str, dict]:
 
 
 def store_calibration(key: str, costs: Calibration | tuple[float, float]) -> None:
-    """Add one calibration, (c_ball, c_tau[, others[, start]]) (written aside and renamed: readers never
-    see half a file)."""
+    """Add one calibration, (c_ball, c_tau[, others]) (written aside and renamed: readers never see half a file)."""
     costs = Calibration(*costs)
+    _store(key, {"ball": float(costs.ball), "tau": float(costs.tau), "others": costs.others})
+
+
+def _store(key: str, entry: dict) -> None:
+    """Add one entry to the calibration file, with the time it was measured."""
     stored = read_calibration()
-    stored[key] = {"ball": float(costs.ball), "tau": float(costs.tau), "others": costs.others,
-                   "start": None if costs.start is None else float(costs.start), "measured": time.time()}
+    stored[key] = {**entry, "measured": time.time()}
     path = calibration_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,7 +225,8 @@ def stale(config: SweepConfig) -> bool:
     processes disturbed."""
     stored = read_calibration().get(calibration_key(config))
     costs = _stored_costs(stored)
-    return costs is None or costs.disturbed or _too_old(stored)
+    start = read_calibration().get(_start_key(config.dataset, config.data_dir or ""))
+    return costs is None or costs.disturbed or _too_old(stored) or not isinstance(start, dict) or _too_old(start)
 
 
 def _too_old(entry: dict) -> bool:
@@ -228,12 +235,11 @@ def _too_old(entry: dict) -> bool:
 
 
 def _stored_costs(entry) -> Calibration | None:
-    """The :class:`Calibration` of a stored entry; None for none, or one of an older gdchaos (without a
-    measured start-up: probed again)."""
+    """The :class:`Calibration` of a stored entry (start-up not filled); None for none, or one of an
+    older gdchaos (probed again)."""
     try:
-        others, start = entry.get("others"), entry["start"]
-        return Calibration(float(entry["ball"]), float(entry["tau"]), None if others is None else float(others),
-                           None if start is None else float(start))
+        others = entry.get("others")
+        return Calibration(float(entry["ball"]), float(entry["tau"]), None if others is None else float(others))
     except (AttributeError, KeyError, TypeError, ValueError):
         return None
 
@@ -261,6 +267,10 @@ def main(argv: list[str]) -> int:
         if old is not None and old.disturbed and not _too_old(stored) and busy_now():
             continue  # the machine is still busy: a new probe would be no better
         store_calibration(key, _timed_probe(*json.loads(key)[1:]))
+        config = presets.get(name)
+        start_key = _start_key(config.dataset, config.data_dir or "")
+        if _too_old(read_calibration().get(start_key) or {}):
+            start_seconds(config.dataset, config.data_dir or "", refresh=True)
     return 0
 
 
@@ -272,7 +282,7 @@ def _timed_probe(dataset: str, data_dir: str, model_json: str, balls: int, ball:
     Each phase is timed again while other processes take the machine (:func:`timed_quietly`)."""
     spec = data.dataset_spec(dataset)
     model = build_for_dataset(from_dict({"dataset": dataset, "model": json.loads(model_json)}))
-    x, y, x_test, y_test, real = _probe_data(dataset, data_dir or None)
+    x, y, x_test, y_test, _ = _probe_data(dataset, data_dir or None)
     rng = np.random.default_rng(0)
     theta = model.init(rng, balls * ball)
     eta = 1e-3  # a small learning rate: nothing diverges, every network does the full work
@@ -294,22 +304,38 @@ def _timed_probe(dataset: str, data_dir: str, model_json: str, balls: int, ball:
         costs.append(seconds / evaluations / networks * spec.train / x.shape[0])
         shares.append(share)
     known = [share for share in shares if share is not None]
-    start = start_seconds(dataset, data_dir, model_json, costs[0]) if real else None
-    return Calibration(costs[0], costs[1], max(known) if known else None, start)
+    return Calibration(costs[0], costs[1], max(known) if known else None)
 
 
-def start_seconds(dataset: str, data_dir: str, model_json: str, ball_cost: float) -> float | None:
-    """Seconds a run spends outside training on this machine: the quickest of ``START_RUNS`` tiny
-    ``gdchaos run`` commands (one learning rate, one ball of 2 networks, ``TINY_EPOCHS`` epochs, no tau
-    phase) timed from the start to the end of their process, minus their training (``ball_cost``
-    seconds per network-epoch); None when a run fails. Kernels, data and file are those of a real run,
-    except where that training would take more than ``TINY_TRAINING_SECONDS`` (a CNN on MNIST: a
-    minute): the tiny run then trains ``TINY_MLP``, and its training is not subtracted."""
-    training = ball_cost * 2 * (TINY_EPOCHS + 1)
-    model = json.loads(model_json)
-    if training > TINY_TRAINING_SECONDS:
-        model, training = TINY_MLP, 0.0
-    config = from_dict({"dataset": dataset, "data_dir": data_dir or None, "model": model,
+def _start_key(dataset: str, data_dir: str) -> str:
+    """What a start-up measurement depends on: this machine and the data set."""
+    return json.dumps(["start", _machine(), dataset, data_dir])
+
+
+def start_seconds(dataset: str, data_dir: str = "", *, measure: bool = True, refresh: bool = False) -> float | None:
+    """Seconds a run of this data set spends outside training on this machine: stored, else measured
+    (when ``measure``) and stored; None when not stored and not measured, when the data set is not
+    here, or when the tiny run fails.
+
+    The measurement is the quicker of ``START_RUNS`` tiny ``gdchaos run`` commands (``TINY_MLP``, one
+    learning rate, one ball of 2 networks, ``TINY_EPOCHS`` epochs, no tau phase) timed from the start
+    to the end of their process: interpreter, imports, kernels, data, results file and exit, plus a
+    training that is a small part of it (not subtracted). The first run may compile kernels."""
+    key = _start_key(dataset, data_dir)
+    with _START_LOCK:  # threads asking at once wait for one measurement
+        entry = read_calibration().get(key)
+        if isinstance(entry, dict) and not refresh:
+            return entry.get("start")
+        if not measure:
+            return None
+        start = _timed_tiny_runs(dataset, data_dir) if _probe_data(dataset, data_dir or None)[-1] else None
+        _store(key, {"start": start})
+        return start
+
+
+def _timed_tiny_runs(dataset: str, data_dir: str) -> float | None:
+    """Wall seconds of the quickest of ``START_RUNS`` tiny runs in fresh processes (None: one failed)."""
+    config = from_dict({"dataset": dataset, "data_dir": data_dir or None, "model": TINY_MLP,
                         "etas": [1e-3], "ics": 1, "replicas": 1, "epochs": TINY_EPOCHS, "tau_epochs": TINY_EPOCHS})
     environment = {**os.environ, BACKGROUND_ENV: "0"}  # the tiny run must not start probes of its own
     times = []
@@ -326,7 +352,7 @@ def start_seconds(dataset: str, data_dir: str, model_json: str, ball_cost: float
             if done.returncode != 0:
                 return None
             times.append(time.perf_counter() - begun)
-    return max(0.0, min(times) - training)
+    return min(times)
 
 
 def timed_quietly(work, tries: int = PROBE_TRIES) -> tuple[float, float | None]:
