@@ -76,7 +76,10 @@ class ProbeProcess:
         """Ask the probe to stop (SIGTERM)."""
         self.stopped = True
         if self.running:
-            self._child.send_signal(signal.SIGTERM)
+            try:
+                self._child.send_signal(signal.SIGTERM)
+            except ProcessLookupError:  # it ended (and was reaped by the waiting worker) meanwhile
+                pass
 
     def failure(self) -> str | None:
         """What went wrong, one line, when the child exited with an error (None after a stop)."""

@@ -96,7 +96,10 @@ class SweepProcess:
     def stop(self) -> None:
         """Ask the run to stop: SIGTERM, which the runner treats like Ctrl-C (file stays resumable)."""
         if self.running:
-            self._child.send_signal(signal.SIGTERM)
+            try:
+                self._child.send_signal(signal.SIGTERM)
+            except ProcessLookupError:  # it ended (and was reaped by the waiting worker) meanwhile
+                pass
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Block until the child exits (call from a worker thread); its exit status."""

@@ -370,3 +370,23 @@ async def test_quit_dialog_quits_and_stops_our_run_on_a_second_q_or_ctrl_c(files
         await pilot.press(key)
         await wait_for(pilot, lambda: not app.is_running, timeout=10, what="the second key to quit")
     assert run.stopped
+
+
+class _EndedMeanwhile:
+    """A child that still looked running when polled, then ended and was reaped by the waiting worker
+    before the signal reached it (the race of a stop pressed as the run finishes)."""
+
+    def poll(self):
+        return None
+
+    def send_signal(self, signal_number):
+        raise ProcessLookupError(3, "No such process")
+
+
+def test_stop_as_the_child_ends_is_not_an_error(tmp_path):
+    from gdchaos_tui.probe import ProbeProcess
+
+    for process in (SweepProcess(presets.get("iris-tanh"), tmp_path / "run.h5"),
+                    ProbeProcess(presets.get("iris-tanh"), tmp_path / "probe.h5", method="tangent", ics=1, epochs=2)):
+        process._child = _EndedMeanwhile()
+        process.stop()  # nothing to stop: no exception reaches the app
