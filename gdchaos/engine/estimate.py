@@ -223,9 +223,10 @@ def _store(key: str, entry: dict) -> None:
 def stale(config: SweepConfig) -> bool:
     """No calibration for this config's network on this machine, an old one, or one that other
     processes disturbed."""
-    stored = read_calibration().get(calibration_key(config))
+    calibrations = read_calibration()
+    stored = calibrations.get(calibration_key(config))
     costs = _stored_costs(stored)
-    start = read_calibration().get(_start_key(config.dataset, config.data_dir or ""))
+    start = calibrations.get(_start_key(config.dataset, config.data_dir or ""))
     return costs is None or costs.disturbed or _too_old(stored) or not isinstance(start, dict) or _too_old(start)
 
 
@@ -261,13 +262,13 @@ def main(argv: list[str]) -> int:
     if hasattr(os, "nice"):
         os.nice(10)
     for name in argv:
-        key = calibration_key(presets.get(name))
+        config = presets.get(name)
+        key = calibration_key(config)
         stored = read_calibration().get(key)
         old = _stored_costs(stored)
         if old is not None and old.disturbed and not _too_old(stored) and busy_now():
             continue  # the machine is still busy: a new probe would be no better
         store_calibration(key, _timed_probe(*json.loads(key)[1:]))
-        config = presets.get(name)
         start_key = _start_key(config.dataset, config.data_dir or "")
         if _too_old(read_calibration().get(start_key) or {}):
             start_seconds(config.dataset, config.data_dir or "", refresh=True)
