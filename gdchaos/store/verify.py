@@ -65,6 +65,21 @@ def check_structure(handle: h5py.File, path: Path, *, complete: bool = True) -> 
         raise DamagedFile(f"{path}: damaged metadata ({reason_of(exc)})") from None
 
 
+def check_chunk_indexes(handle: h5py.File, path: Path) -> None:
+    """Read the chunk index of every chunked dataset, verifying its checksums, before a writer turns on
+    SWMR: with SWMR on, HDF5 retries metadata that fails its checksum up to 100 times, doubling a sleep
+    each time (from 1 ns: effectively forever, and deaf to SIGTERM), so damage found later hangs the
+    writer; opened without SWMR it fails at once. Raises :class:`DamagedFile`."""
+    names = []
+    handle.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    try:
+        for name in names:
+            if handle[name].chunks:
+                handle[name].id.get_num_chunks()  # walks the whole index
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise DamagedFile(f"{path}: damaged metadata ({reason_of(exc)})") from None
+
+
 def _check_structure(handle: h5py.File, path: Path, complete: bool) -> dict[str, Spec]:
     if handle.attrs.get("format") != FORMAT:
         raise GdchaosError(f"{path}: not a gdchaos results file")

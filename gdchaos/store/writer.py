@@ -33,7 +33,7 @@ from gdchaos.store.format import (CREATING, FORMAT, UNIT_ORIGIN, Spec, aside, at
 from gdchaos.store.lock import Lock
 from gdchaos.store.reader import open_handle
 from gdchaos.store.recover import clear_status_flags
-from gdchaos.store.verify import DamagedFile, check_size, check_structure, is_complete
+from gdchaos.store.verify import DamagedFile, check_chunk_indexes, check_size, check_structure, is_complete
 
 FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # the disk (or a quota, or a file size limit) is full
 _HDF5_ERRNO = re.compile(r"errno = (\d+)")
@@ -233,6 +233,7 @@ def _open_existing(path: Path, config: SweepConfig, fingerprint: str) -> h5py.Fi
     handle = h5py.File(path, "r+", libver="latest", locking=False)
     try:
         check_structure(handle, path)
+        check_chunk_indexes(handle, path)  # now, without SWMR: a damaged index fails at once
         stored = json.loads(handle.attrs["identity"])
         wanted = json.loads(config.identity())
         if stored != wanted:

@@ -456,6 +456,30 @@ def test_a_flipped_bit_anywhere_gives_the_same_numbers_or_one_line_never_a_hang(
     assert sum(outcomes.values()) == 60 and outcomes["resumed"] > 0
 
 
+def test_a_damaged_chunk_index_is_refused_at_once_not_retried_for_ever(clean, tmp_path):
+    """A flipped bit in a chunk index (HDF5's fixed-array data blocks, signature FADB): with SWMR on,
+    HDF5 retries metadata that fails its checksum with a doubling sleep, for ever in effect (the
+    1,000-flip campaign hung there); the writer reads every index before SWMR, so a resume refuses
+    in one line. In a child process: a hang ends in the timeout, not in a stuck test run."""
+    path = _partial_copy(clean, tmp_path)
+    data = bytearray(path.read_bytes())
+    blocks = [match.start() for match in re.finditer(b"FADB", data)]
+    assert blocks
+    for start in blocks:
+        data[start + 5] ^= 0x10
+    path.write_bytes(bytes(data))
+    child = run_script(tmp_path, """
+        from gdchaos.errors import GdchaosError
+        try:
+            runner.run(config)
+        except GdchaosError as exc:
+            print(exc)
+            sys.exit(2)
+    """, path)
+    assert child.returncode == 2, child.stderr
+    assert "damaged metadata" in child.stdout and child.stdout.count("\n") == 1
+
+
 @pytest.mark.slow
 def test_a_thousand_flipped_bits(clean, tmp_path):
     outcomes = _flip_campaign(clean, tmp_path, 1000, seed=4)
