@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from gdchaos.config import SweepConfig
 from gdchaos.findlr import FindLRResult, stored_result
-from gdchaos_tui.process import CHILD_NICENESS
+from gdchaos_tui.process import ask_to_stop, lower_priority
 
 STAMP = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] ")  # the log reporter's time stamp
 
@@ -47,12 +46,7 @@ class ProbeProcess:
                    "-o", str(self.output)]
         self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
-        if hasattr(os, "setpriority"):  # as the sweep's child: keys still answer on a busy machine
-            try:
-                os.setpriority(os.PRIO_PROCESS, self._child.pid,
-                               min(os.getpriority(os.PRIO_PROCESS, 0) + CHILD_NICENESS, 19))
-            except ProcessLookupError:
-                pass
+        lower_priority(self._child)  # as the sweep's child
 
     def lines(self) -> Iterator[str]:
         """The child's progress lines (without time stamps) until it exits (call from a worker thread)."""
@@ -76,10 +70,7 @@ class ProbeProcess:
         """Ask the probe to stop (SIGTERM)."""
         self.stopped = True
         if self.running:
-            try:
-                self._child.send_signal(signal.SIGTERM)
-            except ProcessLookupError:  # it ended (and was reaped by the waiting worker) meanwhile
-                pass
+            ask_to_stop(self._child)
 
     def failure(self) -> str | None:
         """What went wrong, one line, when the child exited with an error (None after a stop)."""

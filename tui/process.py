@@ -66,12 +66,7 @@ class SweepProcess:
         # a lower priority (nice CHILD_NICENESS): on a busy machine keys still answer at once
         self._child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                        stderr=self._stderr, start_new_session=True)
-        if hasattr(os, "setpriority"):  # POSIX; set from here: preexec_fn is unsafe with threads
-            own = os.getpriority(os.PRIO_PROCESS, 0)
-            try:
-                os.setpriority(os.PRIO_PROCESS, self._child.pid, min(own + CHILD_NICENESS, 19))
-            except ProcessLookupError:  # already ended (e.g. a config error): nothing to lower
-                pass
+        lower_priority(self._child)
 
     def confirm(self, written: SweepConfig | None = None) -> bool:
         """Save the config as ``FILE.h5.toml`` once the run has accepted the output: it exited cleanly, or
@@ -96,10 +91,7 @@ class SweepProcess:
     def stop(self) -> None:
         """Ask the run to stop: SIGTERM, which the runner treats like Ctrl-C (file stays resumable)."""
         if self.running:
-            try:
-                self._child.send_signal(signal.SIGTERM)
-            except ProcessLookupError:  # it ended (and was reaped by the waiting worker) meanwhile
-                pass
+            ask_to_stop(self._child)
 
     def wait(self, timeout: float | None = None) -> int | None:
         """Block until the child exits (call from a worker thread); its exit status."""
@@ -123,3 +115,21 @@ class SweepProcess:
             self._failure = (detail.removeprefix("gdchaos: error: ") if code == 2
                              else f"run failed (exit {code}): {detail}")
         return self._failure
+
+
+def lower_priority(child: subprocess.Popen) -> None:
+    """Nice a child by ``CHILD_NICENESS`` below this process (POSIX; set from here: preexec_fn is unsafe
+    with threads), so that keys still answer at once on a busy machine."""
+    if hasattr(os, "setpriority"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, child.pid, min(os.getpriority(os.PRIO_PROCESS, 0) + CHILD_NICENESS, 19))
+        except ProcessLookupError:  # already ended (e.g. a config error): nothing to lower
+            pass
+
+
+def ask_to_stop(child: subprocess.Popen) -> None:
+    """SIGTERM to a child (the runner and find-lr treat it like Ctrl-C)."""
+    try:
+        child.send_signal(signal.SIGTERM)
+    except ProcessLookupError:  # it ended (and was reaped by the waiting worker) meanwhile
+        pass

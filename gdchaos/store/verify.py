@@ -70,12 +70,12 @@ def check_chunk_indexes(handle: h5py.File, path: Path) -> None:
     SWMR: with SWMR on, HDF5 retries metadata that fails its checksum up to 100 times, doubling a sleep
     each time (from 1 ns: effectively forever, and deaf to SIGTERM), so damage found later hangs the
     writer; opened without SWMR it fails at once. Raises :class:`DamagedFile`."""
-    names = []
-    handle.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    chunked = []
     try:
-        for name in names:
-            if handle[name].chunks:
-                handle[name].id.get_num_chunks()  # walks the whole index
+        handle.visititems(lambda name, item: chunked.append(item) if isinstance(item, h5py.Dataset)
+                          and item.chunks else None)
+        for dataset in chunked:
+            dataset.id.get_num_chunks()  # walks the whole index
     except (OSError, RuntimeError, KeyError) as exc:
         raise DamagedFile(f"{path}: damaged metadata ({reason_of(exc)})") from None
 
