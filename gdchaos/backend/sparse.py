@@ -10,9 +10,13 @@ that work. Both kernels here also fuse the element-wise work next to them:
   dW1[r, j, u] += sum_n X[n, j] Delta[r, n, u] and db1[r, u] += sum_n Delta[r, n, u], with X
   stored column-wise within blocks of ``BLOCK`` samples so that a block of Delta stays in cache.
 
-Each output element is a sum in a fixed order (samples and nonzeros in storage order, four
-terms at a time), so results do not depend on the number of threads, and a network gives the
-same bits alone or batched with others. They differ from the dense BLAS products by round-off.
+Both products run on tiles of 64 columns whose sums stay in vector registers
+(:func:`gdchaos.backend.simd.accumulate_rows`), with the operand they gather in L1: the forward
+takes the features in blocks of ``PIXEL_BLOCK`` (a 32-KB tile of W), the gradient the samples in
+blocks of ``BLOCK`` (a 32-KB tile of Delta). Each output element is a sum in a fixed order (one
+fused multiply-add per term, nonzeros in feature order, samples in order), so results do not
+depend on the number of threads or on the tiling, and a network gives the same bits alone or
+batched with others. They differ from the dense BLAS products by round-off.
 """
 from __future__ import annotations
 
@@ -25,14 +29,16 @@ from numba import njit, prange
 from gdchaos.backend.activations import activation_code
 from gdchaos.backend.jit import kernel
 from gdchaos.backend.rows import activate_row, derivative_from_output
+from gdchaos.backend.simd import TILE, accumulate_rows, aligned_empty, aligned_zeros, padded
 from gdchaos.backend.threads import num_threads, output
 
-BLOCK = 64  # samples per column-wise block of X (a block of Delta, BLOCK x K, stays in cache)
+BLOCK = 64  # samples per column-wise block of X (a tile of Delta, BLOCK x TILE, 32 KB, stays in L1)
+PIXEL_BLOCK = 64  # features per block of the forward (a tile of W, PIXEL_BLOCK x TILE, stays in L1)
 MAX_DENSITY = 0.4  # inputs with more nonzeros than this use the dense BLAS products
 MIN_FEATURES = 64  # narrower inputs (Iris, 4 features) gain nothing from sparsity
 ROWS_PER_TASK = 64  # forward: samples handled by one task of the thread pool
-COLUMNS_PER_PART = 128  # backward: columns of K below which splitting between threads stops paying
-TILE_COLUMNS = 384  # columns handled in one pass over the samples (docs/performance.md)
+PART_TILES = 3  # backward: tiles per thread's part at most (its gradient, d x 192, stays in L2)
+TILE_COLUMNS = 384  # forward: columns of a group of networks handled in one pass over the samples
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,7 +46,8 @@ class SparseRows:
     """A shared input X (N, d) kept as its nonzero entries, in two orders.
 
     Row-wise (CSR): the nonzeros of sample n are ``values[indptr[n]:indptr[n+1]]`` at features
-    ``indices[...]``. Block-wise: for block b of samples [b*BLOCK, (b+1)*BLOCK) and feature j, the
+    ``indices[...]``, those in features [b*PIXEL_BLOCK, (b+1)*PIXEL_BLOCK) from ``pixel_ptr[n, b]`` to
+    ``pixel_ptr[n, b+1]``. Block-wise: for block b of samples [b*BLOCK, (b+1)*BLOCK) and feature j, the
     nonzeros are ``block_values[p]`` for p in ``block_ptr[b*d + j] : block_ptr[b*d + j + 1]``, at
     samples ``b*BLOCK + block_samples[p]``.
     """
@@ -50,6 +57,7 @@ class SparseRows:
     indptr: np.ndarray
     indices: np.ndarray
     values: np.ndarray
+    pixel_ptr: np.ndarray
     block_ptr: np.ndarray
     block_samples: np.ndarray
     block_values: np.ndarray
@@ -68,6 +76,13 @@ def to_sparse_rows(x: np.ndarray) -> SparseRows:
     np.cumsum(nonzero.sum(axis=1), out=indptr[1:])
     rows, columns = np.nonzero(nonzero)
     values = x[rows, columns]
+    n_pixel_blocks = -(-n_features // PIXEL_BLOCK)
+    per_pixel_block = np.bincount(rows * n_pixel_blocks + columns // PIXEL_BLOCK,
+                                  minlength=n_samples * n_pixel_blocks).reshape(n_samples, n_pixel_blocks)
+    pixel_ptr = np.empty((n_samples, n_pixel_blocks + 1), dtype=np.int64)
+    pixel_ptr[:, 0] = indptr[:-1]
+    np.cumsum(per_pixel_block, axis=1, out=pixel_ptr[:, 1:])
+    pixel_ptr[:, 1:] += indptr[:-1, None]
     n_blocks = -(-n_samples // BLOCK)
     # block-wise order: by (block, feature), then sample; np.nonzero gives (sample, feature) order,
     # which a stable sort on (block, feature) keeps within each key
@@ -78,7 +93,7 @@ def to_sparse_rows(x: np.ndarray) -> SparseRows:
     np.cumsum(counts, out=block_ptr[1:])
     return SparseRows(
         n_samples=n_samples, n_features=n_features, indptr=indptr,
-        indices=columns.astype(np.int32), values=np.ascontiguousarray(values),
+        indices=columns.astype(np.int32), values=np.ascontiguousarray(values), pixel_ptr=pixel_ptr,
         block_ptr=block_ptr, block_samples=(rows[order] % BLOCK).astype(np.int32),
         block_values=np.ascontiguousarray(values[order]))
 
@@ -127,79 +142,63 @@ def sparse_rows(x: np.ndarray) -> SparseRows | None:
 
 
 @njit(inline="always")
-def _gather_row(indptr, indices, values, n, w, z):
-    """z = sum_j X[n, j] w[j, :] over the nonzeros of sample n, four at a time."""
-    z[:] = 0.0
-    p, end = indptr[n], indptr[n + 1]
-    while p + 4 <= end:
-        j0, j1, j2, j3 = indices[p], indices[p + 1], indices[p + 2], indices[p + 3]
-        v0, v1, v2, v3 = values[p], values[p + 1], values[p + 2], values[p + 3]
-        r0, r1, r2, r3 = w[j0], w[j1], w[j2], w[j3]
-        for k in range(z.size):
-            z[k] += (v0 * r0[k] + v1 * r1[k]) + (v2 * r2[k] + v3 * r3[k])
-        p += 4
-    while p < end:
-        j0, v0 = indices[p], values[p]
-        r0 = w[j0]
-        for k in range(z.size):
-            z[k] += v0 * r0[k]
-        p += 1
-
-
-@njit(inline="always")
-def _scatter_block(block_ptr, block_samples, block_values, n_features, b, delta, g):
-    """g[j, :] += sum_s X[b*BLOCK + s, j] delta[s, :] over the nonzeros of block b, four at a time."""
-    for j in range(n_features):
-        p, end = block_ptr[b * n_features + j], block_ptr[b * n_features + j + 1]
-        while p + 4 <= end:
-            s0, s1 = block_samples[p], block_samples[p + 1]
-            s2, s3 = block_samples[p + 2], block_samples[p + 3]
-            v0, v1, v2, v3 = block_values[p], block_values[p + 1], block_values[p + 2], block_values[p + 3]
-            for c in range(g.shape[1]):
-                g[j, c] += (v0 * delta[s0, c] + v1 * delta[s1, c]) + (v2 * delta[s2, c] + v3 * delta[s3, c])
-            p += 4
-        while p < end:
-            s0, v0 = block_samples[p], block_values[p]
-            for c in range(g.shape[1]):
-                g[j, c] += v0 * delta[s0, c]
-            p += 1
+def _product_rows(pixel_ptr, indices, values, first, last, w, z):
+    """z[n - first, :] = sum_j X[n, j] w[j, :] for samples first <= n < last, ``w`` (d, T) and
+    ``z`` flat (last - first, T), T a multiple of ``TILE``: tile by tile of columns, then block by
+    block of ``PIXEL_BLOCK`` features (that tile of ``w``, 32 KB, stays in L1 across the samples)."""
+    n_pixel_blocks = pixel_ptr.shape[1] - 1
+    columns = w.shape[1]
+    for c in range(0, columns, TILE):
+        for b in range(n_pixel_blocks):
+            for n in range(first, last):
+                p0, p1 = pixel_ptr[n, b], pixel_ptr[n, b + 1]
+                if b == 0 or p1 > p0:
+                    row = (n - first) * columns + c
+                    accumulate_rows(indices, values, p0, p1, w, columns, c, z[row:row + TILE], b > 0)
 
 
 @kernel(parallel=True)
-def _forward(indptr, indices, values, start, stop, w_blocks, bias, code, out):
+def _forward(pixel_ptr, indices, values, start, stop, w_blocks, bias, code, out):
     n_nets, width = bias.shape
-    n_groups, _, tile = w_blocks.shape
-    per_group = tile // width
+    n_groups, _, columns = w_blocks.shape
+    per_group = -(-n_nets // n_groups)
     n_tasks = (stop - start + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     for task in prange(n_tasks):
-        z = np.empty(tile, dtype=out.dtype)
+        z = aligned_zeros(ROWS_PER_TASK * columns, w_blocks)
         first = start + task * ROWS_PER_TASK
+        last = min(stop, first + ROWS_PER_TASK)
         for group in range(n_groups):
-            w = w_blocks[group]
-            for n in range(first, min(stop, first + ROWS_PER_TASK)):
-                _gather_row(indptr, indices, values, n, w, z)
+            _product_rows(pixel_ptr, indices, values, first, last, w_blocks[group], z)
+            for n in range(first, last):
+                row = (n - first) * columns
                 for q in range(min(per_group, n_nets - group * per_group)):
                     r = group * per_group + q
-                    activate_row(z[q * width:(q + 1) * width], bias[r], code, out[r, n - start])
+                    activate_row(z[row + q * width:row + (q + 1) * width], bias[r], code, out[r, n - start])
 
 
 @kernel(parallel=True)
-def _matmul(indptr, indices, values, start, stop, w_cat, out):
+def _matmul(pixel_ptr, indices, values, start, stop, w_padded, out):
+    columns, n_out = w_padded.shape[1], out.shape[1]
     n_tasks = (stop - start + ROWS_PER_TASK - 1) // ROWS_PER_TASK
     for task in prange(n_tasks):
+        z = aligned_zeros(ROWS_PER_TASK * columns, w_padded)
         first = start + task * ROWS_PER_TASK
-        for n in range(first, min(stop, first + ROWS_PER_TASK)):
-            _gather_row(indptr, indices, values, n, w_cat, out[n - start])
+        last = min(stop, first + ROWS_PER_TASK)
+        _product_rows(pixel_ptr, indices, values, first, last, w_padded, z)
+        for n in range(first, last):
+            out[n - start] = z[(n - first) * columns:(n - first) * columns + n_out]
 
 
 def first_layer_blocks(w1: np.ndarray) -> np.ndarray:
-    """The first layers W_1^(r) (R, d, h) in groups of networks, (G, d, g*h): group k holds networks
-    k*g .. k*g + g - 1 side by side (zeros past the last network), with g*h <= ``TILE_COLUMNS``
-    where h allows. A pass over the samples per group keeps the rows it reads in cache."""
+    """The first layers W_1^(r) (R, d, h) in groups of networks, (G, d, T): group k holds networks
+    k*g .. k*g + g - 1 side by side (zeros past the last network and up to T, the g*h columns
+    rounded up to whole tiles of 64), with g*h <= ``TILE_COLUMNS`` where h allows; 64-byte aligned.
+    A pass over the samples per group keeps the rows it reads in cache."""
     n_nets, n_in, width = w1.shape
     n_groups = -(-n_nets * width // max(width, TILE_COLUMNS - TILE_COLUMNS % width))
     per_group = -(-n_nets // n_groups)
-    blocks = np.zeros((n_groups, n_in, per_group * width), dtype=w1.dtype)
+    blocks = aligned_empty((n_groups, n_in, padded(per_group * width)), w1.dtype)
+    blocks[:] = 0.0
     for group in range(n_groups):
         nets = w1[group * per_group:(group + 1) * per_group]
         blocks[group, :, :nets.shape[0] * width] = nets.transpose(1, 0, 2).reshape(n_in, -1)
@@ -215,7 +214,7 @@ def sparse_forward(rows: SparseRows, start: int, stop: int, w_blocks: np.ndarray
     n_nets, width = bias.shape
     if out is None:
         out = np.empty((n_nets, stop - start, width), dtype=w_blocks.dtype)
-    _forward(rows.indptr, rows.indices, rows.values, start, stop, w_blocks, bias,
+    _forward(rows.pixel_ptr, rows.indices, rows.values, start, stop, w_blocks, bias,
              activation_code(activation), out)
     return out
 
@@ -224,8 +223,25 @@ def sparse_matmul(rows: SparseRows, start: int, stop: int, w_cat: np.ndarray,
                   out: np.ndarray | None = None) -> np.ndarray:
     """Z = X[start:stop] @ W_cat, (n, K): the product alone (Hessian-vector products need it)."""
     out = output(out, (stop - start, w_cat.shape[1]), w_cat.dtype)
-    _matmul(rows.indptr, rows.indices, rows.values, start, stop, w_cat, out)
+    w_padded = aligned_empty((w_cat.shape[0], padded(w_cat.shape[1])), w_cat.dtype)
+    w_padded[:, :w_cat.shape[1]] = w_cat
+    w_padded[:, w_cat.shape[1]:] = 0.0
+    _matmul(rows.pixel_ptr, rows.indices, rows.values, start, stop, w_padded, out)
     return out
+
+
+@njit(inline="always")
+def _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, n_tiles, g):
+    """g[j, :] += sum_s X[b*BLOCK + s, j] delta[t, s, :] for the ``n_tiles`` tiles t of ``delta``
+    (flat (n_tiles, BLOCK, TILE)) and of ``g`` (flat (d, n_tiles * TILE)), over the nonzeros of block b."""
+    span = n_tiles * TILE
+    for t in range(n_tiles):
+        for j in range(n_features):
+            p0, p1 = block_ptr[b * n_features + j], block_ptr[b * n_features + j + 1]
+            if p1 > p0:
+                row = j * span + t * TILE
+                accumulate_rows(block_samples, block_values, p0, p1, delta, TILE, t * BLOCK * TILE,
+                                g[row:row + TILE], True)
 
 
 @kernel(parallel=True)
@@ -233,46 +249,57 @@ def _backward(block_ptr, block_samples, block_values, n_features, start, stop, g
               n_parts, grad_w, grad_b):
     n_nets, _, width = a.shape
     n_columns = n_nets * width
+    n_tiles = (n_columns + TILE - 1) // TILE
     first_block, last_block = start // BLOCK, (stop + BLOCK - 1) // BLOCK
     for part in prange(n_parts):
-        c0, c1 = part * n_columns // n_parts, (part + 1) * n_columns // n_parts
-        span = c1 - c0
-        g = np.zeros((n_features, span), dtype=grad_w.dtype)
+        t0, t1 = part * n_tiles // n_parts, (part + 1) * n_tiles // n_parts
+        c0, span = t0 * TILE, (t1 - t0) * TILE
+        c1 = min(n_columns, c0 + span)
+        g = aligned_zeros(n_features * span, grad_w)
         gb = np.zeros(span, dtype=grad_w.dtype)
-        delta = np.zeros((BLOCK, span), dtype=grad_w.dtype)
+        delta = aligned_zeros(span * BLOCK, grad_w)
+        r0, r1 = c0 // width, (c1 + width - 1) // width
         for b in range(first_block, last_block):
             base = b * BLOCK
             for s in range(max(start, base), min(stop, base + BLOCK)):
-                for r in range(c0 // width, (c1 + width - 1) // width):
-                    u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
-                    offset = r * width - c0
-                    for u in range(u0, u1):
+                for r in range(r0, r1):
+                    for u in range(max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width):
                         value = grad_a[r, s - start, u] * derivative_from_output(a[r, s - start, u], code)
-                        delta[s - base, offset + u] = value
-                        gb[offset + u] += value
-            _scatter_block(block_ptr, block_samples, block_values, n_features, b, delta, g)
-        for c in range(span):
-            r, u = (c0 + c) // width, (c0 + c) % width
-            grad_b[r, u] += gb[c]
+                        k = r * width + u - c0
+                        delta[((k // TILE) * BLOCK + s - base) * TILE + k % TILE] = value
+                        gb[k] += value
+            _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, t1 - t0, g)
+        for r in range(r0, r1):
+            u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
+            for u in range(u0, u1):
+                grad_b[r, u] += gb[r * width + u - c0]
             for j in range(n_features):
-                grad_w[r, j, u] += g[j, c]
+                for u in range(u0, u1):
+                    grad_w[r, j, u] += g[j * span + r * width + u - c0]
 
 
 @kernel(parallel=True)
 def _transposed_matmul(block_ptr, block_samples, block_values, n_features, start, stop, delta_cat,
                        n_parts, out):
     n_columns = delta_cat.shape[1]
+    n_tiles = (n_columns + TILE - 1) // TILE
     first_block, last_block = start // BLOCK, (stop + BLOCK - 1) // BLOCK
     for part in prange(n_parts):
-        c0, c1 = part * n_columns // n_parts, (part + 1) * n_columns // n_parts
-        g = np.zeros((n_features, c1 - c0), dtype=out.dtype)
-        delta = np.zeros((BLOCK, c1 - c0), dtype=out.dtype)
+        t0, t1 = part * n_tiles // n_parts, (part + 1) * n_tiles // n_parts
+        c0, span = t0 * TILE, (t1 - t0) * TILE
+        c1 = min(n_columns, c0 + span)
+        g = aligned_zeros(n_features * span, out)
+        delta = aligned_zeros(span * BLOCK, out)
         for b in range(first_block, last_block):
             base = b * BLOCK
             for s in range(max(start, base), min(stop, base + BLOCK)):
-                delta[s - base] = delta_cat[s - start, c0:c1]
-            _scatter_block(block_ptr, block_samples, block_values, n_features, b, delta, g)
-        out[:, c0:c1] = g
+                for c in range(c0, c1):
+                    k = c - c0
+                    delta[(k // TILE * BLOCK + s - base) * TILE + k % TILE] = delta_cat[s - start, c]
+            _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, t1 - t0, g)
+        for j in range(n_features):
+            for c in range(c0, c1):
+                out[j, c] = g[j * span + c - c0]
 
 
 def _check_blocks(rows: SparseRows, start: int, stop: int) -> None:
@@ -282,9 +309,10 @@ def _check_blocks(rows: SparseRows, start: int, stop: int) -> None:
 
 
 def _n_parts(n_columns: int) -> int:
-    """Column parts of the backward kernels: one per thread while each keeps enough columns, and
-    at most ``TILE_COLUMNS`` columns each (a part's gradient rows stay in cache)."""
-    return max(1, min(num_threads(), n_columns // COLUMNS_PER_PART), -(-n_columns // TILE_COLUMNS))
+    """Column parts of the backward kernels, whole tiles of ``TILE`` each: one per thread where
+    there are tiles enough, and at most ``PART_TILES`` tiles each (a part's gradient stays in cache)."""
+    n_tiles = -(-n_columns // TILE)
+    return max(1, min(num_threads(), n_tiles), -(-n_tiles // PART_TILES))
 
 
 def sparse_transposed_matmul(rows: SparseRows, start: int, stop: int,
