@@ -11,6 +11,7 @@ import argparse
 import resource
 import time
 
+import gdchaos  # noqa: F401  (before NumPy: its OpenBLAS setting, as in the gdchaos command)
 import numpy as np
 
 from gdchaos import data

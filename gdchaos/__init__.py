@@ -8,10 +8,18 @@ kernels), :mod:`gdchaos.nn` (network math), :mod:`gdchaos.analysis` (curves to n
 
 ``gdchaos.find_lr`` (:func:`gdchaos.findlr.find_lr`) is loaded on first use, so ``import gdchaos``
 stays free of the numerical stack.
+
+Importing it sets ``OPENBLAS_THREAD_TIMEOUT=16`` unless the environment sets it: after each call
+OpenBLAS's threads spin for 2^N cycles (N = 28 by default, about 0.1 s) and take the cores from the
+Numba kernel that follows (docs/performance.md). OpenBLAS reads it when NumPy loads it, so it
+takes effect where gdchaos is imported before NumPy (the ``gdchaos`` command, ``python -m gdchaos``).
 """
 import importlib
+import os
 
 from gdchaos._version import __version__
+
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 __all__ = ["__version__", "find_lr"]
 LAZY = {"find_lr": "gdchaos.findlr"}  # names of upper layers, imported on first access (PEP 562)

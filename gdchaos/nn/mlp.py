@@ -116,7 +116,7 @@ class MLP(Network):
             return Evaluation(self.mean_loss(loss, penalty, n_samples), correct / n_samples, gradient)
         sparse = backend.sparse_rows(x)
         params = self.unflatten(theta)
-        weights, biases = params[0::2], params[1::2]
+        weights, biases = params[0::2], contiguous(params[1::2])
         first = self.first_layer(weights[0], sparse)
         loss = np.zeros(n_nets)
         correct = np.zeros(n_nets, dtype=np.int64)
@@ -177,7 +177,7 @@ class MLP(Network):
             return correct / max(1, x.shape[0])
         sparse = backend.sparse_rows(x)
         params = self.unflatten(theta)
-        weights, biases = params[0::2], params[1::2]
+        weights, biases = params[0::2], contiguous(params[1::2])
         first = self.first_layer(weights[0], sparse)
         correct = np.zeros(n_nets, dtype=np.int64)
         step = self.chunk_step(n_nets, memory_budget, sparse)
@@ -270,6 +270,12 @@ class MLP(Network):
         grad_w[0] += grad_first.reshape(n_in, n_nets, width).transpose(1, 0, 2)
         grad_b[0] += delta.sum(axis=0).reshape(n_nets, width)
         return loss, correct
+
+
+def contiguous(biases: list[np.ndarray]) -> list[np.ndarray]:
+    """Copies of the bias views (R, n) of a flat parameter array: kernels vectorise only over
+    contiguous rows (a strided bias made the sparse forward's tanh loop scalar)."""
+    return [np.ascontiguousarray(b) for b in biases]
 
 
 def _scratch(tag: str, shape: tuple[int, ...], dtype) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from gdchaos import backend
 from gdchaos.errors import GdchaosError
 from gdchaos.nn.base import DEFAULT_MEMORY_BUDGET
-from gdchaos.nn.mlp import MLP, first_layer_matrix, fresh_array
+from gdchaos.nn.mlp import MLP, contiguous, first_layer_matrix, fresh_array
 
 
 @dataclass
@@ -115,7 +115,7 @@ class HessianOperator:
         ``MLP.forward`` (fresh arrays by default)."""
         model = self.model
         work = work or fresh_array
-        weights, biases = params[0::2], params[1::2]
+        weights, biases = params[0::2], contiguous(params[1::2])
         stop = min(chunk.stop, self._x.shape[0])
         outputs = model.forward(weights, biases, model.first_layer(weights[0], self._sparse), self._x,
                                 chunk.start, stop, self._sparse, work)
