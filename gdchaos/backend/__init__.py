@@ -40,7 +40,8 @@ _EXPORTS = {
     "gdchaos.backend.windows": ("WINDOW_COLUMNS", "best_window"),
     "gdchaos.backend.small": ("BallRecords", "small_hvp", "small_mlp", "small_train_balls",
                               "small_train_to_target"),
-    "gdchaos.backend.sparse": ("SparseRows", "first_layer_blocks", "sparse_backward", "sparse_forward",
+    "gdchaos.backend.sparse": ("SparseRows", "first_layer_blocks", "sparse_backward", "sparse_backward_output",
+                               "sparse_forward",
                                "sparse_matmul", "sparse_rows", "sparse_transposed_matmul"),
     "gdchaos.backend.cubic": ("cubic_orbits",),
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 from numba import njit
 
 from gdchaos.backend import vecmath
+from gdchaos.backend.jit import reduction
 
 
 @njit(inline="always")
@@ -51,3 +52,19 @@ def sgd_step(p, g, step):
     """Eq. 1 on one network: p <- p - step g."""
     for k in range(p.shape[0]):
         p[k] -= step * g[k]
+
+
+@reduction()
+def dot(a, b, n):
+    """sum_k a[k] b[k], k < n (partial sums in vector lanes: the order is the compiled code's)."""
+    s = 0.0
+    for k in range(n):
+        s += a[k] * b[k]
+    return s
+
+
+@njit(inline="always")
+def axpy(alpha, x, y):
+    """y[k] += alpha x[k] over 1-D arrays of one length."""
+    for k in range(y.size):
+        y[k] += alpha * x[k]

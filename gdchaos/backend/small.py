@@ -23,7 +23,7 @@ from numba import njit
 from gdchaos.backend import vecmath
 from gdchaos.backend.activations import activation_code
 from gdchaos.backend.jit import kernel, reduction
-from gdchaos.backend.rows import activate_row, derivative_from_output, segment_distances, sgd_step
+from gdchaos.backend.rows import activate_row, derivative_from_output, dot, segment_distances, sgd_step
 from gdchaos.backend.threads import deal, num_threads
 
 CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
@@ -31,15 +31,6 @@ LOG_EVERY = 32  # the loss sums log(prod of 32 softmax denominators): each is in
 
 
 # sums over samples: vectorised with several partial sums (see jit.reduction)
-@reduction()
-def _dot(a, b, n):
-    """sum_k a[k] b[k], k < n."""
-    s = 0.0
-    for k in range(n):
-        s += a[k] * b[k]
-    return s
-
-
 @reduction()
 def _dot4(a, b0, b1, b2, b3, n):
     """The four sums_k a[k] b_i[k], k < n, in one pass over a."""
@@ -182,7 +173,7 @@ def _network(p, g, mode, x_t, labels, sizes, act_offsets, param_offsets, code, s
                 g[row + j + 2], g[row + j + 3] = s2 + l2 * p[row + j + 2], s3 + l2 * p[row + j + 3]
                 j += 4
             while j < n_out:
-                g[row + j] = _dot(ins[k], delta[j], n_samples) + l2 * p[row + j]
+                g[row + j] = dot(ins[k], delta[j], n_samples) + l2 * p[row + j]
                 j += 1
         if layer == 0:
             break
@@ -459,9 +450,9 @@ def _network_hvp(p, v, hv, x_t, labels, sizes, act_offsets, param_offsets, code,
         for k in range(n_in):  # (H v)_W = in^T R{delta} + R{in}^T delta + l2 V
             row = w0 + k * n_out
             for j in range(n_out):
-                value = _dot(ins[k], rdelta[j], n_samples)
+                value = dot(ins[k], rdelta[j], n_samples)
                 if layer > 0:
-                    value += _dot(racts[act_offsets[layer - 1] + k], delta[j], n_samples)
+                    value += dot(racts[act_offsets[layer - 1] + k], delta[j], n_samples)
                 hv[row + j] = value + l2 * v[row + j]
         if layer == 0:
             break

@@ -28,7 +28,7 @@ from numba import njit, prange
 
 from gdchaos.backend.activations import activation_code
 from gdchaos.backend.jit import kernel
-from gdchaos.backend.rows import activate_row, derivative_from_output
+from gdchaos.backend.rows import activate_row, axpy, derivative_from_output, dot
 from gdchaos.backend.simd import TILE, accumulate_rows, aligned_empty, aligned_zeros, padded
 from gdchaos.backend.threads import num_threads, output
 
@@ -158,8 +158,9 @@ def _product_rows(pixel_ptr, indices, values, first, last, w, z):
 
 
 @kernel(parallel=True)
-def _forward(pixel_ptr, indices, values, start, stop, w_blocks, bias, code, out):
+def _forward(pixel_ptr, indices, values, start, stop, w_blocks, bias, code, w2t, out, logits):
     n_nets, width = bias.shape
+    n_classes = w2t.shape[1]
     n_groups, _, columns = w_blocks.shape
     per_group = -(-n_nets // n_groups)
     n_tasks = (stop - start + ROWS_PER_TASK - 1) // ROWS_PER_TASK
@@ -173,7 +174,10 @@ def _forward(pixel_ptr, indices, values, start, stop, w_blocks, bias, code, out)
                 row = (n - first) * columns
                 for q in range(min(per_group, n_nets - group * per_group)):
                     r = group * per_group + q
-                    activate_row(z[row + q * width:row + (q + 1) * width], bias[r], code, out[r, n - start])
+                    a = out[r, n - start]
+                    activate_row(z[row + q * width:row + (q + 1) * width], bias[r], code, a)
+                    for c in range(n_classes):
+                        logits[r, n - start, c] = dot(a, w2t[r, c], width)
 
 
 @kernel(parallel=True)
@@ -206,16 +210,23 @@ def first_layer_blocks(w1: np.ndarray) -> np.ndarray:
 
 
 def sparse_forward(rows: SparseRows, start: int, stop: int, w_blocks: np.ndarray, bias: np.ndarray,
-                   activation: str, out: np.ndarray | None = None) -> np.ndarray:
+                   activation: str, out: np.ndarray | None = None, w2: np.ndarray | None = None,
+                   logits: np.ndarray | None = None) -> np.ndarray:
     """A[r, n, u] = act(sum_j X[start+n, j] W_1^(r)[j, u] + b[r, u]) for samples [start, stop).
 
-    ``w_blocks`` from :func:`first_layer_blocks`, ``bias`` (R, h); returns A (R, n, h).
+    ``w_blocks`` from :func:`first_layer_blocks`, ``bias`` (R, h); returns A (R, n, h). With the
+    next layer's weights ``w2`` (R, h, C), also Z_2[r, n, c] = sum_u A[r, n, u] w2[r, u, c] (no bias)
+    into ``logits`` (R, n, C), while each row of A is in cache: a network with one hidden layer then
+    never reads A again for its forward pass.
     """
     n_nets, width = bias.shape
     if out is None:
         out = np.empty((n_nets, stop - start, width), dtype=w_blocks.dtype)
+    if w2 is None:
+        w2 = np.empty((n_nets, width, 0), dtype=w_blocks.dtype)
+        logits = np.empty((n_nets, stop - start, 0), dtype=w_blocks.dtype)
     _forward(rows.pixel_ptr, rows.indices, rows.values, start, stop, w_blocks, bias,
-             activation_code(activation), out)
+             activation_code(activation), np.ascontiguousarray(w2.transpose(0, 2, 1)), out, logits)
     return out
 
 
@@ -279,6 +290,53 @@ def _backward(block_ptr, block_samples, block_values, n_features, start, stop, g
 
 
 @kernel(parallel=True)
+def _backward_output(block_ptr, block_samples, block_values, n_features, start, stop, delta_out, w2t,
+                     a, code, n_parts, grad_w, grad_b, grad_w2):
+    n_nets, _, width = a.shape
+    n_classes = w2t.shape[1]
+    n_columns = n_nets * width
+    n_tiles = (n_columns + TILE - 1) // TILE
+    first_block, last_block = start // BLOCK, (stop + BLOCK - 1) // BLOCK
+    for part in prange(n_parts):
+        t0, t1 = part * n_tiles // n_parts, (part + 1) * n_tiles // n_parts
+        c0, span = t0 * TILE, (t1 - t0) * TILE
+        c1 = min(n_columns, c0 + span)
+        g = aligned_zeros(n_features * span, grad_w)
+        gb = np.zeros(span, dtype=grad_w.dtype)
+        g2 = np.zeros((n_classes, span), dtype=grad_w.dtype)
+        grad_a = np.empty(width, dtype=grad_w.dtype)
+        delta = aligned_zeros(span * BLOCK, grad_w)
+        r0, r1 = c0 // width, (c1 + width - 1) // width
+        for b in range(first_block, last_block):
+            base = b * BLOCK
+            for s in range(max(start, base), min(stop, base + BLOCK)):
+                for r in range(r0, r1):
+                    u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
+                    k0 = r * width - c0
+                    row = a[r, s - start]
+                    out_error = delta_out[r, s - start]
+                    grad_a[u0:u1] = 0.0
+                    for c in range(n_classes):
+                        axpy(out_error[c], w2t[r, c, u0:u1], grad_a[u0:u1])
+                        axpy(out_error[c], row[u0:u1], g2[c, k0 + u0:k0 + u1])
+                    for u in range(u0, u1):
+                        value = grad_a[u] * derivative_from_output(row[u], code)
+                        k = k0 + u
+                        delta[((k // TILE) * BLOCK + s - base) * TILE + k % TILE] = value
+                        gb[k] += value
+            _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, t1 - t0, g)
+        for r in range(r0, r1):
+            u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
+            for u in range(u0, u1):
+                grad_b[r, u] += gb[r * width + u - c0]
+                for c in range(n_classes):
+                    grad_w2[r, u, c] += g2[c, r * width + u - c0]
+            for j in range(n_features):
+                for u in range(u0, u1):
+                    grad_w[r, j, u] += g[j * span + r * width + u - c0]
+
+
+@kernel(parallel=True)
 def _transposed_matmul(block_ptr, block_samples, block_values, n_features, start, stop, delta_cat,
                        n_parts, out):
     n_columns = delta_cat.shape[1]
@@ -313,6 +371,22 @@ def _n_parts(n_columns: int) -> int:
     there are tiles enough, and at most ``PART_TILES`` tiles each (a part's gradient stays in cache)."""
     n_tiles = -(-n_columns // TILE)
     return max(1, min(num_threads(), n_tiles), -(-n_tiles // PART_TILES))
+
+
+def sparse_backward_output(rows: SparseRows, start: int, stop: int, delta_out: np.ndarray, w2: np.ndarray,
+                           a: np.ndarray, activation: str, grad_w: np.ndarray, grad_b: np.ndarray,
+                           grad_w2: np.ndarray) -> None:
+    """:func:`sparse_backward` of a network with one hidden layer, from the output layer's error.
+
+    With Delta_2 = dL/dZ_2 (R, n, C) and the output weights ``w2`` (R, h, C): dL/dA = Delta_2 w2^T
+    and dW2[r] += A[r]^T Delta_2[r] (into ``grad_w2`` (R, h, C)) are formed sample by sample inside
+    the kernel, then dW1, db1 as :func:`sparse_backward`; neither (R, n, h) array is written.
+    """
+    _check_blocks(rows, start, stop)
+    n_parts = _n_parts(a.shape[0] * a.shape[2])
+    _backward_output(rows.block_ptr, rows.block_samples, rows.block_values, rows.n_features, start, stop,
+                     delta_out, np.ascontiguousarray(w2.transpose(0, 2, 1)), a, activation_code(activation),
+                     n_parts, grad_w, grad_b, grad_w2)
 
 
 def sparse_transposed_matmul(rows: SparseRows, start: int, stop: int,

@@ -231,6 +231,11 @@ class MLP(Network):
         if sparse is None:
             z = backend.input_matmul(x[start:stop], first, out=work("z", (n, first.shape[1]), dtype))
             outputs = [backend.bias_activation_split(z, biases[0], self.activation, out=out)]
+        elif self.n_layers == 2:  # the output layer inside the sparse kernel (its rows of A in cache)
+            logits = work("logits", (n_nets, n, self.sizes[-1]), dtype)
+            backend.sparse_forward(sparse, start, stop, first, biases[0], self.activation, out=out,
+                                   w2=weights[1], logits=logits)
+            return [out, logits]
         else:
             outputs = [backend.sparse_forward(sparse, start, stop, first, biases[0], self.activation,
                                               out=out)]
@@ -250,6 +255,11 @@ class MLP(Network):
         if grads is None:
             return loss, correct
         grad_w, grad_b = grads[0::2], grads[1::2]
+        if sparse is not None and self.n_layers == 2:
+            grad_b[1] += delta.sum(axis=1)
+            backend.sparse_backward_output(sparse, start, stop, delta, weights[1], hidden[0], self.activation,
+                                           grad_w[0], grad_b[0], grad_w[1])
+            return loss, correct
         for layer in range(self.n_layers - 1, 0, -1):
             below = hidden[layer - 1]
             grad_w[layer] += backend.batched_matmul(below.transpose(0, 2, 1), delta)

@@ -134,3 +134,26 @@ def test_hessian_vector_products_equal_the_dense_path(layered, monkeypatch):
         products[density] = hessian_vector_product(model, theta, v, x.copy(), y, memory_budget=40_000)
     scale = np.abs(products[0.0]).max()
     assert np.abs(products[0.4] - products[0.0]).max() <= 1e-12 * scale
+
+
+@pytest.mark.parametrize("width", [5, 50])  # one tile of 64 columns; 150 columns over three tiles
+def test_output_layer_fused_into_the_sparse_kernels_matches_numpy(width):
+    x = _sparse_input(n=300, d=130)  # three blocks of 64 features
+    rng = np.random.default_rng(10)
+    n_nets, n_classes, start, stop = 3, 4, 64, 300
+    w1, b1 = rng.normal(size=(n_nets, x.shape[1], width)), rng.normal(size=(n_nets, width))
+    w2 = rng.normal(size=(n_nets, width, n_classes))
+    rows = sparse.to_sparse_rows(x)
+    logits = np.empty((n_nets, stop - start, n_classes))
+    a = sparse.sparse_forward(rows, start, stop, sparse.first_layer_blocks(w1), b1, "tanh", w2=w2, logits=logits)
+    expected_a = np.tanh(np.einsum("nd,rdh->rnh", x[start:stop], w1) + b1[:, None, :])
+    np.testing.assert_allclose(a, expected_a, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(logits, expected_a @ w2, rtol=1e-12, atol=1e-12)
+
+    delta_out = rng.normal(size=logits.shape)
+    grad_w, grad_b, grad_w2 = np.ones_like(w1), np.ones_like(b1), np.ones_like(w2)
+    sparse.sparse_backward_output(rows, start, stop, delta_out, w2, a, "tanh", grad_w, grad_b, grad_w2)
+    delta = (delta_out @ w2.transpose(0, 2, 1)) * (1 - a * a)
+    np.testing.assert_allclose(grad_w2, 1 + a.transpose(0, 2, 1) @ delta_out, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_w, 1 + np.einsum("nd,rnh->rdh", x[start:stop], delta), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad_b, 1 + delta.sum(axis=1), rtol=1e-12, atol=1e-12)
