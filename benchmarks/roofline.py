@@ -18,6 +18,7 @@ import functools
 import threading
 import time
 
+import gdchaos  # noqa: F401  (before NumPy: its OpenBLAS setting, as in the gdchaos command)
 import numpy as np
 
 from gdchaos import backend, data
@@ -25,7 +26,7 @@ from gdchaos.engine.train import train
 from gdchaos.nn import MLP
 from gdchaos.nn.cnn import paper_cnn
 
-MLP_PARTS = ("sparse_forward", "sparse_backward", "batched_matmul", "softmax_cross_entropy", "first_layer_blocks",
+MLP_PARTS = ("sparse_forward", "sparse_backward", "sparse_backward_output", "batched_matmul", "softmax_cross_entropy", "first_layer_blocks",
              "count_correct", "l1_distances", "gradient_step_")
 CNN_PARTS = ("input_conv_pool_activate", "im2col", "matmul", "pool_activate", "pool_activate_backward",
              "input_conv_backward", "col2im", "softmax_cross_entropy", "count_correct", "l1_distances",
@@ -89,8 +90,12 @@ def mlp_work(n_nets: int, n: int, d: int, h: int, classes: int, nnz: int, n_para
     """(useful FLOPs, least bytes moved) per part of one MNIST epoch of ``n_nets`` networks d-h-classes."""
     a = 8 * n_nets * n * h  # one (R, N, h) float64 array
     return {
-        "sparse_forward": (2 * nnz * n_nets * h + 25 * n_nets * n * h, 12 * nnz + 8 * d * n_nets * h + a),
+        # with one hidden layer the forward also forms the logits, the gradient dL/dA and dW2
+        "sparse_forward": (2 * nnz * n_nets * h + 25 * n_nets * n * h + 2 * n_nets * n * h * classes,
+                           12 * nnz + 8 * d * n_nets * h + a),
         "sparse_backward": (2 * nnz * n_nets * h + 3 * n_nets * n * h, 12 * nnz + 2 * a + 8 * d * n_nets * h),
+        "sparse_backward_output": (2 * nnz * n_nets * h + 3 * n_nets * n * h + 4 * n_nets * n * h * classes,
+                                   12 * nnz + a + 8 * d * n_nets * h),
         "batched_matmul": (3 * 2 * n_nets * n * h * classes, 3 * a + 4 * 8 * n_nets * n * classes),
         "softmax_cross_entropy": (25 * n_nets * n * classes, 2 * 8 * n_nets * n * classes),
         "gradient_step_": (2 * n_nets * n_params, 3 * 8 * n_nets * n_params),
