@@ -255,17 +255,35 @@ def _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta,
                                 g[row:row + TILE], True)
 
 
+@njit(inline="always")
+def _part_columns(part, n_parts, n_columns):
+    """Columns [c0, c1) of a thread's part, whole tiles of ``TILE`` (``span`` columns with padding)."""
+    n_tiles = (n_columns + TILE - 1) // TILE
+    t0, t1 = part * n_tiles // n_parts, (part + 1) * n_tiles // n_parts
+    return t0 * TILE, min(n_columns, t1 * TILE), (t1 - t0) * TILE
+
+
+@njit(inline="always")
+def _add_part(g, gb, c0, c1, width, grad_w, grad_b):
+    """grad_w[r, j, u] += g[j, c], grad_b[r, u] += gb[c] for the part's columns c = r*width + u - c0."""
+    span = gb.size
+    for r in range(c0 // width, (c1 + width - 1) // width):
+        u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
+        for u in range(u0, u1):
+            grad_b[r, u] += gb[r * width + u - c0]
+        for j in range(grad_w.shape[1]):
+            for u in range(u0, u1):
+                grad_w[r, j, u] += g[j * span + r * width + u - c0]
+
+
 @kernel(parallel=True)
 def _backward(block_ptr, block_samples, block_values, n_features, start, stop, grad_a, a, code,
               n_parts, grad_w, grad_b):
     n_nets, _, width = a.shape
     n_columns = n_nets * width
-    n_tiles = (n_columns + TILE - 1) // TILE
     first_block, last_block = start // BLOCK, (stop + BLOCK - 1) // BLOCK
     for part in prange(n_parts):
-        t0, t1 = part * n_tiles // n_parts, (part + 1) * n_tiles // n_parts
-        c0, span = t0 * TILE, (t1 - t0) * TILE
-        c1 = min(n_columns, c0 + span)
+        c0, c1, span = _part_columns(part, n_parts, n_columns)
         g = aligned_zeros(n_features * span, grad_w)
         gb = np.zeros(span, dtype=grad_w.dtype)
         delta = aligned_zeros(span * BLOCK, grad_w)
@@ -279,14 +297,8 @@ def _backward(block_ptr, block_samples, block_values, n_features, start, stop, g
                         k = r * width + u - c0
                         delta[((k // TILE) * BLOCK + s - base) * TILE + k % TILE] = value
                         gb[k] += value
-            _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, t1 - t0, g)
-        for r in range(r0, r1):
-            u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
-            for u in range(u0, u1):
-                grad_b[r, u] += gb[r * width + u - c0]
-            for j in range(n_features):
-                for u in range(u0, u1):
-                    grad_w[r, j, u] += g[j * span + r * width + u - c0]
+            _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, span // TILE, g)
+        _add_part(g, gb, c0, c1, width, grad_w, grad_b)
 
 
 @kernel(parallel=True)
@@ -295,12 +307,9 @@ def _backward_output(block_ptr, block_samples, block_values, n_features, start, 
     n_nets, _, width = a.shape
     n_classes = w2t.shape[1]
     n_columns = n_nets * width
-    n_tiles = (n_columns + TILE - 1) // TILE
     first_block, last_block = start // BLOCK, (stop + BLOCK - 1) // BLOCK
     for part in prange(n_parts):
-        t0, t1 = part * n_tiles // n_parts, (part + 1) * n_tiles // n_parts
-        c0, span = t0 * TILE, (t1 - t0) * TILE
-        c1 = min(n_columns, c0 + span)
+        c0, c1, span = _part_columns(part, n_parts, n_columns)
         g = aligned_zeros(n_features * span, grad_w)
         gb = np.zeros(span, dtype=grad_w.dtype)
         g2 = np.zeros((n_classes, span), dtype=grad_w.dtype)
@@ -324,28 +333,20 @@ def _backward_output(block_ptr, block_samples, block_values, n_features, start, 
                         k = k0 + u
                         delta[((k // TILE) * BLOCK + s - base) * TILE + k % TILE] = value
                         gb[k] += value
-            _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, t1 - t0, g)
-        for r in range(r0, r1):
-            u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
-            for u in range(u0, u1):
-                grad_b[r, u] += gb[r * width + u - c0]
-                for c in range(n_classes):
-                    grad_w2[r, u, c] += g2[c, r * width + u - c0]
-            for j in range(n_features):
-                for u in range(u0, u1):
-                    grad_w[r, j, u] += g[j * span + r * width + u - c0]
+            _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, span // TILE, g)
+        _add_part(g, gb, c0, c1, width, grad_w, grad_b)
+        for k in range(c1 - c0):
+            for c in range(n_classes):
+                grad_w2[(c0 + k) // width, (c0 + k) % width, c] += g2[c, k]
 
 
 @kernel(parallel=True)
 def _transposed_matmul(block_ptr, block_samples, block_values, n_features, start, stop, delta_cat,
                        n_parts, out):
     n_columns = delta_cat.shape[1]
-    n_tiles = (n_columns + TILE - 1) // TILE
     first_block, last_block = start // BLOCK, (stop + BLOCK - 1) // BLOCK
     for part in prange(n_parts):
-        t0, t1 = part * n_tiles // n_parts, (part + 1) * n_tiles // n_parts
-        c0, span = t0 * TILE, (t1 - t0) * TILE
-        c1 = min(n_columns, c0 + span)
+        c0, c1, span = _part_columns(part, n_parts, n_columns)
         g = aligned_zeros(n_features * span, out)
         delta = aligned_zeros(span * BLOCK, out)
         for b in range(first_block, last_block):
@@ -354,7 +355,7 @@ def _transposed_matmul(block_ptr, block_samples, block_values, n_features, start
                 for c in range(c0, c1):
                     k = c - c0
                     delta[(k // TILE * BLOCK + s - base) * TILE + k % TILE] = delta_cat[s - start, c]
-            _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, t1 - t0, g)
+            _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, span // TILE, g)
         for j in range(n_features):
             for c in range(c0, c1):
                 out[j, c] = g[j * span + c - c0]
