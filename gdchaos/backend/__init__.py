@@ -5,7 +5,8 @@ this package. Each sub-module holds the kernels of one family of layers; every k
 leading network axis of size R:
 
 - :mod:`.activations` names and codes (plain Python), :mod:`.jit` the Numba options,
-  :mod:`.vecmath` SIMD exp/tanh/sigmoid, :mod:`.rows` per-row helpers every kernel inlines,
+  :mod:`.vecmath` SIMD exp/tanh/sigmoid, :mod:`.simd` sums held in vector registers,
+  :mod:`.rows` per-row helpers every kernel inlines,
   :mod:`.threads` serial launch of small work, the chunk thread pool, work arrays;
 - :mod:`.dense` fully connected layers, :mod:`.sparse` a mostly-zero first layer input,
   :mod:`.small` whole small networks per thread, :mod:`.conv` conv blocks,
