@@ -182,8 +182,26 @@ def calibration_key(config: SweepConfig) -> str:
 
 
 def _machine() -> str:
-    """This machine, as calibrations are keyed: host name, architecture, cores, Numba's thread count."""
-    return f"{platform.node()}/{platform.machine()}/{os.cpu_count()}/{os.environ.get('NUMBA_NUM_THREADS', '')}"
+    """This machine and engine, as calibrations are keyed: host name, architecture, cores, Numba's
+    thread count, and :func:`engine_revision` (a new version of the kernels measures again)."""
+    return (f"{platform.node()}/{platform.machine()}/{os.cpu_count()}/{os.environ.get('NUMBA_NUM_THREADS', '')}"
+            f"/{engine_revision()}")
+
+
+@functools.cache
+def engine_revision() -> str:
+    """A digest of the source of the code whose speed a probe measures (the kernels, the network
+    math, the training loops): stored costs of an older engine are not used (docs/performance.md)."""
+    import hashlib
+
+    import gdchaos.backend
+    import gdchaos.nn
+
+    digest = hashlib.sha256()
+    for package in (gdchaos.backend, gdchaos.nn, sys.modules[__package__]):
+        for source in sorted(Path(package.__file__).parent.glob("*.py")):
+            digest.update(source.name.encode() + b"\0" + source.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def calibration_path() -> Path:

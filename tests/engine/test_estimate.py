@@ -138,6 +138,23 @@ def test_a_missing_start_up_makes_a_calibration_stale(tmp_path, monkeypatch):
     assert estimate.calibration(config) == estimate.Calibration(2e-6, 3e-6, 0.0, 0.7) and not estimate.stale(config)
 
 
+def test_costs_measured_with_another_engine_are_measured_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
+    monkeypatch.setattr(estimate, "_timed_tiny_runs", lambda dataset, data_dir: 0.7)
+    config = _config(model={"hidden": [4]})
+    estimate.store_calibration(estimate.calibration_key(config), estimate.Calibration(2e-6, 3e-6, 0.0))
+    estimate.calibration(config)  # measures and stores the start-up
+    assert not estimate.stale(config)
+    monkeypatch.setattr(estimate, "engine_revision", lambda: "a-newer-engine")  # the kernels changed
+    assert estimate.stale(config)
+    assert estimate.calibration(config, measure=False) is None
+
+
+def test_the_engine_revision_follows_the_kernels_source():
+    revision = estimate.engine_revision()
+    assert len(revision) == 12 and revision in estimate.calibration_key(_config())
+
+
 def _snapshot(wall, machine, own):
     return estimate.CpuSnapshot(wall, machine, own)
 
