@@ -8,23 +8,13 @@ and dW2 formed inside the kernel). Run:  python benchmarks/sparse_parts.py [--da
 from __future__ import annotations
 
 import argparse
-import time
 
 import gdchaos  # noqa: F401  (before NumPy: its OpenBLAS setting, as in the gdchaos command)
 import numpy as np
+from dense_columns import median_seconds  # a sibling script: benchmarks/ is on sys.path when run
 
 from gdchaos import data
 from gdchaos.backend import sparse
-
-
-def _median_seconds(call, repeats: int = 7) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def main() -> None:
@@ -51,7 +41,7 @@ def main() -> None:
                                                                        grad_w, grad_b, grad_w2),
     }
     for name, call in cases.items():
-        print(f"{name:24s} {_median_seconds(call):.4f} s")
+        print(f"{name:24s} {median_seconds(call, 7):.4f} s")
 
 
 if __name__ == "__main__":

@@ -264,11 +264,34 @@ def _part_columns(part, n_parts, n_columns):
 
 
 @njit(inline="always")
+def _units(r, width, c0, c1):
+    """Units [u0, u1) of network r whose columns r*width + u lie in [c0, c1)."""
+    return max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
+
+
+@njit(inline="always")
+def _tile_index(k, sample):
+    """Where column k of a part and row ``sample`` of a block sit in the part's flat tiles of Delta,
+    (n_tiles, BLOCK, TILE)."""
+    return ((k // TILE) * BLOCK + sample) * TILE + k % TILE
+
+
+@njit(inline="always")
+def _delta_row(grad_a, a, code, u0, u1, k0, sample, delta, gb):
+    """Delta[u] = dL/dA[u] act'(A[u]) for u0 <= u < u1 into the part's tiles at columns k0 + u,
+    and added into the bias gradient ``gb``."""
+    for u in range(u0, u1):
+        value = grad_a[u] * derivative_from_output(a[u], code)
+        delta[_tile_index(k0 + u, sample)] = value
+        gb[k0 + u] += value
+
+
+@njit(inline="always")
 def _add_part(g, gb, c0, c1, width, grad_w, grad_b):
     """grad_w[r, j, u] += g[j, c], grad_b[r, u] += gb[c] for the part's columns c = r*width + u - c0."""
     span = gb.size
     for r in range(c0 // width, (c1 + width - 1) // width):
-        u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
+        u0, u1 = _units(r, width, c0, c1)
         for u in range(u0, u1):
             grad_b[r, u] += gb[r * width + u - c0]
         for j in range(grad_w.shape[1]):
@@ -292,11 +315,9 @@ def _backward(block_ptr, block_samples, block_values, n_features, start, stop, g
             base = b * BLOCK
             for s in range(max(start, base), min(stop, base + BLOCK)):
                 for r in range(r0, r1):
-                    for u in range(max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width):
-                        value = grad_a[r, s - start, u] * derivative_from_output(a[r, s - start, u], code)
-                        k = r * width + u - c0
-                        delta[((k // TILE) * BLOCK + s - base) * TILE + k % TILE] = value
-                        gb[k] += value
+                    u0, u1 = _units(r, width, c0, c1)
+                    _delta_row(grad_a[r, s - start], a[r, s - start], code, u0, u1, r * width - c0, s - base,
+                               delta, gb)
             _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, span // TILE, g)
         _add_part(g, gb, c0, c1, width, grad_w, grad_b)
 
@@ -320,7 +341,7 @@ def _backward_output(block_ptr, block_samples, block_values, n_features, start, 
             base = b * BLOCK
             for s in range(max(start, base), min(stop, base + BLOCK)):
                 for r in range(r0, r1):
-                    u0, u1 = max(c0, r * width) - r * width, min(c1, (r + 1) * width) - r * width
+                    u0, u1 = _units(r, width, c0, c1)
                     k0 = r * width - c0
                     row = a[r, s - start]
                     out_error = delta_out[r, s - start]
@@ -328,11 +349,7 @@ def _backward_output(block_ptr, block_samples, block_values, n_features, start, 
                     for c in range(n_classes):
                         axpy(out_error[c], w2t[r, c, u0:u1], grad_a[u0:u1])
                         axpy(out_error[c], row[u0:u1], g2[c, k0 + u0:k0 + u1])
-                    for u in range(u0, u1):
-                        value = grad_a[u] * derivative_from_output(row[u], code)
-                        k = k0 + u
-                        delta[((k // TILE) * BLOCK + s - base) * TILE + k % TILE] = value
-                        gb[k] += value
+                    _delta_row(grad_a, row, code, u0, u1, k0, s - base, delta, gb)
             _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, span // TILE, g)
         _add_part(g, gb, c0, c1, width, grad_w, grad_b)
         for k in range(c1 - c0):
@@ -353,8 +370,7 @@ def _transposed_matmul(block_ptr, block_samples, block_values, n_features, start
             base = b * BLOCK
             for s in range(max(start, base), min(stop, base + BLOCK)):
                 for c in range(c0, c1):
-                    k = c - c0
-                    delta[(k // TILE * BLOCK + s - base) * TILE + k % TILE] = delta_cat[s - start, c]
+                    delta[_tile_index(c - c0, s - base)] = delta_cat[s - start, c]
             _scatter_tiles(block_ptr, block_samples, block_values, n_features, b, delta, span // TILE, g)
         for j in range(n_features):
             for c in range(c0, c1):
