@@ -9,32 +9,42 @@ from numba import njit
 
 from gdchaos.backend import vecmath
 from gdchaos.backend.jit import reduction
+from gdchaos.backend.vector import where_less
+
+
+@njit(inline="always")
+def activate(z, code):
+    """act(z) by ``code`` (0 tanh, 1 sigmoid, 2 relu), of a float64 or of a :mod:`.vector` vector."""
+    if code == 0:
+        return vecmath.tanh(z)
+    if code == 1:
+        return vecmath.sigmoid(z)
+    return where_less(0.0, z, z, 0.0)  # NaN gives 0, as max(z, 0) written as a comparison
 
 
 @njit(inline="always")
 def activate_row(z, bias, code, out):
-    """out[k] = act(z[k] + bias[k]) over 1-D arrays; the branch on ``code`` sits outside the loops,
-    so each loop is one straight-line body that LLVM vectorises."""
+    """out[k] = act(z[k] + bias[k]) over 1-D arrays; the branch on ``code`` sits outside the loops
+    (a literal code in each), so each loop is one straight-line body that LLVM vectorises."""
     if code == 0:
         for k in range(out.size):
-            out[k] = vecmath.tanh(z[k] + bias[k])
+            out[k] = activate(z[k] + bias[k], 0)
     elif code == 1:
         for k in range(out.size):
-            out[k] = vecmath.sigmoid(z[k] + bias[k])
+            out[k] = activate(z[k] + bias[k], 1)
     else:
         for k in range(out.size):
-            value = z[k] + bias[k]
-            out[k] = value if value > 0.0 else 0.0
+            out[k] = activate(z[k] + bias[k], 2)
 
 
 @njit(inline="always")
-def derivative_from_output(a: float, code: int) -> float:
-    """Activation derivative written in terms of its output a = act(z)."""
+def derivative_from_output(a, code):
+    """Activation derivative written in terms of its output a = act(z), of a float64 or a vector."""
     if code == 0:
         return 1.0 - a * a
     if code == 1:
         return a * (1.0 - a)
-    return 1.0 if a > 0.0 else 0.0
+    return where_less(0.0, a, 1.0, 0.0)
 
 
 @njit(inline="always")

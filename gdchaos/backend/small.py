@@ -20,27 +20,16 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from gdchaos.backend import vecmath
+from gdchaos.backend import vecmath, vector
 from gdchaos.backend.activations import activation_code
 from gdchaos.backend.jit import kernel, reduction
-from gdchaos.backend.rows import activate_row, derivative_from_output, dot, segment_distances, sgd_step
+from gdchaos.backend.rows import activate, activate_row, derivative_from_output, dot, segment_distances, sgd_step
+from gdchaos.backend.simd import aligned_empty, aligned_zeros
+from gdchaos.backend.vector import LANES
 from gdchaos.backend.threads import deal, num_threads
 
 CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
 LOG_EVERY = 32  # the loss sums log(prod of 32 softmax denominators): each is in [1, C]
-
-
-# sums over samples: vectorised with several partial sums (see jit.reduction)
-@reduction()
-def _dot4(a, b0, b1, b2, b3, n):
-    """The four sums_k a[k] b_i[k], k < n, in one pass over a."""
-    s0 = s1 = s2 = s3 = 0.0
-    for k in range(n):
-        s0 += a[k] * b0[k]
-        s1 += a[k] * b1[k]
-        s2 += a[k] * b2[k]
-        s3 += a[k] * b3[k]
-    return s0, s1, s2, s3
 
 
 @reduction()
@@ -89,102 +78,126 @@ _ACCURACY, _GRADIENT = np.int64(ACCURACY), np.int64(GRADIENT)
 
 
 @kernel()
-def _network(p, g, mode, x_t, labels, sizes, act_offsets, param_offsets, code, scale, l2, scratch):
-    """One pass of network ``p`` over the samples of ``x_t`` (features, N): returns the summed
-    cross-entropy (0 in ACCURACY mode) and the correct count; in GRADIENT mode also writes
-    scale dL/dtheta + l2 W into ``g``. ``scratch``: the thread's work arrays for N samples (:func:`_scratch`).
-    Called, not inlined: compiled once for all its callers and modes (a first run compiles quicker)."""
-    acts, delta, below, row_max, arg_max, inv, zeros = scratch
-    n_samples = x_t.shape[1]
+def _network(p, g, mode, x, labels, n_samples, sizes, act_offsets, param_offsets, code, scale, l2, scratch):
+    """One pass of network ``p`` over ``n_samples`` samples: returns the summed cross-entropy (0 in
+    ACCURACY mode) and the correct count; in GRADIENT mode also writes scale dL/dtheta + l2 W into ``g``.
+
+    ``x`` holds feature k of sample n at k S + n and ``labels`` the labels as floats, S a multiple
+    of 8 (samples past ``n_samples``: label -1, ignored). Each block of 8 samples, one per vector
+    lane, goes through the forward pass, the softmax and the backward pass before the next block;
+    the gradient sums stay per lane in ``sums`` and are added across lanes at the end (in a fixed
+    order). ``scratch``: the thread's work arrays (:func:`_scratch`): the block's inputs and
+    activations of every layer in ``acts`` (rows of 8 from ``act_offsets``), delta of two layers
+    in ``deltas``. Called, not inlined: compiled once for all its callers and modes."""
+    acts, deltas, sums = scratch
+    stride = labels.shape[0]
     n_layers = sizes.shape[0] - 1
     n_classes = sizes[n_layers]
-    logit0 = act_offsets[n_layers - 1]
-    # ---------------------------------------------------------- forward
-    for layer in range(n_layers):
-        n_in, n_out = sizes[layer], sizes[layer + 1]
-        w0 = param_offsets[layer]
-        b0 = w0 + n_in * n_out
-        out0 = act_offsets[layer]
-        ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
-        for j in range(n_out):  # a_j = act(b_j + sum_k in_k W_kj), four inputs per pass
-            a = acts[out0 + j]
-            _weighted_rows(a, p[b0 + j], ins, p, w0 + j, n_out, n_in, n_samples)
-            if layer < n_layers - 1:
-                activate_row(a, zeros, code, a)
-    z0 = acts[logit0]
-    for n in range(n_samples):
-        row_max[n] = z0[n]
-        arg_max[n] = 0
-    for c in range(1, n_classes):
-        z = acts[logit0 + c]
-        for n in range(n_samples):
-            bigger = z[n] > row_max[n]
-            row_max[n] = z[n] if bigger else row_max[n]
-            arg_max[n] = c if bigger else arg_max[n]
-    correct = 0
+    logit0 = act_offsets[n_layers] * LANES
+    below0 = (deltas.shape[0] // 2)
+    if mode == GRADIENT:
+        for q in range(param_offsets[n_layers] * LANES):
+            sums[q] = 0.0
+    margins, product, hits, logs = vector.splat(0.0), vector.splat(1.0), vector.splat(0.0), 0.0
+    for first in range(0, stride, LANES):
+        whole = first + LANES <= n_samples
+        inside = vector.iota() + first
+        for k in range(sizes[0]):  # the block's inputs, as the rows of layer 0
+            vector.store(acts, k * LANES, vector.load(x, k * stride + first))
+        # ------------------------------------------------------ forward
+        for layer in range(n_layers):
+            n_in, n_out = sizes[layer], sizes[layer + 1]
+            w0 = param_offsets[layer]
+            b0 = w0 + n_in * n_out
+            in0, out0 = act_offsets[layer] * LANES, act_offsets[layer + 1] * LANES
+            for j in range(n_out):  # z_j = b_j + sum_k in_k W_kj, in order of k
+                z = vector.splat(p[b0 + j])
+                for k in range(n_in):
+                    z = vector.fma(vector.load(acts, in0 + k * LANES), p[w0 + k * n_out + j], z)
+                if layer < n_layers - 1:
+                    z = activate(z, code)
+                vector.store(acts, out0 + j * LANES, z)
+        y = vector.load(labels, first)
+        top, arg_max = vector.load(acts, logit0), vector.splat(0.0)
+        for c in range(1, n_classes):
+            z = vector.load(acts, logit0 + c * LANES)
+            arg_max = vector.where_less(top, z, c, arg_max)
+            top = vector.where_less(top, z, z, top)
+        hits += vector.where_equal(arg_max, y, 1.0, 0.0)
+        if mode == ACCURACY:
+            continue
+        # ------------------------------------------------------ loss: log(sum_c e^(z_c - top)) + top - z_y
+        total, z_y = vector.splat(0.0), vector.splat(0.0)
+        for c in range(n_classes):
+            z = vector.load(acts, logit0 + c * LANES)
+            e = vecmath.exp_nonpositive(z - top)
+            vector.store(deltas, c * LANES, e)
+            total += e
+            z_y = vector.where_equal(y, c, z, z_y)
+        if whole:
+            margins += top - z_y
+            product *= total
+        else:
+            margins += vector.where_less(inside, n_samples, top - z_y, 0.0)
+            product *= vector.where_less(inside, n_samples, total, 1.0)
+        if (first // LANES) % LOG_EVERY == LOG_EVERY - 1:
+            logs += _log_lanes(product)
+            product = vector.splat(1.0)
+        if mode == LOSS:
+            continue
+        ratio = scale / total
+        for c in range(n_classes):  # delta = scale (softmax - onehot), 0 past n_samples
+            d = vector.load(deltas, c * LANES) * ratio
+            d = vector.where_equal(y, c, d - scale, d)
+            if not whole:
+                d = vector.where_less(inside, n_samples, d, 0.0)
+            vector.store(deltas, c * LANES, d)
+        # ------------------------------------------------------ backward: lane sums of the gradient
+        d0, e0 = 0, below0  # delta of this layer at d0, of the layer below written at e0
+        for layer in range(n_layers - 1, -1, -1):
+            n_in, n_out = sizes[layer], sizes[layer + 1]
+            w0 = param_offsets[layer]
+            b0 = w0 + n_in * n_out
+            in0 = act_offsets[layer] * LANES
+            for j in range(n_out):
+                q = (b0 + j) * LANES
+                vector.store(sums, q, vector.load(sums, q) + vector.load(deltas, d0 + j * LANES))
+            for k in range(n_in):
+                a = vector.load(acts, in0 + k * LANES)
+                for j in range(n_out):
+                    q = (w0 + k * n_out + j) * LANES
+                    vector.store(sums, q, vector.fma(a, vector.load(deltas, d0 + j * LANES), vector.load(sums, q)))
+            if layer == 0:
+                break
+            for k in range(n_in):  # dL/da_k = act'(a_k) sum_j W_kj delta_j
+                s = vector.splat(0.0)
+                for j in range(n_out):
+                    s = vector.fma(vector.load(deltas, d0 + j * LANES), p[w0 + k * n_out + j], s)
+                a = vector.load(acts, in0 + k * LANES)
+                vector.store(deltas, e0 + k * LANES, s * derivative_from_output(a, code))
+            d0, e0 = e0, d0
+    correct = int(vector.total(hits))
     if mode == ACCURACY:
-        for n in range(n_samples):
-            correct += arg_max[n] == labels[n]
         return 0.0, correct
-    # ---------------------------------------------------------- loss
-    for n in range(n_samples):  # inv: the softmax denominators, then scale / them
-        inv[n] = 0.0
-    for c in range(n_classes):
-        z = acts[logit0 + c]
-        e = delta[c]
-        for n in range(n_samples):
-            e[n] = vecmath.exp_nonpositive(z[n] - row_max[n])
-            inv[n] += e[n]
-    loss = 0.0
-    product = 1.0
-    for n in range(n_samples):
-        y = labels[n]
-        product *= inv[n]
-        if n % LOG_EVERY == LOG_EVERY - 1:
-            loss += np.log(product)
-            product = 1.0
-        loss += row_max[n] - acts[logit0 + y, n]
-        correct += arg_max[n] == y
-    loss += np.log(product)
-    if mode == LOSS:
-        return loss, correct
-    for n in range(n_samples):
-        inv[n] = scale / inv[n]
-    for c in range(n_classes):
-        e = delta[c]
-        for n in range(n_samples):
-            e[n] *= inv[n]
-    for n in range(n_samples):  # delta = scale (softmax - onehot)
-        delta[labels[n], n] -= scale
-    # ---------------------------------------------------------- backward
-    for layer in range(n_layers - 1, -1, -1):
-        n_in, n_out = sizes[layer], sizes[layer + 1]
-        w0 = param_offsets[layer]
-        b0 = w0 + n_in * n_out
-        ins = x_t if layer == 0 else acts[act_offsets[layer - 1]:act_offsets[layer]]
-        for j in range(n_out):
-            g[b0 + j] = _sum(delta[j], n_samples)
-        for k in range(n_in):
-            row = w0 + k * n_out
-            j = 0
-            while j + 4 <= n_out:  # one pass over in_k for four weights
-                s0, s1, s2, s3 = _dot4(ins[k], delta[j], delta[j + 1], delta[j + 2], delta[j + 3], n_samples)
-                g[row + j], g[row + j + 1] = s0 + l2 * p[row + j], s1 + l2 * p[row + j + 1]
-                g[row + j + 2], g[row + j + 3] = s2 + l2 * p[row + j + 2], s3 + l2 * p[row + j + 3]
-                j += 4
-            while j < n_out:
-                g[row + j] = dot(ins[k], delta[j], n_samples) + l2 * p[row + j]
-                j += 1
-        if layer == 0:
-            break
-        for k in range(n_in):  # dL/da_k = act'(a_k) sum_j W_kj delta_j, four outputs per pass
-            b = below[k]
-            _weighted_rows(b, 0.0, delta, p, w0 + k * n_out, 1, n_out, n_samples)
-            q = ins[k]
-            for n in range(n_samples):
-                b[n] *= derivative_from_output(q[n], code)
-        delta, below = below, delta
+    loss = vector.total(margins) + (logs + _log_lanes(product))
+    if mode == GRADIENT:
+        for layer in range(n_layers):
+            w0 = param_offsets[layer]
+            b0 = w0 + sizes[layer] * sizes[layer + 1]
+            for q in range(w0, b0):
+                g[q] = vector.total(vector.load(sums, q * LANES)) + l2 * p[q]
+            for q in range(b0, param_offsets[layer + 1]):
+                g[q] = vector.total(vector.load(sums, q * LANES))
     return loss, correct
+
+
+@njit(inline="always")
+def _log_lanes(product):
+    """sum over the lanes of log(product): the lanes in order."""
+    total = 0.0
+    for k in range(LANES):
+        total += np.log(vector.lane(product, k))
+    return total
 
 
 @kernel()
@@ -211,26 +224,37 @@ def _offsets(sizes):
 
 
 @kernel()
-def _scratch(sizes, n_units, n_samples):
-    """A thread's work arrays for :func:`_network` on ``n_samples`` samples: activations (n_units, N),
-    two (width, N) arrays for the backward pass, and per-sample vectors."""
+def _rows(sizes):
+    """Row offsets of each layer's values in :func:`_network`'s activations: the inputs (layer 0)
+    first, then every layer's outputs; the last entry is the number of rows."""
+    rows = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
+    for layer in range(sizes.shape[0]):
+        rows[layer + 1] = rows[layer] + sizes[layer]
+    return rows
+
+
+@kernel()
+def _scratch(sizes, n_units, n_params):
+    """A thread's work arrays for :func:`_network`, 8 lanes per row, 64-byte aligned: inputs and
+    activations (n_units rows), delta of two layers (width rows each) and the lane sums of the
+    gradient (n_params rows)."""
     width = 0
     for layer in range(1, sizes.shape[0]):
         width = max(width, sizes[layer])
-    zeros = np.zeros(n_samples)  # activate_row adds a bias: the biases are already in
-    return (np.empty((n_units, n_samples)), np.empty((width, n_samples)), np.empty((width, n_samples)),
-            np.empty(n_samples), np.empty(n_samples, dtype=np.int64), np.empty(n_samples), zeros)
+    like = np.empty(0)
+    return (aligned_zeros(n_units * LANES, like), aligned_zeros(2 * width * LANES, like),
+            aligned_zeros(n_params * LANES, like))
 
 
 @kernel(nogil=True)
-def _mlp_chunk(theta, x_t, labels, sizes, code, scale, l2, mode, loss_out, correct_out, penalty_out, grad_out,
-               first, stop):
+def _mlp_chunk(theta, x, labels, n_samples, sizes, code, scale, l2, mode, loss_out, correct_out, penalty_out,
+               grad_out, first, stop):
     """:func:`small_mlp` of networks [first, stop)."""
-    act_offsets, param_offsets = _offsets(sizes)
-    scratch = _scratch(sizes, act_offsets[-1], x_t.shape[1])
+    act_offsets, param_offsets = _rows(sizes), _offsets(sizes)[1]
+    scratch = _scratch(sizes, act_offsets[-1], param_offsets[-1])
     for r in range(first, stop):
         g = grad_out[r] if mode == GRADIENT else grad_out[0]
-        loss_out[r], correct_out[r] = _network(theta[r], g, mode, x_t, labels, sizes, act_offsets,
+        loss_out[r], correct_out[r] = _network(theta[r], g, mode, x, labels, n_samples, sizes, act_offsets,
                                                param_offsets, code, scale, l2, scratch)
         penalty_out[r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
 
@@ -240,18 +264,16 @@ RUNNING, REACHED, DIVERGED = 0, 1, 2
 
 
 @kernel(nogil=True)
-def _train_chunk(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2, target, epochs, steps_out,
-                 status_out, grad, first, stop):
+def _train_chunk(theta, eta, x, labels, n_samples, x_test, labels_test, n_test, sizes, code, l2, target, epochs,
+                 steps_out, status_out, grad, first, stop):
     """:func:`small_train_to_target` of networks [first, stop)."""
-    n_samples, n_test = x_t.shape[1], x_test_t.shape[1]
-    act_offsets, param_offsets = _offsets(sizes)
-    scratch = _scratch(sizes, act_offsets[-1], n_samples)
-    scratch_test = _scratch(sizes, act_offsets[-1], n_test)
+    act_offsets, param_offsets = _rows(sizes), _offsets(sizes)[1]
+    scratch = _scratch(sizes, act_offsets[-1], param_offsets[-1])
     for r in range(first, stop):
         p, g, step = theta[r], grad[r], eta[r]
         steps, status = 0, RUNNING
         while steps < epochs:
-            loss, _ = _network(p, g, _GRADIENT, x_t, labels, sizes, act_offsets, param_offsets, code,
+            loss, _ = _network(p, g, _GRADIENT, x, labels, n_samples, sizes, act_offsets, param_offsets, code,
                                1.0 / n_samples, l2, scratch)
             penalty = _squared_weights(p, sizes, param_offsets) if l2 > 0 else 0.0
             finite = np.isfinite(loss / n_samples + 0.5 * l2 * penalty)
@@ -260,8 +282,8 @@ def _train_chunk(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2
             if not finite:
                 status = DIVERGED
                 break
-            _, correct = _network(p, g, _ACCURACY, x_test_t, labels_test, sizes, act_offsets,
-                                  param_offsets, code, 1.0, 0.0, scratch_test)
+            _, correct = _network(p, g, _ACCURACY, x_test, labels_test, n_test, sizes, act_offsets,
+                                  param_offsets, code, 1.0, 0.0, scratch)
             if correct / n_test >= target:
                 status = REACHED
                 break
@@ -270,15 +292,13 @@ def _train_chunk(theta, eta, x_t, labels, x_test_t, labels_test, sizes, code, l2
 
 
 @kernel(nogil=True)
-def _balls_chunk(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, code, l2, ball, bounds,
-                 first_update, grad_last, loss_out, correct_out, penalty_out, test_out, dist_out, ref_out,
+def _balls_chunk(theta, eta, grad, x, labels, n_samples, x_test, labels_test, n_test, sizes, code, l2, ball,
+                 bounds, first_update, grad_last, loss_out, correct_out, penalty_out, test_out, dist_out, ref_out,
                  first_ball, stop_ball):
     """:func:`small_train_balls` of balls [first_ball, stop_ball)."""
     n_records = loss_out.shape[0]
-    n_samples = x_t.shape[1]
-    act_offsets, param_offsets = _offsets(sizes)
-    scratch = _scratch(sizes, act_offsets[-1], n_samples)
-    scratch_test = _scratch(sizes, act_offsets[-1], x_test_t.shape[1])
+    act_offsets, param_offsets = _rows(sizes), _offsets(sizes)[1]
+    scratch = _scratch(sizes, act_offsets[-1], param_offsets[-1])
     for b in range(first_ball, stop_ball):
         first = b * ball
         if first_update:
@@ -291,15 +311,15 @@ def _balls_chunk(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, co
                     ref_out[k, b, q] = theta[first, q]
             for r in range(first, first + ball):
                 loss_out[k, r], correct_out[k, r] = _network(
-                    theta[r], grad[r], mode, x_t, labels, sizes, act_offsets, param_offsets, code,
+                    theta[r], grad[r], mode, x, labels, n_samples, sizes, act_offsets, param_offsets, code,
                     1.0 / n_samples, l2, scratch)
                 penalty_out[k, r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
-            if x_test_t.shape[1]:
-                test_out[k, b] = _network(theta[first], grad[first], _ACCURACY, x_test_t, labels_test, sizes,
-                                          act_offsets, param_offsets, code, 1.0, 0.0, scratch_test)[1]
+            if n_test:
+                test_out[k, b] = _network(theta[first], grad[first], _ACCURACY, x_test, labels_test, n_test, sizes,
+                                          act_offsets, param_offsets, code, 1.0, 0.0, scratch)[1]
             for j in range(1, ball):  # L1 distance to the reference, per tensor
                 segment_distances(theta[first], theta[first + j], bounds,
-                                   dist_out[k, b * (ball - 1) + j - 1])
+                                  dist_out[k, b * (ball - 1) + j - 1])
             if k < n_records - 1:
                 for r in range(first, first + ball):
                     sgd_step(theta[r], grad[r], eta[r])
@@ -308,6 +328,21 @@ def _balls_chunk(theta, eta, grad, x_t, labels, x_test_t, labels_test, sizes, co
 def _transposed(x: np.ndarray) -> np.ndarray:
     """x (N, d) as (d, N) float64: float32 networks also compute in float64."""
     return np.ascontiguousarray(x.T, dtype=np.float64)
+
+
+def _blocked(x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The samples as :func:`_network` reads them: feature k of sample n at k S + n (S: N rounded up to
+    whole vectors, 64-byte aligned, zeros past N), the labels as floats (-1 past N), and N."""
+    n_samples, n_features = x.shape
+    stride = -(-n_samples // LANES) * LANES
+    flat = aligned_empty((n_features * stride,))
+    rows = flat.reshape(n_features, stride)
+    rows[:, :n_samples] = x.T
+    rows[:, n_samples:] = 0.0
+    floats = aligned_empty((stride,))
+    floats[:n_samples] = labels
+    floats[n_samples:] = -1.0
+    return flat, floats, n_samples
 
 
 def _chunk(n_items: int) -> int:
@@ -330,9 +365,9 @@ def small_mlp(theta: np.ndarray, x: np.ndarray, labels: np.ndarray, sizes: tuple
     correct = np.empty(n_nets, dtype=np.int64)
     penalty = np.empty(n_nets)
     gradient = np.empty((n_nets if mode == GRADIENT else 1, n_params), dtype=theta.dtype)
-    deal(_mlp_chunk, n_nets * x.shape[0] * n_params, n_nets, _chunk(n_nets), theta, _transposed(x),
-         np.ascontiguousarray(labels), np.asarray(sizes, dtype=np.int64), activation_code(activation), scale, l2,
-         mode, loss, correct, penalty, gradient)
+    deal(_mlp_chunk, n_nets * x.shape[0] * n_params, n_nets, _chunk(n_nets), theta, *_blocked(x, labels),
+         np.asarray(sizes, dtype=np.int64), activation_code(activation), scale, l2, mode, loss, correct, penalty,
+         gradient)
     return loss, correct, penalty, gradient if mode == GRADIENT else None
 
 
@@ -355,9 +390,8 @@ def small_train_to_target(theta: np.ndarray, eta: np.ndarray, x: np.ndarray, lab
     status = np.zeros(n_nets, dtype=np.int64)
     grad = np.empty_like(theta)
     deal(_train_chunk, n_nets * epochs * (x.shape[0] + x_test.shape[0]) * n_params, n_nets, _chunk(n_nets), theta,
-         np.ascontiguousarray(eta, dtype=np.float64), _transposed(x), np.ascontiguousarray(labels),
-         _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
-         activation_code(activation), l2, target, epochs, steps, status, grad)
+         np.ascontiguousarray(eta, dtype=np.float64), *_blocked(x, labels), *_blocked(x_test, labels_test),
+         np.asarray(sizes, dtype=np.int64), activation_code(activation), l2, target, epochs, steps, status, grad)
     return steps, status
 
 
@@ -530,8 +564,8 @@ def small_train_balls(theta: np.ndarray, eta: np.ndarray, grad: np.ndarray, x: n
                       np.empty((records, n_balls * (ball - 1), len(bounds) - 1)),
                       np.empty((records if keep_references else 0, n_balls, n_params), dtype=theta.dtype))
     deal(_balls_chunk, n_nets * records * (x.shape[0] + x_test.shape[0]) * n_params, n_balls, _chunk(n_balls),
-         theta, np.ascontiguousarray(eta, dtype=np.float64), grad, _transposed(x), np.ascontiguousarray(labels),
-         _transposed(x_test), np.ascontiguousarray(labels_test), np.asarray(sizes, dtype=np.int64),
+         theta, np.ascontiguousarray(eta, dtype=np.float64), grad, *_blocked(x, labels),
+         *_blocked(x_test, labels_test), np.asarray(sizes, dtype=np.int64),
          activation_code(activation), l2, ball, np.asarray(bounds, dtype=np.int64), first_update, grad_last,
          out.loss, out.correct, out.penalty, out.test_correct, out.distances, out.references)
     return out if keep_references else out._replace(references=None)

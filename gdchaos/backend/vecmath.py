@@ -5,14 +5,16 @@ formulas for small and large |z|) mispredicts on random data; on MNIST the hidde
 costs as much as the matrix products. These functions use only arithmetic, selects and integer
 operations on the bits of doubles (tanh from an accurate e^x - 1, so one polynomial serves
 small and large arguments), so the loops of the kernels that inline them run on SIMD
-lanes. Accuracy (tested against NumPy): a few ulp, NaN propagates, overflow cannot happen.
+lanes. Each compiles for a float64 and for a vector of :mod:`.vector` (a lane computes what
+the scalar computes). Accuracy (tested against NumPy): a few ulp, NaN propagates, overflow cannot happen.
 """
 from __future__ import annotations
 
 import math
 
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from gdchaos.backend.vector import exponent_scale, where_less
 
 LOG2E = 1.4426950408889634  # 1 / ln 2
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact for |k| < 2^20
@@ -22,22 +24,6 @@ EXP_FLOOR = -708.0  # exp(-708) = 3.3e-308 is the smallest result kept normal
 TANH_ONE = 20.0  # tanh(a) rounds to 1 for a > 19.06
 
 
-@intrinsic
-def _float_bits(typingctx, value):
-    """The IEEE-754 bits of a float64 as an int64 (a register move, vectorisable)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _bits_float(typingctx, bits):
-    """The float64 whose IEEE-754 bits are the int64 ``bits``."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return types.float64(types.int64), codegen
-
-
 @njit(inline="always")
 def _reduce(x: float) -> tuple[float, float]:
     """x = k ln 2 + r, k = round(x / ln 2), |r| <= ln2/2, for x <= 0: returns (r, 2^k).
@@ -45,7 +31,7 @@ def _reduce(x: float) -> tuple[float, float]:
     x < -708 is raised to -708 (e^-708 = 3.3e-308, the smallest result kept normal); NaN
     propagates through r.
     """
-    x = EXP_FLOOR if x < EXP_FLOOR else x  # NaN fails the test and propagates
+    x = where_less(x, EXP_FLOOR, EXP_FLOOR, x)  # NaN fails the test and propagates
     return _reduce_scaled(x, 1.0)
 
 
@@ -56,8 +42,7 @@ def _reduce_scaled(a: float, scale: float) -> tuple[float, float]:
     shifted = a * (scale * LOG2E) + ROUND
     k = shifted - ROUND
     r = (scale * a - k * LN2_HI) - k * LN2_LO
-    # the low bits of ``shifted`` hold k; shifting k + 1023 into the exponent field gives 2^k
-    return r, _bits_float((_float_bits(shifted) + 1023) << 52)
+    return r, exponent_scale(shifted)
 
 
 @njit(inline="always")
@@ -119,7 +104,7 @@ def tanh(z: float) -> float:
     is copied at the end (NaN propagates through the clip and the formula).
     """
     a = abs(z)
-    clipped = TANH_ONE if TANH_ONE < a else a  # one vminpd; NaN fails the test and propagates
+    clipped = where_less(TANH_ONE, a, TANH_ONE, a)  # one vminpd; NaN fails the test and propagates
     r, two_k = _reduce_scaled(clipped, -2.0)
     m = _expm1_reduced(r, two_k)
     return math.copysign(-m / (2.0 + m), z)
@@ -129,4 +114,4 @@ def tanh(z: float) -> float:
 def sigmoid(z: float) -> float:
     """sigmoid z = 1/(1 + e^-z) for z >= 0 and e^z/(1 + e^z) below, with e = e^(-|z|) <= 1."""
     e = exp_nonpositive(-abs(z))
-    return 1.0 / (1.0 + e) if z >= 0.0 else e / (1.0 + e)
+    return where_less(z, 0.0, e / (1.0 + e), 1.0 / (1.0 + e))

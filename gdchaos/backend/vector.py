@@ -1,0 +1,273 @@
+"""LANES float64 lanes as one Numba value (``<16 x double>``): explicit SIMD inside ordinary kernels.
+
+LLVM vectorises loops over long rows by itself, but not code whose natural vector is short and
+fixed: a block of 8 samples carried through a whole small network, with its activations and
+gradient sums in registers. :data:`f64x8` is a Numba type whose values are LLVM vectors; the
+arithmetic operators, ``abs``, ``math.copysign`` and the functions below work on it lane by lane
+(a float operand is broadcast), so the same source (e.g. :mod:`.vecmath`'s tanh) compiles for a
+float and for a vector. Operations are the IEEE ones of the scalar code: a lane computes what the
+scalar expression computes (the kernel's fast-math flags apply to both). On AVX2 machines LLVM
+splits each vector into two of four.
+"""
+from __future__ import annotations
+
+import math
+import operator
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, overload, register_model
+
+LANES = 16  # float64 lanes per vector (LLVM splits it into 2 zmm or 4 ymm registers)
+
+
+class F64x8(types.Type):
+    """The Numba type of a vector of eight float64."""
+
+    def __init__(self):
+        super().__init__(name="f64x8")
+
+
+f64x8 = F64x8()
+_I32 = ir.IntType(32)
+_I64 = ir.IntType(64)
+_DOUBLE = ir.DoubleType()
+_VECTOR = ir.VectorType(_DOUBLE, LANES)
+_INTS = ir.VectorType(_I64, LANES)
+
+
+@register_model(F64x8)
+class _VectorModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VECTOR)
+
+
+def _is_vector(value) -> bool:
+    return isinstance(value, F64x8)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (types.Float, types.Integer, types.Boolean))
+
+
+def _operands(*values) -> bool:
+    """Whether a lane-wise operation applies: numbers and vectors, at least one vector."""
+    return any(map(_is_vector, values)) and all(_is_vector(v) or _is_number(v) for v in values)
+
+
+def _spread(context, builder, value, value_type):
+    """A vector from an operand: a vector as is, a number cast to float64 and broadcast."""
+    if _is_vector(value_type):
+        return value
+    scalar = context.cast(builder, value, value_type, types.float64)
+    first = builder.insert_element(ir.Constant(_VECTOR, ir.Undefined), scalar, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(first, ir.Constant(_VECTOR, ir.Undefined),
+                                  ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
+
+
+def _llvm_function(builder, name: str, n_args: int):
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR, [_VECTOR] * n_args), name)
+
+
+def _lanewise(build, scalars: bool = False):
+    """An intrinsic of vectors and numbers (numbers broadcast) returning a vector; with ``scalars``,
+    of numbers only it returns a float64 (the same operation on one lane)."""
+    def typer(typingctx, *values):
+        if scalars and all(map(_is_number, values)):
+            def scalar_codegen(context, builder, signature, args):
+                return build(builder, *[context.cast(builder, a, t, types.float64)
+                                        for a, t in zip(args, signature.args)])
+            return types.float64(*values), scalar_codegen
+        if not _operands(*values):
+            return None
+
+        def codegen(context, builder, signature, args):
+            spread = [_spread(context, builder, a, t) for a, t in zip(args, signature.args)]
+            return build(builder, *spread)
+        return f64x8(*values), codegen
+    return typer
+
+
+@intrinsic
+def _add(typingctx, a, b):
+    return _lanewise(lambda builder, x, y: builder.fadd(x, y))(typingctx, a, b)
+
+
+@intrinsic
+def _sub(typingctx, a, b):
+    return _lanewise(lambda builder, x, y: builder.fsub(x, y))(typingctx, a, b)
+
+
+@intrinsic
+def _mul(typingctx, a, b):
+    return _lanewise(lambda builder, x, y: builder.fmul(x, y))(typingctx, a, b)
+
+
+@intrinsic
+def _div(typingctx, a, b):
+    return _lanewise(lambda builder, x, y: builder.fdiv(x, y))(typingctx, a, b)
+
+
+@intrinsic
+def _neg(typingctx, a):
+    return _lanewise(lambda builder, x: builder.fneg(x))(typingctx, a)
+
+
+@intrinsic
+def _abs(typingctx, a):
+    return _lanewise(lambda builder, x: builder.call(_llvm_function(builder, f"llvm.fabs.v{LANES}f64", 1), [x]))(
+        typingctx, a)
+
+
+@intrinsic
+def _copysign(typingctx, magnitude, sign):
+    return _lanewise(lambda builder, x, y: builder.call(_llvm_function(builder, f"llvm.copysign.v{LANES}f64", 2),
+                                                         [x, y]))(typingctx, magnitude, sign)
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """a b + c with one rounding, lane by lane."""
+    return _lanewise(lambda builder, x, y, z: builder.call(_llvm_function(builder, f"llvm.fma.v{LANES}f64", 3),
+                                                            [x, y, z]))(typingctx, a, b, c)
+
+
+@intrinsic
+def where_less(typingctx, a, b, x, y):
+    """x where a < b else y, lane by lane (a NaN compares false: y); also of four numbers."""
+    return _lanewise(lambda builder, a_, b_, x_, y_: builder.select(builder.fcmp_ordered("<", a_, b_), x_, y_),
+                     scalars=True)(typingctx, a, b, x, y)
+
+
+@intrinsic
+def where_equal(typingctx, a, b, x, y):
+    """x where a == b else y, lane by lane; also of four numbers."""
+    return _lanewise(lambda builder, a_, b_, x_, y_: builder.select(builder.fcmp_ordered("==", a_, b_), x_, y_),
+                     scalars=True)(typingctx, a, b, x, y)
+
+
+@intrinsic
+def exponent_scale(typingctx, shifted):
+    """2^k where the low bits of the float64 ``shifted`` hold the integer k (x + 1.5 2^52 rounds x to
+    k there): (bits + 1023) << 52 reinterpreted. Scalars and vectors alike."""
+    if _is_vector(shifted):
+        value_type, int_type, result = _VECTOR, _INTS, f64x8
+    elif isinstance(shifted, types.Float):
+        value_type, int_type, result = _DOUBLE, _I64, types.float64
+    else:
+        return None
+
+    def codegen(context, builder, signature, args):
+        value = context.cast(builder, args[0], signature.args[0], result) if result is types.float64 else args[0]
+        bits = builder.bitcast(value, int_type)
+        one = ir.Constant(int_type, [1023] * LANES if int_type is _INTS else 1023)
+        shift = ir.Constant(int_type, [52] * LANES if int_type is _INTS else 52)
+        return builder.bitcast(builder.shl(builder.add(bits, one), shift), value_type)
+    return result(shifted), codegen
+
+
+@intrinsic
+def splat(typingctx, value):
+    """A vector with ``value`` in every lane."""
+    if not _is_number(value):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return _spread(context, builder, args[0], signature.args[0])
+    return f64x8(value), codegen
+
+
+@intrinsic
+def load(typingctx, array, start):
+    """array.flat[start:start + 8] of a C-contiguous float64 array (bounds not checked)."""
+    if not (isinstance(array, types.Array) and array.dtype == types.float64 and isinstance(start, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        index = context.cast(builder, args[1], signature.args[1], types.int64)
+        return builder.load(builder.bitcast(builder.gep(data, [index]), _VECTOR.as_pointer()), align=8)
+    return f64x8(array, start), codegen
+
+
+@intrinsic
+def store(typingctx, array, start, value):
+    """array.flat[start:start + 8] = value (C-contiguous float64 array, bounds not checked)."""
+    if not (isinstance(array, types.Array) and array.dtype == types.float64 and _is_vector(value)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        index = context.cast(builder, args[1], signature.args[1], types.int64)
+        builder.store(args[2], builder.bitcast(builder.gep(data, [index]), _VECTOR.as_pointer()), align=8)
+        return context.get_dummy_value()
+    return types.void(array, start, value), codegen
+
+
+@intrinsic
+def lane(typingctx, vector, k):
+    """Lane ``k`` of a vector, a float64."""
+    if not (_is_vector(vector) and isinstance(k, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.extract_element(args[0], context.cast(builder, args[1], signature.args[1], types.int32))
+    return types.float64(vector, k), codegen
+
+
+@intrinsic
+def iota(typingctx):
+    """The vector (0, 1, ..., 7)."""
+    def codegen(context, builder, signature, args):
+        return ir.Constant(_VECTOR, [float(k) for k in range(LANES)])
+    return f64x8(), codegen
+
+
+@intrinsic
+def total(typingctx, vector):
+    """The sum of the lanes in a fixed pairwise order: ((0+4) + (2+6)) + ((1+5) + (3+7))."""
+    if not _is_vector(vector):
+        return None
+
+    def codegen(context, builder, signature, args):
+        value, width = args[0], LANES
+        while width > 1:
+            width //= 2
+            low = builder.shuffle_vector(value, ir.Constant(value.type, ir.Undefined),
+                                         ir.Constant(ir.VectorType(_I32, width), list(range(width))))
+            high = builder.shuffle_vector(value, ir.Constant(value.type, ir.Undefined),
+                                          ir.Constant(ir.VectorType(_I32, width), list(range(width, 2 * width))))
+            value = builder.fadd(low, high)
+        return builder.extract_element(value, ir.Constant(_I32, 0))
+    return types.float64(vector), codegen
+
+
+def _binary(function):
+    def select(a, b):
+        if _operands(a, b):
+            return lambda a, b: function(a, b)
+    return select
+
+
+overload(operator.add)(_binary(_add))
+overload(operator.sub)(_binary(_sub))
+overload(operator.mul)(_binary(_mul))
+overload(operator.truediv)(_binary(_div))
+overload(operator.iadd)(_binary(_add))
+overload(operator.isub)(_binary(_sub))
+overload(operator.imul)(_binary(_mul))
+overload(operator.itruediv)(_binary(_div))
+overload(math.copysign)(_binary(_copysign))
+
+
+@overload(operator.neg)
+def _negate(a):
+    if _is_vector(a):
+        return lambda a: _neg(a)
+
+
+@overload(abs)
+def _absolute(a):
+    if _is_vector(a):
+        return lambda a: _abs(a)
