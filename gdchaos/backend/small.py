@@ -2,10 +2,11 @@
 
 For tiny networks the layer-by-layer path (one BLAS call or kernel per layer for all networks)
 streams large arrays through memory several times per epoch. Here each thread takes whole
-networks, one after another, and keeps one network's activations on all samples, (units, N),
-in its cache. Every loop runs over the samples of one unit: a contiguous, vectorised pass with
-the network's weights as scalars (x is transposed once to (features, N)). Weight gradients are
-dot products over the samples. Threads take different networks, so a network's result does not
+networks, one after another; a block of LANES samples (one per lane of a :mod:`.vector`
+vector) goes through the whole forward and backward pass at a time, with the network's weights
+as scalars (x is transposed and padded once, :func:`_blocked`), and the weight gradients are
+summed per lane. The Hessian-vector kernel keeps one network's activations on all samples,
+(units, N), with loops over the samples of one unit. Threads take different networks, so a network's result does not
 depend on the batch it is in. Same mathematics as :mod:`gdchaos.nn.mlp` (which the tests compare
 against):
 
@@ -83,11 +84,11 @@ def _network(p, g, mode, x, labels, n_samples, sizes, act_offsets, param_offsets
     ACCURACY mode) and the correct count; in GRADIENT mode also writes scale dL/dtheta + l2 W into ``g``.
 
     ``x`` holds feature k of sample n at k S + n and ``labels`` the labels as floats, S a multiple
-    of 8 (samples past ``n_samples``: label -1, ignored). Each block of 8 samples, one per vector
+    of LANES (samples past ``n_samples``: label -1, ignored). Each block of LANES samples, one per vector
     lane, goes through the forward pass, the softmax and the backward pass before the next block;
     the gradient sums stay per lane in ``sums`` and are added across lanes at the end (in a fixed
     order). ``scratch``: the thread's work arrays (:func:`_scratch`): the block's inputs and
-    activations of every layer in ``acts`` (rows of 8 from ``act_offsets``), delta of two layers
+    activations of every layer in ``acts`` (rows of LANES from ``act_offsets``), delta of two layers
     in ``deltas``. Called, not inlined: compiled once for all its callers and modes."""
     acts, deltas, sums = scratch
     stride = labels.shape[0]
@@ -235,7 +236,7 @@ def _rows(sizes):
 
 @kernel()
 def _scratch(sizes, n_units, n_params):
-    """A thread's work arrays for :func:`_network`, 8 lanes per row, 64-byte aligned: inputs and
+    """A thread's work arrays for :func:`_network`, LANES values per row, 64-byte aligned: inputs and
     activations (n_units rows), delta of two layers (width rows each) and the lane sums of the
     gradient (n_params rows)."""
     width = 0

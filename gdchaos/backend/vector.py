@@ -1,7 +1,7 @@
 """LANES float64 lanes as one Numba value (``<16 x double>``): explicit SIMD inside ordinary kernels.
 
 LLVM vectorises loops over long rows by itself, but not code whose natural vector is short and
-fixed: a block of 8 samples carried through a whole small network, with its activations and
+fixed: a block of samples carried through a whole small network, with its activations and
 gradient sums in registers. :data:`f64x8` is a Numba type whose values are LLVM vectors; the
 arithmetic operators, ``abs``, ``math.copysign`` and the functions below work on it lane by lane
 (a float operand is broadcast), so the same source (e.g. :mod:`.vecmath`'s tanh) compiles for a
