@@ -91,8 +91,12 @@ def test_iris_curve_is_the_small_ball_limit_and_goes_on_after_saturation():
     # chaotic eta: d_1 saturates, the linearised separation does not
     chaotic = tangent[1]
     assert np.all(chaotic[:, -1] - ball[1, :, -1] > 5)
-    late = (chaotic[:, -1] - chaotic[:, 100]) / 100  # growth rate long after d_1 saturated
-    assert np.count_nonzero(late > 0.3) >= 2
+    # epochs 40-60: d_1 has saturated (ln d_1 ~ 1-3), the transient is still chaotic; later some
+    # ICs turn regular, and which ones depends on round-off, so later windows make no robust test
+    tangent_rate = (chaotic[:, 60] - chaotic[:, 40]) / 20
+    ball_rate = (ball[1, :, 60] - ball[1, :, 40]) / 20
+    assert tangent_rate.mean() > 0.25
+    assert np.all(tangent_rate > 2 * ball_rate)
 
 
 def test_iris_full_spectrum_sums_to_mean_log_det_of_dense_jacobians():
