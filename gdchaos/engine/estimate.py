@@ -60,6 +60,7 @@ TINY_EPOCHS = 2  # epochs of the tiny run that measures the start-up (the fewest
 TINY_MLP = {"kind": "mlp", "hidden": [8]}  # the tiny run's network: its training is a small part of the run
 _START_LOCK = threading.Lock()  # one start-up measurement at a time (the TUI estimates in threads)
 MACHINE_STAT = Path("/proc/stat")  # Linux: CPU time of the whole machine (elsewhere: no check)
+AUTOGROUP = "/proc/self/autogroup"  # this session's scheduler group (Linux)
 
 
 class Calibration(NamedTuple):
@@ -273,12 +274,25 @@ def refresh_in_background(presets: list[str]) -> bool:
     return True
 
 
+def _yield_to_others() -> None:
+    """Lowest CPU priority for this process: nice 10 and, on Linux, nice 19 for its session's
+    scheduler group (with autogroups, the default on desktops and many servers, a process's nice only
+    ranks it within its own session, and the probe runs in a session of its own: without the group's
+    nice it takes half the machine from a run started in a terminal)."""
+    if hasattr(os, "nice"):
+        os.nice(10)
+    try:
+        with open(AUTOGROUP, "w") as group:
+            group.write("19")
+    except OSError:  # not Linux, autogroups off, or not allowed: the process nice alone
+        pass
+
+
 def main(argv: list[str]) -> int:
     """``python -m gdchaos.engine.estimate PRESET...``: measure and store their calibrations."""
     from gdchaos import presets
 
-    if hasattr(os, "nice"):
-        os.nice(10)
+    _yield_to_others()
     for name in argv:
         config = presets.get(name)
         key = calibration_key(config)

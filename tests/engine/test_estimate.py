@@ -230,12 +230,15 @@ def test_the_background_refresh_waits_for_a_quiet_machine_to_replace_a_disturbed
 
     monkeypatch.setenv("GDCHAOS_CACHE", str(tmp_path))
     monkeypatch.setattr(estimate.os, "nice", lambda increment: 0)  # not this test process
+    group = tmp_path / "autogroup"
+    monkeypatch.setattr(estimate, "AUTOGROUP", str(group))  # nor its session
     key = estimate.calibration_key(presets.get("iris-tanh"))
     estimate.store_calibration(key, estimate.Calibration(2e-5, 1e-5, 0.6))
     probes = []
     monkeypatch.setattr(estimate, "_timed_probe", lambda *args: probes.append(args) or estimate.Calibration(1e-5, 1e-5, 0.0))
     monkeypatch.setattr(estimate, "busy_now", lambda: True)
     assert estimate.main(["iris-tanh"]) == 0 and not probes  # kept: still busy
+    assert group.read_text() == "19"  # the probe's session yields to every other session
     monkeypatch.setattr(estimate, "busy_now", lambda: False)
     monkeypatch.setattr(estimate, "_timed_tiny_runs", lambda dataset, data_dir: 0.8)
     assert estimate.main(["iris-tanh"]) == 0 and len(probes) == 1
