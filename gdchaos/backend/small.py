@@ -253,11 +253,13 @@ def _mlp_chunk(theta, x, labels, n_samples, sizes, code, scale, l2, mode, loss_o
     """:func:`small_mlp` of networks [first, stop)."""
     act_offsets, param_offsets = _rows(sizes), _offsets(sizes)[1]
     scratch = _scratch(sizes, act_offsets[-1], param_offsets[-1])
+    control = vector.flush_subnormals()
     for r in range(first, stop):
         g = grad_out[r] if mode == GRADIENT else grad_out[0]
         loss_out[r], correct_out[r] = _network(theta[r], g, mode, x, labels, n_samples, sizes, act_offsets,
                                                param_offsets, code, scale, l2, scratch)
         penalty_out[r] = _squared_weights(theta[r], sizes, param_offsets) if l2 > 0 else 0.0
+    vector.restore_control(control)
 
 
 # what ended a network's training in _train_chunk
@@ -270,6 +272,7 @@ def _train_chunk(theta, eta, x, labels, n_samples, x_test, labels_test, n_test, 
     """:func:`small_train_to_target` of networks [first, stop)."""
     act_offsets, param_offsets = _rows(sizes), _offsets(sizes)[1]
     scratch = _scratch(sizes, act_offsets[-1], param_offsets[-1])
+    control = vector.flush_subnormals()
     for r in range(first, stop):
         p, g, step = theta[r], grad[r], eta[r]
         steps, status = 0, RUNNING
@@ -290,6 +293,7 @@ def _train_chunk(theta, eta, x, labels, n_samples, x_test, labels_test, n_test, 
                 break
         steps_out[r] = steps
         status_out[r] = status
+    vector.restore_control(control)
 
 
 @kernel(nogil=True)
@@ -300,6 +304,7 @@ def _balls_chunk(theta, eta, grad, x, labels, n_samples, x_test, labels_test, n_
     n_records = loss_out.shape[0]
     act_offsets, param_offsets = _rows(sizes), _offsets(sizes)[1]
     scratch = _scratch(sizes, act_offsets[-1], param_offsets[-1])
+    control = vector.flush_subnormals()
     for b in range(first_ball, stop_ball):
         first = b * ball
         if first_update:
@@ -324,6 +329,7 @@ def _balls_chunk(theta, eta, grad, x, labels, n_samples, x_test, labels_test, n_
             if k < n_records - 1:
                 for r in range(first, first + ball):
                     sgd_step(theta[r], grad[r], eta[r])
+    vector.restore_control(control)
 
 
 def _transposed(x: np.ndarray) -> np.ndarray:
