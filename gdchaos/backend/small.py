@@ -213,25 +213,18 @@ def _squared_weights(p, sizes, param_offsets):
 
 
 @kernel()
-def _offsets(sizes):
-    """Row offsets of each layer's activations in the scratch (units, N) and parameter offsets."""
+def _layout(sizes):
+    """(rows, params): rows[l] is the first row of layer l's values in :func:`_network`'s activations
+    (the inputs are layer 0; the last entry is the number of rows), params[l] the offset of W_l
+    (then b_l) in the flat parameters (the last entry is P)."""
     n_layers = sizes.shape[0] - 1
-    act_offsets = np.zeros(n_layers + 1, dtype=np.int64)
-    param_offsets = np.zeros(n_layers + 1, dtype=np.int64)
-    for layer in range(n_layers):
-        act_offsets[layer + 1] = act_offsets[layer] + sizes[layer + 1]
-        param_offsets[layer + 1] = param_offsets[layer] + sizes[layer] * sizes[layer + 1] + sizes[layer + 1]
-    return act_offsets, param_offsets
-
-
-@kernel()
-def _rows(sizes):
-    """Row offsets of each layer's values in :func:`_network`'s activations: the inputs (layer 0)
-    first, then every layer's outputs; the last entry is the number of rows."""
-    rows = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
-    for layer in range(sizes.shape[0]):
+    rows = np.zeros(n_layers + 2, dtype=np.int64)
+    params = np.zeros(n_layers + 1, dtype=np.int64)
+    for layer in range(n_layers + 1):
         rows[layer + 1] = rows[layer] + sizes[layer]
-    return rows
+    for layer in range(n_layers):
+        params[layer + 1] = params[layer] + sizes[layer] * sizes[layer + 1] + sizes[layer + 1]
+    return rows, params
 
 
 @kernel()
@@ -251,7 +244,7 @@ def _scratch(sizes, n_units, n_params):
 def _mlp_chunk(theta, x, labels, n_samples, sizes, code, scale, l2, mode, loss_out, correct_out, penalty_out,
                grad_out, first, stop):
     """:func:`small_mlp` of networks [first, stop)."""
-    act_offsets, param_offsets = _rows(sizes), _offsets(sizes)[1]
+    act_offsets, param_offsets = _layout(sizes)
     scratch = _scratch(sizes, act_offsets[-1], param_offsets[-1])
     control = vector.flush_subnormals()
     for r in range(first, stop):
@@ -270,7 +263,7 @@ RUNNING, REACHED, DIVERGED = 0, 1, 2
 def _train_chunk(theta, eta, x, labels, n_samples, x_test, labels_test, n_test, sizes, code, l2, target, epochs,
                  steps_out, status_out, grad, first, stop):
     """:func:`small_train_to_target` of networks [first, stop)."""
-    act_offsets, param_offsets = _rows(sizes), _offsets(sizes)[1]
+    act_offsets, param_offsets = _layout(sizes)
     scratch = _scratch(sizes, act_offsets[-1], param_offsets[-1])
     control = vector.flush_subnormals()
     for r in range(first, stop):
@@ -302,7 +295,7 @@ def _balls_chunk(theta, eta, grad, x, labels, n_samples, x_test, labels_test, n_
                  first_ball, stop_ball):
     """:func:`small_train_balls` of balls [first_ball, stop_ball)."""
     n_records = loss_out.shape[0]
-    act_offsets, param_offsets = _rows(sizes), _offsets(sizes)[1]
+    act_offsets, param_offsets = _layout(sizes)
     scratch = _scratch(sizes, act_offsets[-1], param_offsets[-1])
     control = vector.flush_subnormals()
     for b in range(first_ball, stop_ball):
@@ -516,7 +509,8 @@ def _network_hvp(p, v, hv, x_t, labels, sizes, act_offsets, param_offsets, code,
 @kernel(nogil=True)
 def _hvp_chunk(theta, v, x_t, labels, sizes, code, scale, l2, hv_out, first, stop):
     """:func:`small_hvp` of networks [first, stop)."""
-    act_offsets, param_offsets = _offsets(sizes)
+    rows, param_offsets = _layout(sizes)
+    act_offsets = rows[1:] - rows[1]  # layer outputs only: the inputs are x_t
     scratch = _hvp_scratch(sizes, act_offsets[-1], x_t.shape[1])
     for r in range(first, stop):
         _network_hvp(theta[r], v[r], hv_out[r], x_t, labels, sizes, act_offsets, param_offsets, code, scale,

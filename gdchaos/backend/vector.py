@@ -2,7 +2,7 @@
 
 LLVM vectorises loops over long rows by itself, but not code whose natural vector is short and
 fixed: a block of samples carried through a whole small network, with its activations and
-gradient sums in registers. :data:`f64x8` is a Numba type whose values are LLVM vectors; the
+gradient sums in registers. :data:`float64_lanes` is a Numba type whose values are LLVM vectors; the
 arithmetic operators, ``abs``, ``math.copysign`` and the functions below work on it lane by lane
 (a float operand is broadcast), so the same source (e.g. :mod:`.vecmath`'s tanh) compiles for a
 float and for a vector. Operations are the IEEE ones of the scalar code: a lane computes what the
@@ -23,14 +23,14 @@ from numba.extending import intrinsic, models, overload, register_model
 LANES = 16  # float64 lanes per vector (LLVM splits it into 2 zmm or 4 ymm registers)
 
 
-class F64x8(types.Type):
-    """The Numba type of a vector of eight float64."""
+class Float64Lanes(types.Type):
+    """The Numba type of a vector of LANES float64."""
 
     def __init__(self):
-        super().__init__(name="f64x8")
+        super().__init__(name=f"float64x{LANES}")
 
 
-f64x8 = F64x8()
+float64_lanes = Float64Lanes()
 _I32 = ir.IntType(32)
 _I64 = ir.IntType(64)
 _DOUBLE = ir.DoubleType()
@@ -38,14 +38,14 @@ _VECTOR = ir.VectorType(_DOUBLE, LANES)
 _INTS = ir.VectorType(_I64, LANES)
 
 
-@register_model(F64x8)
+@register_model(Float64Lanes)
 class _VectorModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
         super().__init__(dmm, fe_type, _VECTOR)
 
 
 def _is_vector(value) -> bool:
-    return isinstance(value, F64x8)
+    return isinstance(value, Float64Lanes)
 
 
 def _is_number(value) -> bool:
@@ -67,8 +67,13 @@ def _spread(context, builder, value, value_type):
                                   ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES))
 
 
-def _llvm_function(builder, name: str, n_args: int):
-    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VECTOR, [_VECTOR] * n_args), name)
+def _llvm_call(builder, name: str, *args):
+    """The LLVM intrinsic ``llvm.NAME`` of doubles or of vectors (by the type of the arguments)."""
+    value_type = args[0].type
+    suffix = f"v{LANES}f64" if value_type == _VECTOR else "f64"
+    function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(value_type, [value_type] * len(args)),
+                                              f"llvm.{name}.{suffix}")
+    return builder.call(function, list(args))
 
 
 def _lanewise(build, scalars: bool = False):
@@ -86,28 +91,19 @@ def _lanewise(build, scalars: bool = False):
         def codegen(context, builder, signature, args):
             spread = [_spread(context, builder, a, t) for a, t in zip(args, signature.args)]
             return build(builder, *spread)
-        return f64x8(*values), codegen
+        return float64_lanes(*values), codegen
     return typer
 
 
-@intrinsic
-def _add(typingctx, a, b):
-    return _lanewise(lambda builder, x, y: builder.fadd(x, y))(typingctx, a, b)
+def _arithmetic(opcode: str):
+    """The intrinsic of one binary IR instruction ('fadd', 'fsub', 'fmul', 'fdiv') lane by lane."""
+    @intrinsic
+    def operation(typingctx, a, b):
+        return _lanewise(lambda builder, x, y: getattr(builder, opcode)(x, y))(typingctx, a, b)
+    return operation
 
 
-@intrinsic
-def _sub(typingctx, a, b):
-    return _lanewise(lambda builder, x, y: builder.fsub(x, y))(typingctx, a, b)
-
-
-@intrinsic
-def _mul(typingctx, a, b):
-    return _lanewise(lambda builder, x, y: builder.fmul(x, y))(typingctx, a, b)
-
-
-@intrinsic
-def _div(typingctx, a, b):
-    return _lanewise(lambda builder, x, y: builder.fdiv(x, y))(typingctx, a, b)
+_add, _sub, _mul, _div = (_arithmetic(opcode) for opcode in ("fadd", "fsub", "fmul", "fdiv"))
 
 
 @intrinsic
@@ -117,21 +113,18 @@ def _neg(typingctx, a):
 
 @intrinsic
 def _abs(typingctx, a):
-    return _lanewise(lambda builder, x: builder.call(_llvm_function(builder, f"llvm.fabs.v{LANES}f64", 1), [x]))(
-        typingctx, a)
+    return _lanewise(lambda builder, x: _llvm_call(builder, "fabs", x))(typingctx, a)
 
 
 @intrinsic
 def _copysign(typingctx, magnitude, sign):
-    return _lanewise(lambda builder, x, y: builder.call(_llvm_function(builder, f"llvm.copysign.v{LANES}f64", 2),
-                                                         [x, y]))(typingctx, magnitude, sign)
+    return _lanewise(lambda builder, x, y: _llvm_call(builder, "copysign", x, y))(typingctx, magnitude, sign)
 
 
 @intrinsic
 def fma(typingctx, a, b, c):
-    """a b + c with one rounding, lane by lane."""
-    return _lanewise(lambda builder, x, y, z: builder.call(_llvm_function(builder, f"llvm.fma.v{LANES}f64", 3),
-                                                            [x, y, z]))(typingctx, a, b, c)
+    """a b + c with one rounding, lane by lane; also of three numbers."""
+    return _lanewise(lambda builder, x, y, z: _llvm_call(builder, "fma", x, y, z), scalars=True)(typingctx, a, b, c)
 
 
 @intrinsic
@@ -153,7 +146,7 @@ def exponent_scale(typingctx, shifted):
     """2^k where the low bits of the float64 ``shifted`` hold the integer k (x + 1.5 2^52 rounds x to
     k there): (bits + 1023) << 52 reinterpreted. Scalars and vectors alike."""
     if _is_vector(shifted):
-        value_type, int_type, result = _VECTOR, _INTS, f64x8
+        value_type, int_type, result = _VECTOR, _INTS, float64_lanes
     elif isinstance(shifted, types.Float):
         value_type, int_type, result = _DOUBLE, _I64, types.float64
     else:
@@ -176,12 +169,12 @@ def splat(typingctx, value):
 
     def codegen(context, builder, signature, args):
         return _spread(context, builder, args[0], signature.args[0])
-    return f64x8(value), codegen
+    return float64_lanes(value), codegen
 
 
 @intrinsic
 def load(typingctx, array, start):
-    """array.flat[start:start + 8] of a C-contiguous float64 array (bounds not checked)."""
+    """array.flat[start:start + LANES] of a C-contiguous float64 array (bounds not checked)."""
     if not (isinstance(array, types.Array) and array.dtype == types.float64 and isinstance(start, types.Integer)):
         return None
 
@@ -189,12 +182,12 @@ def load(typingctx, array, start):
         data = context.make_array(signature.args[0])(context, builder, args[0]).data
         index = context.cast(builder, args[1], signature.args[1], types.int64)
         return builder.load(builder.bitcast(builder.gep(data, [index]), _VECTOR.as_pointer()), align=8)
-    return f64x8(array, start), codegen
+    return float64_lanes(array, start), codegen
 
 
 @intrinsic
 def store(typingctx, array, start, value):
-    """array.flat[start:start + 8] = value (C-contiguous float64 array, bounds not checked)."""
+    """array.flat[start:start + LANES] = value (C-contiguous float64 array, bounds not checked)."""
     if not (isinstance(array, types.Array) and array.dtype == types.float64 and _is_vector(value)):
         return None
 
@@ -219,15 +212,16 @@ def lane(typingctx, vector, k):
 
 @intrinsic
 def iota(typingctx):
-    """The vector (0, 1, ..., 7)."""
+    """The vector (0, 1, ..., LANES - 1)."""
     def codegen(context, builder, signature, args):
         return ir.Constant(_VECTOR, [float(k) for k in range(LANES)])
-    return f64x8(), codegen
+    return float64_lanes(), codegen
 
 
 @intrinsic
 def total(typingctx, vector):
-    """The sum of the lanes in a fixed pairwise order: ((0+4) + (2+6)) + ((1+5) + (3+7))."""
+    """The sum of the lanes in a fixed pairwise order: the upper half added to the lower half, lane by
+    lane, until one lane is left (for 8 lanes ((0+4) + (2+6)) + ((1+5) + (3+7)))."""
     if not _is_vector(vector):
         return None
 
