@@ -31,6 +31,7 @@ from gdchaos.backend.threads import deal, num_threads
 
 CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
 LOG_EVERY = 32  # the loss sums log(prod of 32 softmax denominators): each is in [1, C]
+LN2 = 0.6931471805599453
 
 
 @reduction()
@@ -194,11 +195,11 @@ def _network(p, g, mode, x, labels, n_samples, sizes, act_offsets, param_offsets
 
 @njit(inline="always")
 def _log_lanes(product):
-    """sum over the lanes of log(product): the lanes in order."""
-    total = 0.0
-    for k in range(LANES):
-        total += np.log(vector.lane(product, k))
-    return total
+    """sum over the lanes of log(product), each lane >= 1 (a product of softmax denominators) or not
+    finite: with product = 2^e m, ln 2 sum(e) (exact integers) + log(prod(m)) (m in [1, 2)), one log
+    instead of LANES; a lane of NaN or infinity gives NaN (product * 0 in the sum)."""
+    exponents, mantissas = vector.split_exponent(product)
+    return (vector.total(exponents) * LN2 + np.log(vector.product(mantissas))) + vector.total(product * 0.0)
 
 
 @kernel()

@@ -218,24 +218,50 @@ def iota(typingctx):
     return float64_lanes(), codegen
 
 
+def _across_lanes(opcode: str):
+    """The intrinsic combining a vector's lanes with one IR instruction ('fadd', 'fmul') in a fixed
+    pairwise order: the upper half with the lower half, lane by lane, until one lane is left."""
+    @intrinsic
+    def reduction(typingctx, vector):
+        if not _is_vector(vector):
+            return None
+
+        def codegen(context, builder, signature, args):
+            value, width = args[0], LANES
+            while width > 1:
+                width //= 2
+                low = builder.shuffle_vector(value, ir.Constant(value.type, ir.Undefined),
+                                             ir.Constant(ir.VectorType(_I32, width), list(range(width))))
+                high = builder.shuffle_vector(value, ir.Constant(value.type, ir.Undefined),
+                                              ir.Constant(ir.VectorType(_I32, width), list(range(width, 2 * width))))
+                value = getattr(builder, opcode)(low, high)
+            return builder.extract_element(value, ir.Constant(_I32, 0))
+        return types.float64(vector), codegen
+    return reduction
+
+
+total = _across_lanes("fadd")
+total.__doc__ = """The sum of the lanes in a fixed pairwise order (for 8 lanes ((0+4) + (2+6)) + ((1+5) + (3+7)))."""
+product = _across_lanes("fmul")
+product.__doc__ = """The product of the lanes in the fixed pairwise order of :func:`total`."""
+
+
 @intrinsic
-def total(typingctx, vector):
-    """The sum of the lanes in a fixed pairwise order: the upper half added to the lower half, lane by
-    lane, until one lane is left (for 8 lanes ((0+4) + (2+6)) + ((1+5) + (3+7)))."""
+def split_exponent(typingctx, vector):
+    """(e, m) lane by lane with v = 2^e m, m in [1, 2), for positive normal lanes: the exponent bits
+    less 1023 (as float64) and v with its exponent bits set to 1023 (exact). Other lanes give
+    meaningless values (infinity and NaN: e = 1024)."""
     if not _is_vector(vector):
         return None
 
     def codegen(context, builder, signature, args):
-        value, width = args[0], LANES
-        while width > 1:
-            width //= 2
-            low = builder.shuffle_vector(value, ir.Constant(value.type, ir.Undefined),
-                                         ir.Constant(ir.VectorType(_I32, width), list(range(width))))
-            high = builder.shuffle_vector(value, ir.Constant(value.type, ir.Undefined),
-                                          ir.Constant(ir.VectorType(_I32, width), list(range(width, 2 * width))))
-            value = builder.fadd(low, high)
-        return builder.extract_element(value, ir.Constant(_I32, 0))
-    return types.float64(vector), codegen
+        bits = builder.bitcast(args[0], _INTS)
+        biased = builder.lshr(bits, ir.Constant(_INTS, [52] * LANES))
+        exponent = builder.sitofp(builder.sub(biased, ir.Constant(_INTS, [1023] * LANES)), _VECTOR)
+        fraction = builder.and_(bits, ir.Constant(_INTS, [(1 << 52) - 1] * LANES))
+        mantissa = builder.or_(fraction, ir.Constant(_INTS, [1023 << 52] * LANES))
+        return cgutils.make_anonymous_struct(builder, [exponent, builder.bitcast(mantissa, _VECTOR)])
+    return types.UniTuple(float64_lanes, 2)(vector), codegen
 
 
 def _binary(function):

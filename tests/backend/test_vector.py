@@ -77,3 +77,20 @@ def test_samples_past_n_do_not_count(n):
     np.testing.assert_allclose(loss2, 2 * loss, rtol=1e-13)
     np.testing.assert_array_equal(correct2, 2 * correct)
     np.testing.assert_allclose(grad2, 2 * grad, rtol=1e-12, atol=1e-14)
+
+
+def test_the_loss_is_the_sum_of_per_sample_cross_entropies_and_propagates_nan():
+    """One log per network (exponents and mantissas of the lanes' products of softmax denominators)."""
+    rng = np.random.default_rng(7)
+    n = 5 * LANES * 32 + 3  # past LOG_EVERY blocks, and a partial block
+    x, y = rng.normal(size=(n, 4)), rng.integers(0, 3, n)
+    theta = rng.normal(size=(4, 83)) * np.array([[0.5], [3.0], [30.0], [1.0]])
+    theta[3, 7] = np.nan
+    loss, _, _, _ = small.small_mlp(theta, x, y, (4, 10, 3), "tanh", 1.0, small.LOSS)
+    for r in range(3):
+        w1, b1, w2, b2 = theta[r, :40].reshape(4, 10), theta[r, 40:50], theta[r, 50:80].reshape(10, 3), theta[r, 80:]
+        z = np.tanh(x @ w1 + b1) @ w2 + b2
+        top = z.max(axis=1)
+        expected = np.sum(np.log(np.exp(z - top[:, None]).sum(axis=1)) + top - z[np.arange(n), y])
+        assert loss[r] == pytest.approx(expected, rel=1e-12)
+    assert np.isnan(loss[3])
