@@ -2,40 +2,35 @@
 bit; lane sums in their fixed order; the Iris kernel's padding of N to whole vectors."""
 import numpy as np
 import pytest
+from numba import njit
 
 from gdchaos.backend import small, vecmath, vector
 from gdchaos.backend.jit import kernel
 from gdchaos.backend.vector import LANES
 
 
+@njit(inline="always")
+def _apply(v, which):
+    """The function under test on a float or a vector: one source for both."""
+    if which == 0:
+        return vecmath.tanh(v)
+    if which == 1:
+        return vecmath.exp_nonpositive(-abs(v))
+    if which == 2:
+        return vecmath.sigmoid(v)
+    return vector.fma(v, 2.0, 1.0) - v / 3.0 + vector.where_less(v, 0.5, -v, v * v)
+
+
 @kernel()
 def _on_vectors(z, out, which):
     for i in range(0, z.size, LANES):
-        v = vector.load(z, i)
-        if which == 0:
-            r = vecmath.tanh(v)
-        elif which == 1:
-            r = vecmath.exp_nonpositive(-abs(v))
-        elif which == 2:
-            r = vecmath.sigmoid(v)
-        else:
-            r = vector.fma(v, 2.0, 1.0) - v / 3.0 + vector.where_less(v, 0.5, -v, v * v)
-        vector.store(out, i, r)
+        vector.store(out, i, _apply(vector.load(z, i), which))
 
 
 @kernel()
 def _on_floats(z, out, which):
     for i in range(z.size):
-        v = z[i]
-        if which == 0:
-            r = vecmath.tanh(v)
-        elif which == 1:
-            r = vecmath.exp_nonpositive(-abs(v))
-        elif which == 2:
-            r = vecmath.sigmoid(v)
-        else:
-            r = vector.fma(v, 2.0, 1.0) - v / 3.0 + vector.where_less(v, 0.5, -v, v * v)
-        out[i] = r
+        out[i] = _apply(z[i], which)
 
 
 @pytest.mark.parametrize("which", [0, 1, 2, 3], ids=["tanh", "exp", "sigmoid", "arithmetic"])
