@@ -31,7 +31,6 @@ from gdchaos.backend.threads import deal, num_threads
 
 CHUNKS_PER_THREAD = 8  # networks are dealt to threads in this many chunks each (load balance)
 LOG_EVERY = 32  # the loss sums log(prod of 32 softmax denominators): each is in [1, C]
-LN2 = 0.6931471805599453
 
 
 @reduction()
@@ -199,7 +198,7 @@ def _log_lanes(product):
     finite: with product = 2^e m, ln 2 sum(e) (exact integers) + log(prod(m)) (m in [1, 2)), one log
     instead of LANES; a lane of NaN or infinity gives NaN (product * 0 in the sum)."""
     exponents, mantissas = vector.split_exponent(product)
-    return (vector.total(exponents) * LN2 + np.log(vector.product(mantissas))) + vector.total(product * 0.0)
+    return (vector.total(exponents) * vecmath.LN2 + np.log(vector.product(mantissas))) + vector.total(product * 0.0)
 
 
 @kernel()

@@ -17,6 +17,7 @@ from numba import njit
 from gdchaos.backend.vector import exponent_scale, where_less
 
 LOG2E = 1.4426950408889634  # 1 / ln 2
+LN2 = 0.6931471805599453  # ln 2 rounded to float64
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact for |k| < 2^20
 LN2_LO = 1.90821492927058770002e-10
 ROUND = 6755399441055744.0  # 1.5 * 2^52: x + ROUND rounds x to an integer held in the low bits
